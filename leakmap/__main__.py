@@ -1,0 +1,5 @@
+import sys
+
+from leakmap.cli import main
+
+sys.exit(main())

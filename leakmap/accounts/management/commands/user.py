@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import secrets
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from leakmap.accounts.models import Role, User
+from leakmap.accounts.services import team_get_or_create, user_create
+from leakmap.errors import validation_message
+
+
+class Command(BaseCommand):
+    help = "Manage logins: `leakmap user add USERNAME --role rep|manager|admin`."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        add = sub.add_parser("add", help="create a login")
+        add.add_argument("username")
+        add.add_argument("--role", required=True, choices=Role.values)
+        add.add_argument("--team", default="")
+        add.add_argument("--manager", default="", help="username of the user's manager")
+        add.add_argument("--display-name", default="")
+        add.add_argument("--email", default="")
+        add.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from standard input (otherwise one is generated and printed)",
+        )
+
+    def handle(self, *args, action: str, **opts):
+        if action == "add":
+            self.add(**opts)
+
+    def add(self, *, username, role, team, manager, display_name, email, password_stdin, **_):
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise CommandError("--password-stdin: no password on standard input", returncode=2)
+            generated = False
+        else:
+            password = secrets.token_urlsafe(12)
+            generated = True
+        manager_user = None
+        if manager:
+            manager_user = User.objects.filter(username=manager).first()
+            if manager_user is None:
+                raise CommandError(f"--manager: no user named {manager!r}", returncode=2)
+        try:
+            with transaction.atomic():  # the team is created only if the user is
+                user = user_create(
+                    username=username,
+                    role=role,
+                    team=team_get_or_create(team) if team else None,
+                    manager=manager_user,
+                    display_name=display_name,
+                    email=email,
+                    password=password,
+                )
+        except ValidationError as exc:
+            raise CommandError(validation_message(exc), returncode=2) from exc
+        self.stdout.write(f"created {user.role} {user.username}")
+        if generated:
+            self.stdout.write(f"password: {password}")

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    REP = "rep", _("Sales rep")
+    MANAGER = "manager", _("Manager")
+    ADMIN = "admin", _("Admin")
+
+
+class User(AbstractUser):
+    """A login. Reps own records; managers see their team; admins see everything."""
+
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.REP)
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+    )
+    manager = models.ForeignKey(
+        "self",
+        verbose_name=_("manager"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reports",
+    )
+    display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        blank=True,
+        choices=[("zh-hans", "简体中文"), ("en", "English")],
+    )
+
+    objects = UserManager()
+
+    class Meta:
+        ordering = ["username"]
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.display_name or self.username
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN or self.is_superuser
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == Role.MANAGER

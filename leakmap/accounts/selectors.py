@@ -1,0 +1,46 @@
+"""Who may see what. Every read list in the product filters through these.
+
+A rep sees their own records, a manager their team's (and their direct reports' and their own),
+an admin everything.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from leakmap.accounts.models import Role, User
+
+
+def owner_filter(user: User, field: str = "owner") -> Q:
+    """A Q that keeps the rows whose `field` (a FK to User) is someone `user` may see."""
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser or user.role == Role.ADMIN:
+        return Q()
+    if user.role == Role.MANAGER:
+        # Managers also see unassigned records, so that they can hand them out.
+        q = Q(**{field: user}) | Q(**{f"{field}__manager": user}) | Q(**{f"{field}__isnull": True})
+        if user.team_id is not None:
+            q |= Q(**{f"{field}__team_id": user.team_id})
+        return q
+    return Q(**{field: user})
+
+
+def visible_users(user: User) -> QuerySet[User]:
+    """The people whose records `user` may see (the choices of an owner filter)."""
+    if not user.is_authenticated or not user.is_active:
+        return User.objects.none()
+    if user.is_superuser or user.role == Role.ADMIN:
+        return User.objects.all()
+    if user.role == Role.MANAGER:
+        q = Q(pk=user.pk) | Q(manager=user)
+        if user.team_id is not None:
+            q |= Q(team_id=user.team_id)
+        return User.objects.filter(q)
+    return User.objects.filter(pk=user.pk)
+
+
+def can_see_owner(user: User, owner_id: int | None) -> bool:
+    if owner_id is None:
+        return bool(user.is_authenticated and (user.is_superuser or user.role == Role.ADMIN))
+    return visible_users(user).filter(pk=owner_id).exists()

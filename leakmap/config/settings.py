@@ -1,0 +1,217 @@
+"""Settings, read from the environment.
+
+A fresh clone boots on SQLite in the current directory with no variable set. Every reader below
+fails loudly on a malformed value instead of silently falling back (healthchecks style).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name: str, default: str) -> str:
+    """A string from NAME, or from the file named by NAME_FILE (for docker/systemd secrets)."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name}: {exc.strerror}") from exc
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: expected true or false")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number") from exc
+
+
+def _secret_key() -> str:
+    """LEAKMAP_SECRET_KEY, else a random key kept beside the database so that every worker and
+    every restart signs sessions with the same key."""
+    key = envstr("LEAKMAP_SECRET_KEY", "")
+    if key:
+        return key
+    path = Path(os.environ.get("LEAKMAP_SECRET_KEY_PATH", ".leakmap_secret_key"))
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(key)
+        except FileExistsError:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError:
+            # Read-only directory: fall back to a per-process key (sessions end on restart).
+            pass
+        return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("LEAKMAP_DEBUG", False)
+ALLOWED_HOSTS = [
+    h for h in envstr("LEAKMAP_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h
+]
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("LEAKMAP_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+SITE_URL = envstr("LEAKMAP_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "leakmap.accounts",
+    "leakmap.crm",
+    "leakmap.analytics",
+    "leakmap.automation",
+    "leakmap.exchange",
+    "leakmap.api",
+    "leakmap.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "leakmap.accounts.middleware.UserLanguageMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "leakmap.config.urls"
+WSGI_APPLICATION = "leakmap.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL", "sqlite:///leakmap.sqlite3")
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=envint("LEAKMAP_CONN_MAX_AGE", 0))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r}: {exc}") from exc
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock at
+    # BEGIN, so two writers queue on the busy timeout instead of failing with "database is
+    # locked" when a read transaction tries to upgrade.
+    _db["OPTIONS"] = {
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+            " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+_test_name = os.environ.get("DATABASE_TEST_NAME")
+if _test_name:
+    _db["TEST"] = {"NAME": _test_name}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Locale ---------------------------------------------------------------------------------
+LANGUAGE_CODE = envstr("LEAKMAP_LANGUAGE", "zh-hans")
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = envstr("LEAKMAP_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+LEAKMAP_CURRENCY = envstr("LEAKMAP_CURRENCY", "CNY")
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(envstr("LEAKMAP_STATIC_ROOT", str(BASE_DIR.parent / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the app folders: `leakmap serve` works without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- E-mail ---------------------------------------------------------------------------------
+EMAIL_BACKEND = envstr("LEAKMAP_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = envstr("LEAKMAP_EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("LEAKMAP_EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("LEAKMAP_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("LEAKMAP_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("LEAKMAP_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = envstr("LEAKMAP_FROM_EMAIL", "leakmap@localhost")
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("LEAKMAP_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache"
+        if envbool("LEAKMAP_DB_CACHE", False)
+        else "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "leakmap_cache",
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("LEAKMAP_LOG_LEVEL", "WARNING")},
+}
+
+# --- Product settings -----------------------------------------------------------------------
+LEAKMAP_NO_FOLLOW_UP_DAYS = envint("LEAKMAP_NO_FOLLOW_UP_DAYS", 7)

@@ -1,0 +1,450 @@
+"""The funnel's record: leads, deals, the stages they pass through, follow-ups and spend.
+
+Models hold data and tiny helpers only; every write goes through `leakmap.crm.services`, which
+keeps the invariants and the per-deal facts (the `reached_order`, `lost_at_stage`, … columns on
+Deal) that analytics reads.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class NamedModel(models.Model):
+    """A small lookup list (sources, industries, competitors) matched by name."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Source(NamedModel):
+    class Meta(NamedModel.Meta):
+        verbose_name = _("lead source")
+        verbose_name_plural = _("lead sources")
+
+
+class Industry(NamedModel):
+    class Meta(NamedModel.Meta):
+        verbose_name = _("industry")
+        verbose_name_plural = _("industries")
+
+
+class Competitor(NamedModel):
+    class Meta(NamedModel.Meta):
+        verbose_name = _("competitor")
+        verbose_name_plural = _("competitors")
+
+
+class LostReason(NamedModel):
+    requires_competitor = models.BooleanField(
+        _("requires a competitor"),
+        default=False,
+        help_text=_("Closing lost with this reason also requires naming the competitor."),
+    )
+
+    class Meta(NamedModel.Meta):
+        verbose_name = _("lost reason")
+        verbose_name_plural = _("lost reasons")
+
+
+class Pipeline(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    is_default = models.BooleanField(_("default"), default=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("pipeline")
+        verbose_name_plural = _("pipelines")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StageKind(models.TextChoices):
+    OPEN = "open", _("Open")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+
+
+class Stage(models.Model):
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    key = models.SlugField(_("key"), max_length=50)
+    label_zh = models.CharField(_("label (zh-hans)"), max_length=100)
+    label_en = models.CharField(_("label (en)"), max_length=100)
+    order = models.PositiveSmallIntegerField(_("order"))
+    probability = models.PositiveSmallIntegerField(
+        _("win probability %"), validators=[MaxValueValidator(100)]
+    )
+    kind = models.CharField(
+        _("kind"), max_length=4, choices=StageKind.choices, default=StageKind.OPEN
+    )
+    sla_days = models.PositiveSmallIntegerField(_("SLA days"), null=True, blank=True)
+    # What must be true for a deal to enter this stage, shown wherever reps pick a stage so that
+    # every rep means the same thing by it.
+    entry_criteria_zh = models.TextField(_("entry criteria (zh-hans)"), blank=True)
+    entry_criteria_en = models.TextField(_("entry criteria (en)"), blank=True)
+    required_fields = models.JSONField(
+        _("required fields"),
+        default=list,
+        blank=True,
+        help_text=_("Deal fields that must be filled before a deal may enter this stage."),
+    )
+
+    class Meta:
+        ordering = ["pipeline", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "key"], name="stage_key_unique"),
+        ]
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        lang = translation.get_language() or settings.LANGUAGE_CODE
+        return self.label_en if lang.startswith("en") else self.label_zh
+
+    @property
+    def entry_criteria(self) -> str:
+        lang = translation.get_language() or settings.LANGUAGE_CODE
+        return self.entry_criteria_en if lang.startswith("en") else self.entry_criteria_zh
+
+    @property
+    def is_open(self) -> bool:
+        return self.kind == StageKind.OPEN
+
+    @property
+    def is_closed(self) -> bool:
+        return self.kind != StageKind.OPEN
+
+
+class Account(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    industry = models.ForeignKey(Industry, null=True, blank=True, on_delete=models.SET_NULL)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accounts",
+    )
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["name"])]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("e-mail"), blank=True)
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    title = models.CharField(_("title"), max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+    )
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", _("New")
+    CONTACTED = "contacted", _("Contacted")
+    QUALIFIED = "qualified", _("Qualified")
+    CONVERTED = "converted", _("Converted")
+    DISQUALIFIED = "disqualified", _("Disqualified")
+
+
+class Lead(models.Model):
+    external_id = models.CharField(
+        _("external id"), max_length=100, unique=True, null=True, blank=True
+    )
+    name = models.CharField(_("name"), max_length=200)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    source = models.ForeignKey(
+        Source,
+        verbose_name=_("source"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="leads",
+    )
+    industry = models.ForeignKey(
+        Industry, verbose_name=_("industry"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    title = models.CharField(_("title"), max_length=100, blank=True)
+    budget = models.DecimalField(_("budget"), null=True, blank=True, **MONEY)
+    product = models.CharField(_("product"), max_length=200, blank=True)
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="leads",
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=LeadStatus.choices, default=LeadStatus.NEW
+    )
+    created_at = models.DateTimeField(_("created at"))
+    converted_at = models.DateTimeField(_("converted at"), null=True, blank=True)
+    disqualified_reason = models.CharField(_("disqualified reason"), max_length=200, blank=True)
+    # Fact kept by services: the first follow-up (done activity) on this lead or its deals.
+    first_contacted_at = models.DateTimeField(_("first contacted at"), null=True, blank=True)
+    # Where a web-form lead came from.
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    referrer = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["owner", "created_at"]),
+            models.Index(fields=["source", "created_at"]),
+            models.Index(fields=["email"]),
+            models.Index(fields=["phone"]),
+        ]
+        verbose_name = _("lead")
+        verbose_name_plural = _("leads")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company})" if self.company else self.name
+
+
+class Deal(models.Model):
+    external_id = models.CharField(
+        _("external id"), max_length=100, unique=True, null=True, blank=True
+    )
+    lead = models.ForeignKey(
+        Lead,
+        verbose_name=_("lead"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deals",
+    )
+    name = models.CharField(_("name"), max_length=200)
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deals",
+    )
+    contact = models.ForeignKey(
+        Contact,
+        verbose_name=_("contact"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deals",
+    )
+    amount = models.DecimalField(
+        _("amount"), default=Decimal("0.00"), validators=[MinValueValidator(0)], **MONEY
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals")
+    stage = models.ForeignKey(
+        Stage, verbose_name=_("stage"), on_delete=models.PROTECT, related_name="deals"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.PROTECT,
+        related_name="deals",
+    )
+    source = models.ForeignKey(
+        Source,
+        verbose_name=_("source"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deals",
+    )
+    industry = models.ForeignKey(
+        Industry, verbose_name=_("industry"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(_("created at"))
+    expected_close_date = models.DateField(_("expected close date"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    lost_reason = models.ForeignKey(
+        LostReason, verbose_name=_("lost reason"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    competitor = models.ForeignKey(
+        Competitor, verbose_name=_("competitor"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    lost_notes = models.TextField(_("lost notes"), blank=True)
+    next_follow_up = models.DateTimeField(_("next follow-up"), null=True, blank=True)
+    needs_attention = models.BooleanField(_("needs attention"), default=False)
+
+    # --- Per-deal facts, kept by services in the same transaction as the change that moves them.
+    # Highest `Stage.order` over the non-lost stages in the history (won counts: its order is
+    # above every open stage), so "reached stage S" is `reached_order >= S.order`.
+    reached_order = models.PositiveSmallIntegerField(default=0)
+    # The stage the deal was in when it entered `lost` (null unless lost).
+    lost_at_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stage_entered_at = models.DateTimeField(null=True, blank=True)
+    last_follow_up_at = models.DateTimeField(null=True, blank=True)
+    follow_up_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["owner", "created_at"]),
+            models.Index(fields=["source", "created_at"]),
+            models.Index(fields=["stage", "stage_entered_at"]),
+            models.Index(fields=["expected_close_date"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="deal_amount_not_negative"
+            ),
+        ]
+        verbose_name = _("deal")
+        verbose_name_plural = _("deals")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StageChange(models.Model):
+    """One entry of a deal into a stage. The newest entry is always the deal's current stage."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(_("at"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["deal", "at", "id"]
+        indexes = [
+            models.Index(fields=["deal", "at"]),
+            models.Index(fields=["to_stage", "at"]),
+        ]
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.deal_id}: {self.from_stage_id} → {self.to_stage_id} @ {self.at:%Y-%m-%d %H:%M}"
+        )
+
+
+class ActivityKind(models.TextChoices):
+    CALL = "call", _("Call")
+    EMAIL = "email", _("E-mail")
+    MEETING = "meeting", _("Meeting")
+    NOTE = "note", _("Note")
+    TASK = "task", _("Task")
+
+
+class Activity(models.Model):
+    """A call, e-mail, meeting, note or task. One with `done_at` is a follow-up."""
+
+    external_id = models.CharField(
+        _("external id"), max_length=100, unique=True, null=True, blank=True
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=ActivityKind.choices)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.PROTECT,
+        related_name="activities",
+    )
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    due_at = models.DateTimeField(_("due at"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["deal", "done_at"]),
+            models.Index(fields=["lead", "done_at"]),
+            models.Index(fields=["owner", "due_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(deal__isnull=False) | models.Q(lead__isnull=False),
+                name="activity_has_deal_or_lead",
+            ),
+        ]
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+
+    def __str__(self) -> str:
+        return self.subject or self.get_kind_display()
+
+
+class Spend(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="spend")
+    month = models.DateField(_("month"), help_text=_("First day of the month."))
+    amount = models.DecimalField(_("amount"), validators=[MinValueValidator(0)], **MONEY)
+
+    class Meta:
+        ordering = ["month", "source"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "month"], name="spend_source_month_unique"),
+        ]
+        verbose_name = _("channel spend")
+        verbose_name_plural = _("channel spend")
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.month:%Y-%m}"

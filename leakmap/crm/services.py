@@ -1,0 +1,657 @@
+"""Every write to the funnel's record goes through these functions.
+
+They validate, then write inside one transaction, so that the invariants hold whatever the entry
+point (web, API, CLI, import, rules):
+
+- every stage change writes a StageChange (who, when, from, to), and the newest one is the
+  deal's current stage;
+- `won`/`lost` set `closed_at`; reopening clears it;
+- closing lost needs a lost reason, and a competitor when the reason says so;
+- a stage's required fields must be filled to enter it;
+- the per-deal facts that analytics reads (`reached_order`, `lost_at_stage`, `stage_entered_at`,
+  `last_follow_up_at`, `follow_up_count`) move in the same transaction as the change.
+
+Errors are `django.core.exceptions.ValidationError` keyed by the field at fault, so forms, the
+API (4xx) and the CLI (exit 2) can all name it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from leakmap.accounts.models import User
+from leakmap.crm import events
+from leakmap.crm.models import (
+    Account,
+    Activity,
+    ActivityKind,
+    Competitor,
+    Contact,
+    Deal,
+    Industry,
+    Lead,
+    LeadStatus,
+    LostReason,
+    Pipeline,
+    Source,
+    Stage,
+    StageChange,
+    StageKind,
+)
+
+# Deal fields a stage may require, with the test for "filled".
+REQUIRABLE_FIELDS = {
+    "amount": lambda deal: deal.amount is not None and deal.amount > 0,
+    "expected_close_date": lambda deal: deal.expected_close_date is not None,
+    "account": lambda deal: deal.account_id is not None,
+    "contact": lambda deal: deal.contact_id is not None,
+    "source": lambda deal: deal.source_id is not None,
+    "industry": lambda deal: deal.industry_id is not None,
+    "next_follow_up": lambda deal: deal.next_follow_up is not None,
+}
+
+
+def _now(at: dt.datetime | None) -> dt.datetime:
+    if at is None:
+        return timezone.now()
+    if timezone.is_naive(at):
+        raise ValidationError({"at": _("A time without a time zone is ambiguous.")})
+    return at
+
+
+def default_pipeline() -> Pipeline:
+    pipeline = Pipeline.objects.filter(is_default=True).first() or Pipeline.objects.first()
+    if pipeline is None:
+        raise ValidationError({"pipeline": _("No pipeline is installed; run `leakmap migrate`.")})
+    return pipeline
+
+
+def first_open_stage(pipeline: Pipeline) -> Stage:
+    stage = pipeline.stages.filter(kind=StageKind.OPEN).order_by("order").first()
+    if stage is None:
+        raise ValidationError({"stage": _("Pipeline %(p)s has no open stage.") % {"p": pipeline}})
+    return stage
+
+
+# --- Lookups ------------------------------------------------------------------------------------
+
+
+def source_get_or_create(name: str) -> Source:
+    return Source.objects.get_or_create(name=name.strip())[0]
+
+
+def industry_get_or_create(name: str) -> Industry:
+    return Industry.objects.get_or_create(name=name.strip())[0]
+
+
+def competitor_get_or_create(name: str) -> Competitor:
+    return Competitor.objects.get_or_create(name=name.strip())[0]
+
+
+# --- Leads --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lead_create(
+    *,
+    name: str,
+    owner: User | None = None,
+    source: Source | None = None,
+    company: str = "",
+    email: str = "",
+    phone: str = "",
+    industry: Industry | None = None,
+    title: str = "",
+    budget: Decimal | None = None,
+    product: str = "",
+    region: str = "",
+    created_at: dt.datetime | None = None,
+    external_id: str | None = None,
+    utm: dict[str, str] | None = None,
+    referrer: str = "",
+) -> Lead:
+    if not name or not name.strip():
+        raise ValidationError({"name": _("A lead needs a name.")})
+    if budget is not None and budget < 0:
+        raise ValidationError({"budget": _("The budget cannot be negative.")})
+    utm = utm or {}
+    lead = Lead(
+        external_id=external_id or None,
+        name=name.strip(),
+        company=company,
+        email=email,
+        phone=phone,
+        source=source,
+        industry=industry,
+        title=title,
+        budget=budget,
+        product=product,
+        region=region,
+        owner=owner,
+        status=LeadStatus.NEW,
+        created_at=_now(created_at),
+        utm_source=utm.get("utm_source", "")[:100],
+        utm_medium=utm.get("utm_medium", "")[:100],
+        utm_campaign=utm.get("utm_campaign", "")[:100],
+        referrer=referrer[:500],
+    )
+    lead.full_clean(exclude=["owner", "source", "industry"])
+    lead.save()
+    events.emit(events.lead_created, lead=lead)
+    return lead
+
+
+@transaction.atomic
+def lead_update(*, lead: Lead, **fields) -> Lead:
+    """Edit a lead's descriptive fields. Status moves go through convert/disqualify."""
+    forbidden = {"status", "converted_at", "first_contacted_at", "id", "pk"} & fields.keys()
+    if forbidden:
+        raise ValidationError({f: _("This field is set by the system.") for f in forbidden})
+    for name, value in fields.items():
+        setattr(lead, name, value)
+    lead.full_clean(exclude=["owner", "source", "industry"])
+    lead.save()
+    return lead
+
+
+@transaction.atomic
+def lead_assign(*, lead: Lead, owner: User | None) -> Lead:
+    lead.owner = owner
+    lead.save(update_fields=["owner"])
+    return lead
+
+
+@transaction.atomic
+def lead_disqualify(*, lead: Lead, reason: str) -> Lead:
+    if not reason or not reason.strip():
+        raise ValidationError({"disqualified_reason": _("Say why the lead is disqualified.")})
+    if lead.status == LeadStatus.CONVERTED:
+        raise ValidationError({"status": _("A converted lead cannot be disqualified.")})
+    lead.status = LeadStatus.DISQUALIFIED
+    lead.disqualified_reason = reason.strip()[:200]
+    lead.save(update_fields=["status", "disqualified_reason"])
+    return lead
+
+
+@transaction.atomic
+def lead_set_status(*, lead: Lead, status: str) -> Lead:
+    """new / contacted / qualified. Converting and disqualifying have their own services."""
+    if status not in (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED):
+        raise ValidationError(
+            {"status": _("Use convert or disqualify for status %(s)s.") % {"s": status}}
+        )
+    if lead.status == LeadStatus.CONVERTED:
+        raise ValidationError({"status": _("The lead is already converted.")})
+    lead.status = status
+    if status != LeadStatus.DISQUALIFIED:
+        lead.disqualified_reason = ""
+    lead.save(update_fields=["status", "disqualified_reason"])
+    return lead
+
+
+@transaction.atomic
+def lead_convert(
+    *,
+    lead: Lead,
+    by: User | None = None,
+    deal_name: str = "",
+    amount: Decimal | None = None,
+    account: Account | None = None,
+    account_name: str = "",
+    contact_name: str = "",
+    expected_close_date: dt.date | None = None,
+    stage: Stage | None = None,
+    owner: User | None = None,
+    at: dt.datetime | None = None,
+    external_id: str | None = None,
+) -> Deal:
+    """Lead → account + contact + deal, in one step. Source, industry and owner carry over."""
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    if lead.status == LeadStatus.CONVERTED:
+        raise ValidationError({"status": _("This lead is already converted.")})
+    if lead.status == LeadStatus.DISQUALIFIED:
+        raise ValidationError({"status": _("A disqualified lead cannot be converted.")})
+    at = _now(at)
+    if at < lead.created_at:
+        raise ValidationError({"at": _("A lead cannot be converted before it was created.")})
+    owner = owner or lead.owner or by
+    if owner is None:
+        raise ValidationError({"owner": _("The deal needs an owner.")})
+    if account is None:
+        account = Account.objects.create(
+            name=(account_name or lead.company or lead.name).strip(),
+            industry=lead.industry,
+            owner=owner,
+            created_at=at,
+        )
+    contact = Contact.objects.create(
+        account=account,
+        name=(contact_name or lead.name).strip(),
+        email=lead.email,
+        phone=lead.phone,
+        title=lead.title,
+        owner=owner,
+        created_at=at,
+    )
+    deal = deal_create(
+        name=deal_name or f"{account.name} - {lead.product or lead.name}",
+        owner=owner,
+        amount=amount if amount is not None else (lead.budget or Decimal("0")),
+        stage=stage,
+        lead=lead,
+        account=account,
+        contact=contact,
+        source=lead.source,
+        industry=lead.industry,
+        expected_close_date=expected_close_date,
+        created_at=at,
+        by=by,
+        external_id=external_id,
+    )
+    lead.status = LeadStatus.CONVERTED
+    lead.converted_at = at
+    if lead.owner_id is None:
+        lead.owner = owner
+    lead.save(update_fields=["status", "converted_at", "owner"])
+    events.emit(events.lead_converted, lead=lead, deal=deal)
+    return deal
+
+
+# --- Deals --------------------------------------------------------------------------------------
+
+
+def _missing_required_fields(deal: Deal, stage: Stage) -> list[str]:
+    """Fields required to enter `stage`. Reaching an open stage (or won) counts as passing every
+    open stage before it, so their requirements apply too; lost only asks for its own."""
+    if stage.kind == StageKind.LOST:
+        stages = [stage]
+    else:
+        stages = list(
+            Stage.objects.filter(pipeline_id=stage.pipeline_id, order__lte=stage.order).exclude(
+                kind=StageKind.LOST
+            )
+        )
+    required: list[str] = []
+    for s in stages:
+        for field in s.required_fields or []:
+            if field not in required:
+                required.append(field)
+    return [f for f in required if f in REQUIRABLE_FIELDS and not REQUIRABLE_FIELDS[f](deal)]
+
+
+def _check_required_fields(deal: Deal, stage: Stage) -> None:
+    missing = _missing_required_fields(deal, stage)
+    if missing:
+        raise ValidationError(
+            {
+                f: _("%(field)s is required to enter stage “%(stage)s”.")
+                % {"field": Deal._meta.get_field(f).verbose_name, "stage": stage.label}
+                for f in missing
+            }
+        )
+
+
+@transaction.atomic
+def deal_create(
+    *,
+    name: str,
+    owner: User,
+    amount: Decimal = Decimal("0"),
+    stage: Stage | None = None,
+    pipeline: Pipeline | None = None,
+    lead: Lead | None = None,
+    account: Account | None = None,
+    contact: Contact | None = None,
+    source: Source | None = None,
+    industry: Industry | None = None,
+    expected_close_date: dt.date | None = None,
+    next_follow_up: dt.datetime | None = None,
+    created_at: dt.datetime | None = None,
+    by: User | None = None,
+    external_id: str | None = None,
+) -> Deal:
+    """A new deal in an open stage (the pipeline's first unless given), with its first history
+    row. Closing goes through deal_close_won / deal_close_lost afterwards."""
+    if not name or not name.strip():
+        raise ValidationError({"name": _("A deal needs a name.")})
+    if amount is None or amount < 0:
+        raise ValidationError({"amount": _("The amount cannot be negative.")})
+    if owner is None:
+        raise ValidationError({"owner": _("The deal needs an owner.")})
+    pipeline = stage.pipeline if stage is not None else (pipeline or default_pipeline())
+    stage = stage or first_open_stage(pipeline)
+    if stage.kind != StageKind.OPEN:
+        raise ValidationError(
+            {"stage": _("A new deal starts in an open stage; close it afterwards.")}
+        )
+    created_at = _now(created_at)
+    deal = Deal(
+        external_id=external_id or None,
+        name=name.strip(),
+        owner=owner,
+        amount=amount,
+        pipeline=pipeline,
+        stage=stage,
+        lead=lead,
+        account=account,
+        contact=contact,
+        source=source if source is not None else (lead.source if lead else None),
+        industry=industry if industry is not None else (lead.industry if lead else None),
+        expected_close_date=expected_close_date,
+        next_follow_up=next_follow_up,
+        created_at=created_at,
+        reached_order=stage.order,
+        stage_entered_at=created_at,
+    )
+    _check_required_fields(deal, stage)
+    deal.save()
+    StageChange.objects.create(deal=deal, from_stage=None, to_stage=stage, at=created_at, by=by)
+    events.emit(events.deal_created, deal=deal)
+    return deal
+
+
+@transaction.atomic
+def deal_update(*, deal: Deal, **fields) -> Deal:
+    """Edit a deal's own fields. Stage, close and facts move only through the services below."""
+    system = {
+        "stage",
+        "stage_id",
+        "closed_at",
+        "reached_order",
+        "lost_at_stage",
+        "stage_entered_at",
+        "last_follow_up_at",
+        "follow_up_count",
+        "lost_reason",
+        "competitor",
+        "pipeline",
+        "id",
+        "pk",
+    } & fields.keys()
+    if system:
+        raise ValidationError({f: _("Change this through a stage move or close.") for f in system})
+    if "amount" in fields and (fields["amount"] is None or fields["amount"] < 0):
+        raise ValidationError({"amount": _("The amount cannot be negative.")})
+    for name, value in fields.items():
+        setattr(deal, name, value)
+    # A deal already past a stage must keep that stage's required fields filled.
+    if deal.stage.kind != StageKind.LOST:
+        _check_required_fields(deal, deal.stage)
+    deal.save()
+    return deal
+
+
+def _latest_change_at(deal: Deal) -> dt.datetime | None:
+    return deal.stage_changes.aggregate(m=Max("at"))["m"]
+
+
+@transaction.atomic
+def deal_move(
+    *,
+    deal: Deal,
+    stage: Stage,
+    by: User | None = None,
+    at: dt.datetime | None = None,
+    lost_reason: LostReason | None = None,
+    competitor: Competitor | None = None,
+    lost_notes: str = "",
+) -> Deal:
+    """Move a deal to `stage`: forwards, backwards, closing, or reopening a closed deal.
+
+    Every move is recorded. Moving to won/lost sets `closed_at`; lost needs a reason (and a
+    competitor when the reason requires one); reopening clears the close.
+    """
+    deal = Deal.objects.select_for_update().select_related("stage").get(pk=deal.pk)
+    at = _now(at)
+    if stage.pipeline_id != deal.pipeline_id:
+        raise ValidationError({"stage": _("That stage belongs to another pipeline.")})
+    if stage.pk == deal.stage_id:
+        raise ValidationError({"stage": _("The deal is already in “%(s)s”.") % {"s": stage.label}})
+    if at < deal.created_at:
+        raise ValidationError({"at": _("A stage change cannot come before the deal was created.")})
+    latest = _latest_change_at(deal)
+    if latest is not None and at < latest:
+        raise ValidationError({"at": _("A stage change cannot come before the deal's last one.")})
+
+    if stage.kind == StageKind.LOST:
+        if lost_reason is None:
+            raise ValidationError(
+                {"lost_reason": _("Closing a deal as lost requires a lost reason.")}
+            )
+        if lost_reason.requires_competitor and competitor is None:
+            raise ValidationError({"competitor": _("Name the competitor the deal was lost to.")})
+    _check_required_fields(deal, stage)
+
+    from_stage = deal.stage
+    change = StageChange.objects.create(
+        deal=deal, from_stage=from_stage, to_stage=stage, at=at, by=by
+    )
+    deal.stage = stage
+    deal.stage_entered_at = at
+    if stage.kind != StageKind.LOST:
+        deal.reached_order = max(deal.reached_order, stage.order)
+    if stage.kind == StageKind.OPEN:
+        deal.closed_at = None
+        deal.lost_reason = None
+        deal.competitor = None
+        deal.lost_at_stage = None
+        deal.lost_notes = ""
+    elif stage.kind == StageKind.WON:
+        deal.closed_at = at
+        deal.lost_reason = None
+        deal.competitor = None
+        deal.lost_at_stage = None
+        deal.needs_attention = False
+    else:
+        deal.closed_at = at
+        deal.lost_reason = lost_reason
+        deal.competitor = competitor
+        deal.lost_notes = lost_notes
+        deal.lost_at_stage = from_stage
+        deal.needs_attention = False
+    deal.save()
+
+    events.emit(
+        events.deal_stage_changed, deal=deal, from_stage=from_stage, to_stage=stage, change=change
+    )
+    if stage.kind == StageKind.WON:
+        events.emit(events.deal_won, deal=deal)
+    elif stage.kind == StageKind.LOST:
+        events.emit(events.deal_lost, deal=deal)
+    return deal
+
+
+def _closing_stage(deal: Deal, kind: str) -> Stage:
+    stage = Stage.objects.filter(pipeline_id=deal.pipeline_id, kind=kind).order_by("order").first()
+    if stage is None:
+        raise ValidationError({"stage": _("The pipeline has no %(k)s stage.") % {"k": kind}})
+    return stage
+
+
+def deal_close_won(*, deal: Deal, by: User | None = None, at: dt.datetime | None = None) -> Deal:
+    return deal_move(deal=deal, stage=_closing_stage(deal, StageKind.WON), by=by, at=at)
+
+
+def deal_close_lost(
+    *,
+    deal: Deal,
+    lost_reason: LostReason | None,
+    competitor: Competitor | None = None,
+    notes: str = "",
+    by: User | None = None,
+    at: dt.datetime | None = None,
+) -> Deal:
+    return deal_move(
+        deal=deal,
+        stage=_closing_stage(deal, StageKind.LOST),
+        by=by,
+        at=at,
+        lost_reason=lost_reason,
+        competitor=competitor,
+        lost_notes=notes,
+    )
+
+
+# --- Activities ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def activity_log(
+    *,
+    owner: User,
+    kind: str,
+    deal: Deal | None = None,
+    lead: Lead | None = None,
+    subject: str = "",
+    due_at: dt.datetime | None = None,
+    done_at: dt.datetime | None = None,
+    notes: str = "",
+    created_at: dt.datetime | None = None,
+    external_id: str | None = None,
+    next_follow_up: dt.datetime | None = None,
+) -> Activity:
+    """Record a call, e-mail, meeting, note or task. With `done_at` it is a follow-up: it moves
+    the deal's and lead's follow-up facts. `next_follow_up` schedules the deal's next one."""
+    if kind not in ActivityKind.values:
+        raise ValidationError({"kind": _("Unknown activity kind “%(k)s”.") % {"k": kind}})
+    if deal is None and lead is None:
+        raise ValidationError({"deal": _("An activity belongs to a deal or a lead.")})
+    if deal is not None and lead is None:
+        lead = deal.lead
+    created_at = _now(created_at)
+    activity = Activity.objects.create(
+        external_id=external_id or None,
+        kind=kind,
+        subject=subject[:200],
+        owner=owner,
+        deal=deal,
+        lead=lead,
+        due_at=due_at,
+        done_at=done_at,
+        notes=notes,
+        created_at=created_at,
+    )
+    if done_at is not None:
+        _record_follow_up(deal=deal, lead=lead, at=done_at)
+    if deal is not None and next_follow_up is not None:
+        Deal.objects.filter(pk=deal.pk).update(next_follow_up=next_follow_up)
+        deal.next_follow_up = next_follow_up
+    events.emit(events.activity_logged, activity=activity)
+    return activity
+
+
+@transaction.atomic
+def activity_complete(*, activity: Activity, done_at: dt.datetime | None = None) -> Activity:
+    if activity.done_at is not None:
+        raise ValidationError({"done_at": _("This activity is already done.")})
+    activity.done_at = _now(done_at)
+    activity.save(update_fields=["done_at"])
+    _record_follow_up(deal=activity.deal, lead=activity.lead, at=activity.done_at)
+    return activity
+
+
+def _record_follow_up(*, deal: Deal | None, lead: Lead | None, at: dt.datetime) -> None:
+    if deal is not None:
+        deal = Deal.objects.select_for_update().get(pk=deal.pk)
+        deal.follow_up_count += 1
+        if deal.last_follow_up_at is None or at > deal.last_follow_up_at:
+            deal.last_follow_up_at = at
+        # A follow-up clears "needs attention" and a passed follow-up date.
+        deal.needs_attention = False
+        if deal.next_follow_up is not None and deal.next_follow_up <= at:
+            deal.next_follow_up = None
+        deal.save(
+            update_fields=[
+                "follow_up_count",
+                "last_follow_up_at",
+                "needs_attention",
+                "next_follow_up",
+            ]
+        )
+    if lead is not None:
+        updates: dict = {}
+        if lead.first_contacted_at is None or at < lead.first_contacted_at:
+            updates["first_contacted_at"] = at
+        if lead.status == LeadStatus.NEW:
+            updates["status"] = LeadStatus.CONTACTED
+        if updates:
+            Lead.objects.filter(pk=lead.pk).update(**updates)
+            for k, v in updates.items():
+                setattr(lead, k, v)
+
+
+# --- Facts, recomputed from the record in bulk -------------------------------------------------
+
+
+def deals_refresh_facts(deal_ids=None) -> int:
+    """Recompute every per-deal fact from the stage history and activities, in SQL.
+
+    Used after bulk imports and after a pipeline's stages are reordered; the per-change services
+    above keep the same facts incrementally. `deal_ids` may be a list or a queryset of ids;
+    None means every deal. Returns the number of deals updated.
+
+    A deal with no history row counts as having entered its current stage at created_at, and
+    every open stage before it (CONTRACT §4). A lost deal with no history has no stage it was
+    lost from on record: it counts as lost at the pipeline's first open stage, so it is not
+    credited with stages it never showed it reached.
+    """
+    deals = Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+    history = StageChange.objects.filter(deal=OuterRef("pk"))
+    newest = history.order_by("-at", "-id")
+    reached = (
+        history.exclude(to_stage__kind=StageKind.LOST)
+        .values("deal")
+        .annotate(m=Max("to_stage__order"))
+        .values("m")
+    )
+    current_stage = Stage.objects.filter(pk=OuterRef("stage_id"))
+    first_open = Stage.objects.filter(
+        pipeline=OuterRef("pipeline_id"), kind=StageKind.OPEN
+    ).order_by("order")
+    # Without history: the current stage's order, or for a lost deal the first open stage's.
+    fallback_order = Coalesce(
+        Subquery(current_stage.exclude(kind=StageKind.LOST).values("order")[:1]),
+        Subquery(first_open.values("order")[:1]),
+        Value(0),
+    )
+    follow_ups = (
+        Activity.objects.filter(deal=OuterRef("pk"), done_at__isnull=False)
+        .values("deal")
+        .annotate(n=Count("id"), last=Max("done_at"))
+    )
+    with transaction.atomic():
+        count = deals.update(
+            reached_order=Coalesce(Subquery(reached[:1]), fallback_order),
+            stage_entered_at=Coalesce(Subquery(newest.values("at")[:1]), F("created_at")),
+            last_follow_up_at=Subquery(follow_ups.values("last")[:1]),
+            follow_up_count=Coalesce(Subquery(follow_ups.values("n")[:1]), Value(0)),
+        )
+        # The stage it was in when it entered lost: the newest change's from_stage.
+        deals.filter(stage__kind=StageKind.LOST).update(
+            lost_at_stage=Coalesce(
+                Subquery(newest.filter(to_stage__kind=StageKind.LOST).values("from_stage")[:1]),
+                Subquery(first_open.values("pk")[:1]),
+            )
+        )
+        deals.exclude(stage__kind=StageKind.LOST).update(lost_at_stage=None)
+    return count
+
+
+def leads_refresh_facts(lead_ids=None) -> int:
+    """Recompute `first_contacted_at` of leads from the follow-ups on them and their deals."""
+    leads = Lead.objects.all() if lead_ids is None else Lead.objects.filter(pk__in=lead_ids)
+    first = (
+        Activity.objects.filter(Q(lead=OuterRef("pk")) | Q(deal__lead=OuterRef("pk")))
+        .filter(done_at__isnull=False)
+        .values("done_at")
+        .order_by("done_at")
+    )
+    return leads.update(first_contacted_at=Subquery(first[:1]))

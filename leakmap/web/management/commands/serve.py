@@ -1,0 +1,23 @@
+"""`leakmap serve`: gunicorn + whitenoise, never Django's development server."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from leakmap.web.server import run_server
+
+
+class Command(BaseCommand):
+    help = "Run the production web server (gunicorn, static files served by whitenoise)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=2)
+
+    def handle(self, *args, host: str, port: int, workers: int, **opts):
+        if not (0 < port < 65536):
+            raise CommandError(f"--port {port}: not a TCP port", returncode=2)
+        if workers < 1:
+            raise CommandError(f"--workers {workers}: need at least one", returncode=2)
+        run_server(host=host, port=port, workers=workers)

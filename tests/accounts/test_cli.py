@@ -1,0 +1,75 @@
+"""The `leakmap` command as a user runs it: a real process, a real database file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
+    reason="runs the CLI against a throwaway SQLite file",
+)
+
+
+def leakmap(tmp_path, *args, stdin: str = ""):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    env.pop("DATABASE_TEST_NAME", None)
+    return subprocess.run(
+        [sys.executable, "-m", "leakmap", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_it_migrates_and_adds_a_user(tmp_path):
+    assert leakmap(tmp_path, "migrate", "-v0").returncode == 0
+    done = leakmap(
+        tmp_path,
+        "user",
+        "add",
+        "zhang",
+        "--role",
+        "manager",
+        "--team",
+        "华北",
+        "--password-stdin",
+        stdin="a-long-password-9\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "created manager zhang" in done.stdout
+
+
+def test_it_exits_2_and_names_the_problem_on_bad_input(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    leakmap(tmp_path, "user", "add", "li", "--role", "rep")
+    again = leakmap(tmp_path, "user", "add", "li", "--role", "rep")
+    assert again.returncode == 2
+    assert "li" in again.stderr and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    bad_role = leakmap(tmp_path, "user", "add", "wang", "--role", "boss")
+    assert bad_role.returncode == 2
+    assert "--role" in bad_role.stderr
+
+    unknown = leakmap(tmp_path, "frobnicate")
+    assert unknown.returncode == 2
+
+
+def test_a_failed_user_add_writes_nothing(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    failed = leakmap(
+        tmp_path, "user", "add", "zhao", "--role", "rep", "--team", "新团队", "--manager", "nobody"
+    )
+    assert failed.returncode == 2
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "cli.sqlite3")
+    assert con.execute("select count(*) from accounts_team").fetchone()[0] == 0
+    assert con.execute("select count(*) from accounts_user").fetchone()[0] == 0

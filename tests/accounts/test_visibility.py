@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from leakmap.accounts.selectors import visible_users
+from leakmap.crm.selectors import visible_deals, visible_leads
+from tests.factories import LeadFactory, make_deal
+
+
+def test_it_shows_a_rep_only_their_own_records(rep, teammate, outsider):
+    mine = make_deal(owner=rep)
+    make_deal(owner=teammate)
+    make_deal(owner=outsider)
+    LeadFactory(owner=rep)
+    LeadFactory(owner=outsider)
+
+    assert list(visible_deals(rep)) == [mine]
+    assert set(visible_leads(rep).values_list("owner__username", flat=True)) == {"alice"}
+
+
+def test_it_shows_a_manager_the_team_but_not_outsiders(rep, teammate, outsider, manager):
+    make_deal(owner=rep)
+    make_deal(owner=teammate)
+    make_deal(owner=outsider)
+    owners = set(visible_deals(manager).values_list("owner__username", flat=True))
+    assert owners == {"alice", "bob"}
+    assert set(visible_users(manager).values_list("username", flat=True)) == {
+        "alice",
+        "bob",
+        "manager",
+    }
+
+
+def test_it_shows_an_admin_everything(rep, outsider, admin_user):
+    make_deal(owner=rep)
+    make_deal(owner=outsider)
+    assert visible_deals(admin_user).count() == 2
+
+
+def test_an_inactive_user_sees_nothing(rep):
+    make_deal(owner=rep)
+    rep.is_active = False
+    rep.save()
+    assert visible_deals(rep).count() == 0
