@@ -164,7 +164,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Locale ---------------------------------------------------------------------------------
 LANGUAGE_CODE = envstr("LEAKMAP_LANGUAGE", "zh-hans")
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# Each app keeps its own catalogue in leakmap/<app>/locale (found through INSTALLED_APPS).
 TIME_ZONE = envstr("LEAKMAP_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
