@@ -10,6 +10,18 @@ from gunicorn.app.base import BaseApplication
 # here; they run in the master, never in a request thread).
 ON_READY: list[Callable[[], None]] = []
 
+# Periodic background jobs (workflow rules, webhook deliveries): name, interval in seconds, job.
+# Apps register them in AppConfig.ready(); the scheduler started from ON_READY runs them outside
+# any request thread, and each job takes its own database lock so that several servers never do
+# the same work twice.
+PERIODIC_JOBS: list[tuple[str, int, Callable[[], None]]] = []
+
+
+def register_periodic(name: str, every_seconds: int, job: Callable[[], None]) -> None:
+    if any(existing == name for existing, _, _ in PERIODIC_JOBS):
+        return
+    PERIODIC_JOBS.append((name, every_seconds, job))
+
 
 class LeakmapServer(BaseApplication):
     def __init__(self, options: dict):
