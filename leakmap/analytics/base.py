@@ -434,41 +434,48 @@ def _ranked_sql(inner_sql: str) -> str:
     """
 
 
-def grouped_stats(parts: list[tuple[int, QuerySet]]) -> dict[int, Stats]:
-    """n, mean, median, p90 of `v` per group, in one query.
+def _union(parts: list[QuerySet], columns: str) -> tuple[str, list]:
+    sqls, params = [], []
+    for i, qs in enumerate(parts):
+        sql, p = qs.order_by().query.sql_with_params()
+        sqls.append(f"SELECT {columns} FROM ({sql}) AS part{i}")
+        params.extend(p)
+    return " UNION ALL ".join(sqls), params
 
-    `parts` are (group number, values-queryset with the two columns g, v) — each queryset's `g`
-    must be that group number or a column; they are glued with UNION ALL. Group numbers are ints
-    we choose, never user input.
+
+def grouped_stats(parts: list[QuerySet]) -> dict[Any, Stats]:
+    """n, mean, median, p90 of `v` per group `g`, in one query.
+
+    `parts` are values-querysets with the two columns g, v, glued with UNION ALL (so several
+    differently-shaped sources can feed one group). Constant group keys are values we choose,
+    never user input.
     """
     if not parts:
         return {}
-    sqls, params = [], []
-    for i, (_grp, qs) in enumerate(parts):
-        sql, p = qs.order_by().query.sql_with_params()
-        sqls.append(f"SELECT g, v FROM ({sql}) AS part{i}")
-        params.extend(p)
+    inner, params = _union(parts, "g, v")
     with connection.cursor() as cur:
-        cur.execute(_ranked_sql(" UNION ALL ".join(sqls)), params)
-        out = {}
-        for g, n, mean, median, p90 in cur.fetchall():
-            out[g] = Stats(int(n), days(mean), days(median), days(p90))
-    return out
+        cur.execute(_ranked_sql(inner), params)
+        return {
+            g: Stats(int(n), days(mean), days(median), days(p90))
+            for g, n, mean, median, p90 in cur.fetchall()
+        }
 
 
-def km_curves(qs: QuerySet) -> dict[int, list[tuple[float, int, int]]]:
-    """Per group g: [(t, events, total)] with t in hundredths of a day, from a values-queryset
-    with g, v (days) and e (1 = left the stage, 0 = still there: censored). Aggregated in SQL; the
+def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:
+    """Per group g: [(t, events, total)] with t in hundredths of a day, from values-querysets with
+    g, v (days) and e (1 = left the stage, 0 = still there: censored). Aggregated in SQL; the
     product-limit estimate is then a walk over these few hundred points per group."""
-    sql, params = qs.order_by().query.sql_with_params()
+    if not parts:
+        return {}
+    inner, params = _union(parts, "g, v, e")
     bucket = "CAST(v * 100 AS INTEGER)" if connection.vendor == "sqlite" else "FLOOR(v * 100)"
+    out: dict[Any, list[tuple[float, int, int]]] = {}
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT g, {bucket} AS t, SUM(e), COUNT(*) FROM ({sql}) AS base"
+            f"SELECT g, {bucket} AS t, SUM(e), COUNT(*) FROM ({inner}) AS base"
             f" WHERE v IS NOT NULL GROUP BY g, {bucket} ORDER BY g, t",
             params,
         )
-        out: dict[int, list[tuple[float, int, int]]] = {}
         for g, t, events, total in cur.fetchall():
             out.setdefault(g, []).append((int(t) / 100, int(events), int(total)))
     return out

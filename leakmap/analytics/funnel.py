@@ -81,11 +81,11 @@ def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
         qs = deals.filter(st_reached__gte=s.order).annotate(
             g=Value(i), v=_reach_days(scope, s.order)
         )
-        parts.append((i, qs.values("g", "v")))
+        parts.append(qs.values("g", "v"))
     won_step = len(stages.open)
     if stages.won is not None:
         qs = deals.filter(won).annotate(g=Value(won_step), v=_reach_days(scope, stages.won.order))
-        parts.append((won_step, qs.values("g", "v")))
+        parts.append(qs.values("g", "v"))
     medians = grouped_stats(parts)
 
     rows = [
