@@ -325,6 +325,7 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
             Subquery(latest.values("to_stage_id")[:1]),
             Subquery(earliest.values("to_stage_id")[:1]),
             F("stage_id"),
+            output_field=IntegerField(),
         ),
         st_latest_at=Subquery(latest.values("at")[:1]),
     )
@@ -345,6 +346,7 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
                     Subquery(latest.values("from_stage_id")[:1]),
                     F("lost_at_stage_id"),
                     Value(stages.first_open_id),
+                    output_field=IntegerField(),
                 ),
             ),
             default=Value(None),

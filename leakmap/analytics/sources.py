@@ -75,7 +75,7 @@ def sources(scope: Scope) -> ReportResult:
     }
     deals = {
         g["lead__source__name"]: g
-        for g in deal_states(scope, stages, scope.lead_q("lead__"))
+        for g in deal_states(scope, stages, scope.lead_q("lead__") & Q(lead__isnull=False))
         .values("lead__source__name")
         .annotate(
             n=Count("id"),
