@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import Column, ReportResult, to_jsonable
+from leakmap.analytics.filters import local_tz
 
 FORMATS = ("table", "json", "csv")
 CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -112,8 +113,10 @@ def render_table(result: ReportResult, width: int | None = None) -> str:
 
     console = Console(file=io.StringIO(), width=width or 160, color_system=None)
     period = result.period
+    as_of = result.as_of.astimezone(local_tz())
+    as_of_label = _("as of")
     console.print(
-        f"{result.title or result.report} · as of {result.as_of:%Y-%m-%d %H:%M %Z} · "
+        f"{result.title or result.report} · {as_of_label} {as_of:%Y-%m-%d %H:%M} ({as_of.tzinfo}) · "
         f"{period.get('from') or '…'} → {period.get('to') or '…'}"
     )
     console.print(_table("", result.columns, result.rows))
