@@ -284,3 +284,24 @@ def test_the_demo_summary_lists_findings(rep, teammate, manager):
     _team_with_a_weak_negotiator(rep, teammate, manager)
     lines = diagnosis_summary()
     assert lines and any("Alice" in line or "alice" in line for line in lines)
+
+
+def test_it_turns_a_revenue_target_into_the_leads_needed(settings):
+    """Leads needed = monthly target × (period days / 30) ÷ (lead→won rate × average won)."""
+    from leakmap.analytics.diagnosis import _target_leads
+
+    settings.LEAKMAP_MONTHLY_REVENUE_TARGET = 3_000_000
+    period = PeriodCounts(
+        current_leads=100, current_days=30.0, previous_leads=300, previous_days=90.0
+    )
+    # 1,000 leads, 30 won worth 300,000: 300 per lead, so 3,000,000 needs 10,000 leads.
+    assert _target_leads(period, 30, Decimal("300000"), 1000) == pytest.approx(10_000)
+    settings.LEAKMAP_MONTHLY_REVENUE_TARGET = None
+    assert _target_leads(period, 30, Decimal("300000"), 1000) is None
+
+    inp = simulate(random.Random(2), leads_per_rep=400)
+    inp.target_leads = inp.period.current_leads * 3
+    findings, _ = diagnose(inp)
+    target = [f for f in findings if f.scope == {"type": "target", "key": "revenue_target"}]
+    assert len(target) == 1
+    assert target[0].benchmark == pytest.approx(inp.period.current_leads * 3)
