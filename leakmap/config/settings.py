@@ -215,3 +215,5 @@ LOGGING = {
 
 # --- Product settings -----------------------------------------------------------------------
 LEAKMAP_NO_FOLLOW_UP_DAYS = envint("LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
+# Won revenue the team aims for per month; the diagnosis turns it into the leads needed.
+LEAKMAP_MONTHLY_REVENUE_TARGET = envint("LEAKMAP_MONTHLY_REVENUE_TARGET", 0) or None
