@@ -551,7 +551,8 @@ def evaluate_manager_digest(run: _Run, rule: Rule) -> None:
                     continue
                 lines.append(heading)
                 for name, owner, url in items:
-                    lines.append(f"- {name} ({owner or _('unassigned')}): {absolute_url(url)}")
+                    who = owner or _("unassigned")
+                    lines.append(f"- {name} ({who}): {absolute_url(url)}")
                 if n > len(items):
                     lines.append(_("… and %(n)d more") % {"n": n - len(items)})
                 lines.append("")

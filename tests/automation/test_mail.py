@@ -1,0 +1,68 @@
+"""One notification mailed through a real SMTP server on localhost (aiosmtpd) and read back."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from leakmap.automation.rules import run_rules
+from tests.factories import T0, days, make_deal
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp(settings):
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.DEFAULT_FROM_EMAIL = "leakmap@crm.example.com"
+    settings.SITE_URL = "https://crm.example.com"
+    yield inbox
+    controller.stop()
+
+
+def test_it_mails_the_owner_through_smtp_with_an_absolute_link_to_the_deal(
+    smtp, only_rule, rep, django_capture_on_commit_callbacks
+):
+    only_rule("stage_sla", notify_manager=False)
+    rep.email = "alice@example.com"
+    rep.save()
+    deal = make_deal(owner=rep, name="Acme ERP")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_rules(as_of=T0 + days(8))
+
+    assert len(smtp.messages) == 1
+    recipients, message = smtp.messages[0]
+    assert recipients == ["alice@example.com"]
+    assert message["To"] == "alice@example.com"
+    assert message["From"] == "leakmap@crm.example.com"
+    # Python's header folding puts the encoded word on a continuation line; the space it leaves
+    # is folding whitespace, which mail clients drop too.
+    assert message["Subject"].strip() == "“Acme ERP” has been in Qualification for 8 days"
+    body = message.get_content()
+    assert f"https://crm.example.com/deals/{deal.pk}/" in body.split()
+    assert "the stage's SLA is 7 days" in body
