@@ -7,10 +7,11 @@ app's detail pages land; mails carry absolute links (settings.SITE_URL), the bel
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import translation
 
@@ -49,14 +50,44 @@ def email_text(*, title: str, body: str, url: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+_outbox: contextvars.ContextVar[list[EmailMessage] | None] = contextvars.ContextVar(
+    "leakmap_outbox", default=None
+)
+
+
+def _send(messages: list[EmailMessage]) -> None:
+    """A mail server that is down is logged and undoes nothing: the in-app notifications stay."""
+    try:
+        with get_connection(fail_silently=False) as connection:
+            connection.send_messages(messages)
+    except Exception:
+        log.exception(
+            "could not send %d notification mail(s) to %s",
+            len(messages),
+            ", ".join(sorted({to for m in messages for to in m.to})),
+        )
+
+
 def send_email_on_commit(*, to: str, subject: str, text: str) -> None:
-    """Send after the transaction commits, so a rolled-back firing never mails anyone; a mail
-    server that is down is logged and does not undo the firing (the in-app notification stays)."""
+    """Send after the transaction commits, so a rolled-back firing never mails anyone. Inside
+    `batched_mail()` the message waits for the batch instead."""
+    message = EmailMessage(subject, text, settings.DEFAULT_FROM_EMAIL, [to])
+    outbox = _outbox.get()
+    if outbox is not None:
+        outbox.append(message)
+        return
+    transaction.on_commit(lambda: _send([message]))
 
-    def send() -> None:
-        try:
-            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=False)
-        except Exception:
-            log.exception("could not send notification mail to %s", to)
 
-    transaction.on_commit(send)
+@contextlib.contextmanager
+def batched_mail():
+    """Collect the mails of a block (a rules run) and send them over one SMTP connection once
+    the enclosing transaction commits, instead of one connection per notification."""
+    outbox: list[EmailMessage] = []
+    token = _outbox.set(outbox)
+    try:
+        yield outbox
+    finally:
+        _outbox.reset(token)
+    if outbox:
+        transaction.on_commit(lambda: _send(outbox))

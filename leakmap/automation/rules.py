@@ -32,6 +32,7 @@ from leakmap.automation.assignment import AssignmentPlan, assign_lead
 from leakmap.automation.models import LeadAssignment, Rule, RuleFiring, RuleKey
 from leakmap.automation.notifications import (
     absolute_url,
+    batched_mail,
     deal_url,
     in_language_of,
     lead_url,
@@ -96,11 +97,12 @@ def run_rules(*, as_of: dt.datetime | None = None, wait: bool = True) -> RunResu
             result.skipped = True
             return result
         run = _Run(as_of, result)
-        for rule in Rule.objects.filter(is_active=True).order_by("key"):
-            evaluate = EVALUATORS.get(rule.key)
-            if evaluate is not None:
-                evaluate(run, rule)
-        run.finish()
+        with batched_mail():
+            for rule in Rule.objects.filter(is_active=True).order_by("key"):
+                evaluate = EVALUATORS.get(rule.key)
+                if evaluate is not None:
+                    evaluate(run, rule)
+            run.finish()
     return result
 
 
