@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.translation import gettext_lazy as _
 
 from leakmap.api import webforms
@@ -67,7 +67,7 @@ class WebFormAdmin(admin.ModelAdmin):
                 "the time you copied it, so the minimum-fill-time check only bites on the hosted "
                 "page, which signs a fresh one on every visit (link to it or put it in an iframe):"
             ),
-            html,
+            escape(html),
             _("Hosted form:"),
             url,
             url,
