@@ -57,7 +57,7 @@ class WebFormAdmin(admin.ModelAdmin):
     def embed_snippet(self, obj: WebForm) -> str:
         if obj.pk is None:
             return _("Save the form to get its snippet.")
-        url = settings.SITE_URL + reverse("api:web-form", args=[obj.slug])
+        url = settings.SITE_URL + reverse("api-web-form", args=[obj.slug])
         html = render_to_string("api/_form.html", webforms.form_context(obj, action=url))
         return format_html(
             "<p>{}</p><textarea readonly rows='18' cols='100' style='font-family:monospace'>{}"

@@ -9,7 +9,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
@@ -29,10 +28,6 @@ class VendoredSwagger(Swagger):
     """Swagger UI from leakmap/api/static (swagger-ui-dist from npm), never from a CDN."""
 
     template = "api/docs.html"
-
-    def get_openapi_url(self, api, path_params):
-        # The API is mounted inside the `api` app namespace (leakmap/api/urls.py).
-        return reverse(f"api:{api.urls_namespace}:openapi-json", kwargs=path_params)
 
     def render_page(self, request, api, **kwargs):
         self.settings["url"] = self.get_openapi_url(api, kwargs)

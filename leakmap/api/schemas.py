@@ -8,11 +8,19 @@ database error.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -31,7 +39,17 @@ def _fits_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("out of range once converted to UTC") from exc
 
 
-When = Annotated[AwareDatetime, AfterValidator(_fits_utc)]
+def _iso_only(value):
+    # pydantic would also read 0.5 or "1700000000" as a Unix time; the schema says ISO 8601.
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("Expected an ISO 8601 date or date-time, e.g. 2026-01-31T09:00:00+08:00")
+    return value
+
+
+When = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_fits_utc)]
+Day = Annotated[dt.date, BeforeValidator(_iso_only)]
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=14, decimal_places=2),
@@ -41,6 +59,19 @@ MoneyOut = Annotated[Decimal, PlainSerializer(float, return_type=float, when_use
 Username = Text(150, 1)
 Name = Text(200, 1)
 LookupName = Text(100)
+
+
+class Body(Schema):
+    """A request body: a JSON object, never a list or a scalar that happens to have no fields
+    the schema requires."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_only(cls, data):
+        raw = getattr(data, "_obj", data)  # ninja wraps input in a DjangoGetter
+        if not isinstance(raw, dict):
+            raise ValueError("Expected a JSON object")
+        return data
 
 
 class ErrorItem(Schema):
@@ -55,7 +86,7 @@ class ErrorOut(Schema):
 # --- Leads ----------------------------------------------------------------------------------
 
 
-class LeadIn(Schema):
+class LeadIn(Body):
     name: Name
     company: Text(200) = ""
     email: Text(254) = ""
@@ -75,7 +106,7 @@ class LeadIn(Schema):
     referrer: Text(500) = ""
 
 
-class LeadPatch(Schema):
+class LeadPatch(Body):
     name: Name | None = None
     company: Text(200) | None = None
     email: Text(254) | None = None
@@ -127,26 +158,26 @@ class LeadOut(Schema):
         return obj.owner.username if obj.owner_id else None
 
 
-class ConvertIn(Schema):
+class ConvertIn(Body):
     deal_name: Text(200) = ""
     amount: Money | None = None
     account_id: Id | None = None
     account_name: Text(200) = ""
     contact_name: Text(200) = ""
-    expected_close_date: dt.date | None = None
+    expected_close_date: Day | None = None
     stage: Text(50, 1) | None = Field(None, description="Open stage key; the first by default.")
     owner: Username | None = None
     at: When | None = None
 
 
-class DisqualifyIn(Schema):
+class DisqualifyIn(Body):
     reason: Text(200, 1)
 
 
 # --- Deals ----------------------------------------------------------------------------------
 
 
-class DealIn(Schema):
+class DealIn(Body):
     name: Name
     amount: Money = Decimal("0")
     stage: Text(50, 1) | None = Field(None, description="Open stage key; the first by default.")
@@ -156,13 +187,13 @@ class DealIn(Schema):
     contact_id: Id | None = None
     source: LookupName | None = None
     industry: LookupName | None = None
-    expected_close_date: dt.date | None = None
+    expected_close_date: Day | None = None
     next_follow_up: When | None = None
     created_at: When | None = None
     external_id: Text(100, 1) | None = None
 
 
-class DealPatch(Schema):
+class DealPatch(Body):
     name: Name | None = None
     amount: Money | None = None
     owner: Username | None = None
@@ -170,7 +201,7 @@ class DealPatch(Schema):
     contact_id: Id | None = None
     source: LookupName | None = None
     industry: LookupName | None = None
-    expected_close_date: dt.date | None = None
+    expected_close_date: Day | None = None
     next_follow_up: When | None = None
 
 
@@ -228,7 +259,7 @@ class DealOut(Schema):
         return obj.competitor.name if obj.competitor_id else None
 
 
-class MoveIn(Schema):
+class MoveIn(Body):
     stage: Text(50, 1)
     at: When | None = None
     lost_reason: LookupName | None = None
@@ -236,11 +267,11 @@ class MoveIn(Schema):
     notes: Text(5000) = ""
 
 
-class WonIn(Schema):
+class WonIn(Body):
     at: When | None = None
 
 
-class LostIn(Schema):
+class LostIn(Body):
     lost_reason: Text(100, 1)
     competitor: LookupName | None = None
     notes: Text(5000) = ""
@@ -250,14 +281,14 @@ class LostIn(Schema):
 # --- Accounts and contacts ------------------------------------------------------------------
 
 
-class AccountIn(Schema):
+class AccountIn(Body):
     name: Name
     industry: LookupName | None = None
     owner: Username | None = Field(None, description="Username; defaults to the caller.")
     created_at: When | None = None
 
 
-class AccountPatch(Schema):
+class AccountPatch(Body):
     name: Name | None = None
     industry: LookupName | None = None
     owner: Username | None = None
@@ -279,7 +310,7 @@ class AccountOut(Schema):
         return obj.owner.username if obj.owner_id else None
 
 
-class ContactIn(Schema):
+class ContactIn(Body):
     name: Name
     account_id: Id | None = None
     email: Text(254) = ""
@@ -289,7 +320,7 @@ class ContactIn(Schema):
     created_at: When | None = None
 
 
-class ContactPatch(Schema):
+class ContactPatch(Body):
     name: Name | None = None
     account_id: Id | None = None
     email: Text(254) | None = None
@@ -318,7 +349,7 @@ class ContactOut(Schema):
 ActivityKindIn = Literal["call", "email", "meeting", "note", "task"]
 
 
-class ActivityIn(Schema):
+class ActivityIn(Body):
     kind: ActivityKindIn
     deal_id: Id | None = None
     lead_id: Id | None = None
@@ -332,14 +363,14 @@ class ActivityIn(Schema):
     external_id: Text(100, 1) | None = None
 
 
-class ActivityPatch(Schema):
+class ActivityPatch(Body):
     kind: ActivityKindIn | None = None
     subject: Text(200) | None = None
     notes: Text(10000) | None = None
     due_at: When | None = None
 
 
-class CompleteIn(Schema):
+class CompleteIn(Body):
     done_at: When | None = None
 
 

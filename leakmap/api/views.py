@@ -48,7 +48,7 @@ def token_revoke(request, token_id: int):
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
     token_services.token_revoke(token=token, by=request.user)
     messages.success(request, _("Token “%(n)s” revoked.") % {"n": token.name})
-    return redirect("api:tokens")
+    return redirect("api-tokens")
 
 
 # --- Web-to-lead ----------------------------------------------------------------------------
