@@ -26,7 +26,7 @@ def database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_fires_each_rule_exactly_once_with_two_concurrent_runs(rep, manager):
     if connection.vendor != "postgresql":
         pytest.skip("the advisory lock and concurrent writers need PostgreSQL")
