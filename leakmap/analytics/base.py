@@ -406,6 +406,13 @@ class DaysBetween(Func):
         )
 
 
+def days_sql(end: str, start: str) -> str:
+    """The SQL of DaysBetween for raw queries (column expressions we write, never user input)."""
+    if connection.vendor == "sqlite":
+        return f"(ROUND((julianday({end}) - julianday({start})) * 86400) / 86400.0)"
+    return f"(CAST(ROUND(EXTRACT(EPOCH FROM ({end} - {start}))) AS double precision) / 86400.0)"
+
+
 def at(value: dt.datetime) -> Value:
     return Value(value, output_field=DateTimeField())
 
@@ -436,10 +443,11 @@ def _ranked_sql(inner_sql: str) -> str:
     """
 
 
-def _union(parts: list[QuerySet], columns: str) -> tuple[str, list]:
+def _union(parts: list, columns: str) -> tuple[str, list]:
+    """UNION ALL of querysets or ready (sql, params) pairs, each exposing `columns`."""
     sqls, params = [], []
     for i, qs in enumerate(parts):
-        sql, p = qs.order_by().query.sql_with_params()
+        sql, p = qs if isinstance(qs, tuple) else qs.order_by().query.sql_with_params()
         sqls.append(f"SELECT {columns} FROM ({sql}) AS part{i}")
         params.extend(p)
     return " UNION ALL ".join(sqls), params
