@@ -67,6 +67,7 @@ class RunResult:
     as_of: dt.datetime
     firings: list[Firing] = field(default_factory=list)
     skipped: bool = False
+    errors: int = 0
 
 
 def _lock(wait: bool) -> bool:
@@ -178,6 +179,13 @@ class _Run:
                 act(firing.actions)
         except IntegrityError:
             log.info("rule %s already fired for %s %s", rule.key, record_type, record_id)
+            return False
+        except Exception:
+            # One record whose action fails (a mail address, a validation) must not hold back
+            # every other firing of the run: its savepoint is undone, nothing is recorded for
+            # it, and the next run tries again.
+            log.exception("rule %s failed for %s %s", rule.key, record_type, record_id)
+            self.result.errors += 1
             return False
         self.result.firings.append(firing)
         return True

@@ -357,3 +357,28 @@ def test_it_refuses_what_the_edited_required_fields_say(rep):
         services.deal_move(deal=deal, stage=negotiation, at=T0 + days(2))
     assert list(err.value.message_dict) == ["account"]
     assert Deal.objects.get(pk=deal.pk).stage == proposal
+
+
+def test_it_isolates_a_failing_firing_and_retries_it_next_run(clock, only_rule, rep, monkeypatch):
+    from leakmap.automation import rules
+
+    only_rule("overdue_follow_up")
+    good = make_deal(owner=rep, name="Good", next_follow_up=T0 + days(1))
+    broken = make_deal(owner=rep, name="Broken", next_follow_up=T0 + days(1))
+    real_log = services.activity_log
+
+    def flaky(**kwargs):
+        if kwargs["deal"].name == "Broken":
+            raise ValidationError({"owner": "no"})
+        return real_log(**kwargs)
+
+    monkeypatch.setattr(rules.crm_services, "activity_log", flaky)
+    result = clock.at(days(2)).run()
+    assert [f.record_id for f in result.firings] == [good.pk]
+    assert result.errors == 1
+    assert not RuleFiring.objects.filter(record_id=broken.pk).exists()
+    assert Activity.objects.filter(deal=broken).count() == 0
+
+    monkeypatch.setattr(rules.crm_services, "activity_log", real_log)
+    assert [f.record_id for f in clock.run().firings] == [broken.pk]
+    assert Activity.objects.filter(kind="task").count() == 2
