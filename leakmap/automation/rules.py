@@ -98,10 +98,12 @@ def run_rules(*, as_of: dt.datetime | None = None, wait: bool = True) -> RunResu
             result.skipped = True
             return result
         run = _Run(as_of, result)
+        # Inactive rules too: the digest reads their thresholds to say what "stuck" means.
+        run.rules = {rule.key: rule for rule in Rule.objects.order_by("key")}
         with batched_mail():
-            for rule in Rule.objects.filter(is_active=True).order_by("key"):
+            for rule in run.rules.values():
                 evaluate = EVALUATORS.get(rule.key)
-                if evaluate is not None:
+                if rule.is_active and evaluate is not None:
                     evaluate(run, rule)
             run.finish()
     return result
@@ -114,6 +116,7 @@ class _Run:
         self._team_managers: dict[int, list[User]] | None = None
         self._plan: AssignmentPlan | None = None
         self.flag_ids: list[int] = []
+        self.rules: dict[str, Rule] = {}
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -496,10 +499,14 @@ def evaluate_manager_digest(run: _Run, rule: Rule) -> None:
     if timezone.localtime(run.as_of).hour < hour:
         return
     day = digest_day_start(run.as_of)
-    thresholds = dict(Rule.objects.values_list("key", "days"))
-    lead_hours = Rule.objects.filter(key=RuleKey.LEAD_NOT_CONTACTED).values_list("hours", flat=True)
-    x = thresholds.get(RuleKey.NO_FOLLOW_UP) or DEFAULT_NO_FOLLOW_UP_DAYS
-    h = lead_hours[0] if lead_hours and lead_hours[0] is not None else DEFAULT_LEAD_HOURS
+    no_follow_up = run.rules.get(RuleKey.NO_FOLLOW_UP)
+    lead_rule = run.rules.get(RuleKey.LEAD_NOT_CONTACTED)
+    x = (
+        no_follow_up.days
+        if no_follow_up and no_follow_up.days is not None
+        else DEFAULT_NO_FOLLOW_UP_DAYS
+    )
+    h = lead_rule.hours if lead_rule and lead_rule.hours is not None else DEFAULT_LEAD_HOURS
     managers = (
         User.objects.filter(role=Role.MANAGER, is_active=True)
         .exclude(run.fired(rule, "user", day, "digest"))

@@ -280,6 +280,11 @@ def test_it_selects_candidates_with_one_query_per_rule_whatever_the_number_of_de
         return len(ctx.captured_queries)
 
     few = queries()
+    # SAVEPOINT (the run's transaction inside the test's); the rules; on PostgreSQL the advisory
+    # lock; then one candidate query per rule — lead_not_contacted, manager_digest (managers
+    # without today's digest), no_follow_up, overdue_follow_up, stage_sla (its stages' SLAs,
+    # then the deals) —; RELEASE SAVEPOINT.
+    assert few == 2 + 1 + (connection.vendor == "postgresql") + 6
     for _ in range(5):
         make_deal(owner=rep, next_follow_up=T0 + days(1))
         LeadFactory(owner=rep)
@@ -382,3 +387,16 @@ def test_it_isolates_a_failing_firing_and_retries_it_next_run(clock, only_rule, 
     monkeypatch.setattr(rules.crm_services, "activity_log", real_log)
     assert [f.record_id for f in clock.run().firings] == [broken.pk]
     assert Activity.objects.filter(kind="task").count() == 2
+
+
+def test_it_spends_only_the_writes_of_each_firing_beyond_the_candidate_query(clock, only_rule, rep):
+    only_rule("stage_sla", notify_manager=False)
+    for _ in range(3):
+        make_deal(owner=rep)
+    clock.at(days(8))
+    with CaptureQueriesContext(connection) as ctx:
+        assert len(clock.run().firings) == 3
+    # SAVEPOINT; the rules; [advisory lock]; the stages' SLAs; the candidate deals (owner,
+    # manager and stage joined in); per firing: SAVEPOINT, INSERT ledger row, INSERT
+    # notification, RELEASE; RELEASE SAVEPOINT.
+    assert len(ctx.captured_queries) == 1 + 1 + (connection.vendor == "postgresql") + 2 + 3 * 4 + 1
