@@ -33,6 +33,7 @@ from leakmap.automation.models import LeadAssignment, Rule, RuleFiring, RuleKey
 from leakmap.automation.notifications import (
     absolute_url,
     batched_mail,
+    current_outbox,
     deal_url,
     in_language_of,
     lead_url,
@@ -168,6 +169,9 @@ class _Run:
         """Insert the ledger row, then run the actions, in one savepoint: a duplicate (another
         run got there first) skips the firing and undoes nothing else."""
         firing = Firing(rule.key, record_type, record_id, step, occurrence_at, summary)
+        recorded = False
+        outbox = current_outbox()
+        marks = (len(outbox) if outbox is not None else 0, len(self.flag_ids))
         try:
             with transaction.atomic():
                 RuleFiring.objects.create(
@@ -179,14 +183,19 @@ class _Run:
                     fired_at=self.as_of,
                     summary=summary[:300],
                 )
+                recorded = True
                 act(firing.actions)
-        except IntegrityError:
-            log.info("rule %s already fired for %s %s", rule.key, record_type, record_id)
-            return False
-        except Exception:
-            # One record whose action fails (a mail address, a validation) must not hold back
-            # every other firing of the run: its savepoint is undone, nothing is recorded for
-            # it, and the next run tries again.
+        except Exception as exc:
+            # The savepoint is undone; so are the mails and flags this firing queued.
+            if outbox is not None:
+                del outbox[marks[0] :]
+            del self.flag_ids[marks[1] :]
+            if isinstance(exc, IntegrityError) and not recorded:
+                log.info("rule %s already fired for %s %s", rule.key, record_type, record_id)
+                return False
+            # One record whose action fails (a validation, a constraint) must not hold back
+            # every other firing of the run: nothing is recorded for it, and the next run
+            # tries again.
             log.exception("rule %s failed for %s %s", rule.key, record_type, record_id)
             self.result.errors += 1
             return False

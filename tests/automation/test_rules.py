@@ -400,3 +400,37 @@ def test_it_spends_only_the_writes_of_each_firing_beyond_the_candidate_query(clo
     # manager and stage joined in); per firing: SAVEPOINT, INSERT ledger row, INSERT
     # notification, RELEASE; RELEASE SAVEPOINT.
     assert len(ctx.captured_queries) == 1 + 1 + (connection.vendor == "postgresql") + 2 + 3 * 4 + 1
+
+
+def test_it_drops_the_mail_of_a_firing_whose_later_action_failed(
+    clock,
+    only_rule,
+    team,
+    rep,
+    teammate,
+    monkeypatch,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
+    from leakmap.automation import rules
+
+    only_rule("lead_not_contacted", reassign=True)
+    AssignmentRule.objects.create(name="East", team=team)
+    rep.email = "alice@example.com"
+    rep.save()
+    lead = LeadFactory(owner=rep)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("assignment down")
+
+    monkeypatch.setattr(rules, "assign_lead", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = clock.at(days(2)).run()
+    assert (result.firings, result.errors) == ([], 1)
+    assert Notification.objects.count() == 0
+    assert mailoutbox == []
+
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert [f.record_id for f in clock.run().firings] == [lead.pk]
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]]
