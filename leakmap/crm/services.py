@@ -169,6 +169,13 @@ def lead_assign(*, lead: Lead, owner: User | None) -> Lead:
     return lead
 
 
+def leads_assign(*, lead_ids, owner: User | int) -> int:
+    """Bulk twin of lead_assign (assignment rules, imports): one UPDATE. Only the owner moves;
+    no history or fact hangs on it."""
+    owner_id = owner if isinstance(owner, int) else owner.pk
+    return Lead.objects.filter(pk__in=list(lead_ids)).update(owner_id=owner_id)
+
+
 @transaction.atomic
 def lead_disqualify(*, lead: Lead, reason: str) -> Lead:
     if not reason or not reason.strip():
@@ -467,6 +474,14 @@ def deal_move(
     elif stage.kind == StageKind.LOST:
         events.emit(events.deal_lost, deal=deal)
     return deal
+
+
+def deals_flag_attention(*, deal_ids) -> int:
+    """Flag open deals "needs attention" (workflow rules). A follow-up or a close clears it.
+    A bare flag: unlike deal_update it does not re-check required fields a deal may lack."""
+    return Deal.objects.filter(pk__in=list(deal_ids), stage__kind=StageKind.OPEN).update(
+        needs_attention=True
+    )
 
 
 def _closing_stage(deal: Deal, kind: str) -> Stage:
