@@ -1,12 +1,30 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import RedirectView
 
-# Until the web app lands, the Django admin is the product's UI.
+from leakmap.web.views import auth, crm_records, deals, leads, today
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="admin/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("language/", auth.set_language, name="set_language"),
+    path("", today.today, name="home"),
+    path("accounts/", crm_records.account_list, name="account_list"),
+    path("accounts/<int:pk>/", crm_records.account_detail, name="account_detail"),
+    path("contacts/", crm_records.contact_list, name="contact_list"),
+    path("contacts/<int:pk>/", crm_records.contact_detail, name="contact_detail"),
+    path("leads/", leads.lead_list, name="lead_list"),
+    path("leads/new/", leads.lead_create, name="lead_create"),
+    path("leads/<int:pk>/", leads.lead_detail, name="lead_detail"),
+    path("leads/<int:pk>/edit/", leads.lead_edit, name="lead_edit"),
+    path("leads/<int:pk>/activity/", leads.lead_log_activity, name="lead_log_activity"),
+    path("leads/<int:pk>/convert/", leads.lead_convert, name="lead_convert"),
+    path("leads/<int:pk>/disqualify/", leads.lead_disqualify, name="lead_disqualify"),
+    path("deals/", deals.deal_board, name="deal_board"),
+    path("deals/list/", deals.deal_list, name="deal_list"),
+    path("deals/<int:pk>/", deals.deal_detail, name="deal_detail"),
+    path("deals/<int:pk>/edit/", deals.deal_edit, name="deal_edit"),
+    path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
+    path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
+    path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
 ]
