@@ -178,7 +178,8 @@ class DealFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["source"].empty_label = _("Any source")
         self.fields["stage"].empty_label = _("Any stage")
-        self.fields["stage"].queryset = Stage.objects.filter(pipeline=default_pipeline())
+        # A lazy queryset: no query unless the field is rendered (the board drops it).
+        self.fields["stage"].queryset = Stage.objects.filter(pipeline__is_default=True)
         if user.is_admin or user.is_manager:
             self.fields["owner"] = forms.ModelChoiceField(
                 queryset=visible_users(user), required=False, label=_("Owner")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from leakmap.web.views import auth, crm_records, deals, leads, today
+from leakmap.web.views import settings as settings_views
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -27,4 +28,15 @@ urlpatterns = [
     path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
     path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
+    path("settings/", settings_views.settings_index, name="settings_index"),
+    path("settings/stages/", settings_views.stage_list, name="settings_stages"),
+    path("settings/stages/<int:pk>/", settings_views.stage_edit, name="settings_stage_edit"),
+    path("settings/stages/<int:pk>/move/", settings_views.stage_move, name="settings_stage_move"),
+    path("settings/users/", settings_views.user_list, name="settings_users"),
+    path("settings/users/new/", settings_views.user_create, name="settings_user_create"),
+    path("settings/users/<int:pk>/", settings_views.user_edit, name="settings_user_edit"),
+    path("settings/teams/new/", settings_views.team_create, name="settings_team_create"),
+    path("settings/spend/", settings_views.spend_list, name="settings_spend"),
+    path("settings/<slug:kind>/", settings_views.lookup_list, name="settings_lookup"),
+    path("settings/<slug:kind>/<int:pk>/", settings_views.lookup_edit, name="settings_lookup_edit"),
 ]

@@ -141,7 +141,7 @@ def test_it_takes_a_lead_through_the_kanban_to_lost(live_server, browser, people
     page.locator("#modal form.lost-form").wait_for()
     page.click("#modal button[type=submit]")
     page.locator("#modal .error").wait_for()
-    assert "输单原因" in page.inner_text("#modal") or "lost reason" in page.inner_text("#modal")
+    assert "输单原因" in page.inner_text("#modal")
     deal.refresh_from_db()
     assert deal.stage.key == "proposal"
     shot(page, "deal-lost-refused")

@@ -28,7 +28,7 @@ CLOSED_WINDOW_DAYS = 30
 
 def _get_deal_for_user(request, pk: int) -> Deal:
     """404 unless the deal is in the user's visible set (a guessed id reveals nothing)."""
-    return get_object_or_404(selectors.visible_deals(request.user), pk=pk)
+    return get_object_or_404(selectors.visible_deals(request.user).select_related("contact"), pk=pk)
 
 
 def filter_deals(user, form: DealFilterForm):
@@ -57,8 +57,9 @@ def _stages():
 
 def board_context(request, error: str = "") -> dict:
     """The kanban: stages, one GROUP BY for every column's count and amount, then a bounded
-    number of cards per column (one LIMIT query each, served by the (stage, stage_entered_at)
-    index, so the board costs the same at a thousand deals or a million)."""
+    number of cards per non-empty column (one LIMIT query each, served by the
+    (stage, stage_entered_at) index, so the board costs the same at a thousand deals or a
+    million)."""
     form = DealFilterForm(request.GET or None, user=request.user)
     form.fields.pop("stage")
     stages = _stages()
@@ -73,17 +74,22 @@ def board_context(request, error: str = "") -> dict:
     }
     columns = []
     for stage in stages:
-        cards = list(
-            deals.filter(stage=stage)
-            .select_related("owner", "account")
-            .order_by("stage_entered_at", "id")[:CARDS_PER_COLUMN]
+        total = totals.get(stage.pk, {"n": 0, "amount": 0})
+        # An empty column (per the GROUP BY) needs no card query.
+        cards = (
+            list(
+                deals.filter(stage=stage)
+                .select_related("owner", "account")
+                .order_by("stage_entered_at", "id")[:CARDS_PER_COLUMN]
+            )
+            if total["n"]
+            else []
         )
         for card in cards:
             card.days_in_stage = (now - card.stage_entered_at).days if card.stage_entered_at else 0
             card.over_sla = bool(
                 stage.is_open and stage.sla_days and card.days_in_stage > stage.sla_days
             )
-        total = totals.get(stage.pk, {"n": 0, "amount": 0})
         columns.append(
             {
                 "stage": stage,
@@ -141,10 +147,6 @@ def _detail_context(request, deal: Deal, **extra) -> dict:
         "activities": deal.activities.select_related("owner").order_by("-created_at")[:50],
         "stages": stages,
         "activity_form": extra.pop("activity_form", None) or ActivityForm(),
-        "lost_form": extra.pop("lost_form", None) or LostForm(),
-        "reasons_needing_competitor": list(
-            LostReason.objects.filter(requires_competitor=True).values_list("pk", flat=True)
-        ),
         **extra,
     }
 
