@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
@@ -15,7 +18,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def leakmap(tmp_path, *args, stdin: str = ""):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    # PYTHONPATH: run the code under test, whichever checkout `pip install -e` points at.
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "PYTHONPATH": str(REPO),
+    }
     env.pop("DATABASE_TEST_NAME", None)
     return subprocess.run(
         [sys.executable, "-m", "leakmap", *args],
