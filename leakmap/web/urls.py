@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from leakmap.web.views import auth, crm_records, deals, leads, today
+from leakmap.web.views import auth, crm_records, deals, leads, reports, today
 from leakmap.web.views import settings as settings_views
 
 urlpatterns = [
@@ -28,6 +28,11 @@ urlpatterns = [
     path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
     path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
+    path("reports/", reports.report_index, name="report_index"),
+    path("reports/weekly/", reports.weekly, name="weekly"),
+    path("reports/diagnosis/", reports.diagnosis, name="diagnosis"),
+    path("reports/<slug:name>/", reports.report_page, name="report"),
+    path("reports/<slug:name>/export.<str:fmt>", reports.report_export, name="report_export"),
     path("settings/", settings_views.settings_index, name="settings_index"),
     path("settings/stages/", settings_views.stage_list, name="settings_stages"),
     path("settings/stages/<int:pk>/", settings_views.stage_edit, name="settings_stage_edit"),

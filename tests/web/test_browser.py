@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -163,7 +164,30 @@ def test_it_takes_a_lead_through_the_kanban_to_lost(live_server, browser, people
 
     page.goto(f"{base}/deals/{deal.pk}/")
     shot(page, "deal-detail")
+
+    # The deal shows in the funnel chart (it reached proposal) and the lost-reasons chart.
+    page.goto(f"{base}/reports/funnel/")
+    page.locator("#chart[data-ready] svg").wait_for()
+    funnel = {r["step"]: r["count"] for r in report_rows(page)}
+    assert funnel["leads"] == 1
+    assert funnel["deals"] == 1
+    assert funnel["stage:proposal"] == 1
+    assert funnel["stage:proposal_review"] == 0
+    assert "已发方案/报价" in page.inner_html("#chart svg")
+    shot(page, "report-funnel")
+    page.goto(f"{base}/reports/lost-reasons/")
+    page.locator("#chart[data-ready] svg").wait_for()
+    assert [(r["reason"], r["deals"], r["amount"]) for r in report_rows(page)] == [
+        ("价格过高", 1, 88000.0)
+    ]
+    assert "价格过高" in page.inner_html("#chart svg")
+    shot(page, "report-lost-reasons")
     page.close()
+
+
+def report_rows(page) -> list[dict]:
+    """The JSON rows the page fed its chart."""
+    return json.loads(page.inner_text("#report-data"))["rows"]
 
 
 def column_id(key: str) -> int:
