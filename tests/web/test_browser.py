@@ -9,7 +9,14 @@ import pytest
 
 from leakmap.crm.models import Deal, Lead, LeadStatus, Stage
 from tests.factories import UserFactory, make_deal
-from tests.web.browser import ARGS, CHROMIUM, install_default_pipeline, require_chromium, shot
+from tests.web.browser import (
+    ARGS,
+    CHROMIUM,
+    build_company,
+    install_default_pipeline,
+    require_chromium,
+    shot,
+)
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -219,3 +226,41 @@ def test_it_shows_a_manager_the_team_and_a_phone_sized_board(live_server, browse
     phone.goto(f"{base}/")
     shot(phone, "today-375")
     phone.close()
+
+
+def test_it_gives_a_manager_the_diagnosis_weekly_review_and_reports(live_server, browser, people):
+    build_company(people)
+    make_deal(owner=people["outsider"], name="华南的单子", amount=99000)
+    base = live_server.url
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    sign_in(page, base, "manager")
+    shot(page, "today-manager")
+    assert "华南的单子" not in page.content()
+
+    page.goto(f"{base}/reports/diagnosis/")
+    page.locator("h1").wait_for()
+    cards = page.locator("[data-testid=finding]")
+    for i in range(cards.count()):
+        cards.nth(i).locator(".finding-chart[data-ready] svg").wait_for()
+    shot(page, "diagnosis")
+
+    page.goto(f"{base}/reports/weekly/")
+    page.locator("#chart[data-ready] svg").wait_for()
+    shot(page, "weekly-review")
+    page.emulate_media(media="print")
+    assert not page.locator(".topbar").is_visible()
+    shot(page, "weekly-review-print")
+    page.emulate_media(media="screen")
+
+    for name in ("owners", "sources", "lost-reasons", "stage-time", "forecast"):
+        page.goto(f"{base}/reports/{name}/")
+        page.locator("#chart[data-ready] svg").wait_for()
+        shot(page, f"report-{name}")
+    page.goto(f"{base}/reports/owners/")
+    assert {r["owner"] for r in report_rows(page)} == {"alice", "bob", "manager"}
+
+    page.goto(f"{base}/leads/")
+    shot(page, "lead-list")
+    page.goto(f"{base}/deals/")
+    shot(page, "deal-board-team")
+    page.close()

@@ -460,22 +460,23 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
     client = login(rep)
     client.get("/")  # warm the session
 
-    # session, user, pipeline, stages, due tasks, due deal follow-ups, deals needing
-    # attention, new leads
-    with django_assert_num_queries(8):
+    # Every page: session, user, and the notification bell's unread COUNT (automation's context
+    # processor). Today then adds: pipeline, stages, due tasks, due deal follow-ups, deals
+    # needing attention, new leads.
+    with django_assert_num_queries(3 + 6):
         client.get("/")
-    # session, user, one page of leads (+1 row to know there is a next page), sources of the
-    # source filter
-    with django_assert_num_queries(4):
+    # session, user, bell, one page of leads (+1 row to know there is a next page), sources of
+    # the source filter
+    with django_assert_num_queries(5):
         client.get(reverse("lead_list"))
-    # session, user, pipeline, stages, one GROUP BY for every column's count and amount, one
-    # LIMIT query of cards per non-empty column (only needs_analysis here), sources of the
+    # session, user, bell, pipeline, stages, one GROUP BY for every column's count and amount,
+    # one LIMIT query of cards per non-empty column (only needs_analysis here), sources of the
     # filter (a rep gets no owner filter)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         client.get(reverse("deal_board"))
-    # session, user, deal (joined with stage, owner, source, account, contact, lost reason,
-    # competitor), pipeline, stages (move picker), stage history, activities
-    with django_assert_num_queries(7):
+    # session, user, bell, deal (joined with stage, owner, source, account, contact, lost
+    # reason, competitor), pipeline, stages (move picker), stage history, activities
+    with django_assert_num_queries(8):
         client.get(reverse("deal_detail", args=[deal.pk]))
 
 

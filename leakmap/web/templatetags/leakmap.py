@@ -9,7 +9,6 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.conf import settings
 from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -113,10 +112,12 @@ def optional_include(context, template_name: str) -> str:
     The automation app ships the notification bell; the layout must still render before it lands.
     """
     try:
-        tpl = get_template(template_name)
+        tpl = context.template.engine.get_template(template_name)
     except TemplateDoesNotExist:
         return ""
-    return tpl.render(context.flatten(), context.get("request"))
+    # Render in the current context: a fresh RequestContext would run every context processor
+    # (and their queries) a second time.
+    return tpl.render(context)
 
 
 @register.simple_tag(takes_context=True)

@@ -111,16 +111,57 @@ def _cell(value, kind: str):
     return {"value": value, "kind": kind}
 
 
-def _table(result) -> dict:
+def _names() -> dict[str, dict[str, str]]:
+    """Display names for the keys reports use (stage keys, usernames): presentation only; the
+    downloads keep the contract's keys."""
+    from leakmap.accounts.models import User
+    from leakmap.crm.models import Stage
+
+    return {
+        "stage": {s.key: s.label for s in Stage.objects.filter(pipeline__is_default=True)},
+        "owner": {u.username: str(u) for u in User.objects.only("username", "display_name")},
+    }
+
+
+def _display(key: str, value, names: dict):
+    if key in names and isinstance(value, str):
+        return names[key].get(value, value)
+    return value
+
+
+def _table(result, names: dict) -> dict:
     """The rows as the page shows them: columns from the report, cells with their kind."""
     columns = result.columns
     rows = []
     for row in result.rows:
-        rows.append([_cell(getattr(row, c.key, None), c.kind) for c in columns])
+        rows.append(
+            [_cell(_display(c.key, getattr(row, c.key, None), names), c.kind) for c in columns]
+        )
     return {"columns": columns, "rows": rows}
 
 
-def _extra_tables(result) -> list[dict]:
+EXTRA_COLUMN_LABELS = {
+    "key": gettext_lazy("Name"),
+    "deals": gettext_lazy("Deals"),
+    "amount": gettext_lazy("Amount"),
+    "stage": gettext_lazy("Stage"),
+    "reason": gettext_lazy("Lost reason"),
+    "owner": gettext_lazy("Owner"),
+    "leads_this_week": gettext_lazy("Leads this week"),
+    "leads_last_week": gettext_lazy("Leads last week"),
+    "deals_this_week": gettext_lazy("Deals this week"),
+    "deals_last_week": gettext_lazy("Deals last week"),
+    "won_amount_this_week": gettext_lazy("Won this week"),
+    "won_amount_last_week": gettext_lazy("Won last week"),
+    "probability": gettext_lazy("Configured probability"),
+    "closed": gettext_lazy("Closed deals"),
+    "won": gettext_lazy("Won"),
+    "historical_win_rate": gettext_lazy("Actual win rate"),
+    "brier_score": gettext_lazy("Brier score"),
+}
+
+
+def _extra_tables(result, names: dict | None = None) -> list[dict]:
     """Breakdowns the body carries besides its rows (by competitor, by stage, …)."""
     tables = []
     for key, value in result.extra.items():
@@ -134,12 +175,20 @@ def _extra_tables(result) -> list[dict]:
             continue
         keys = list(data[0].keys())
         kinds = {k: _guess_kind(k) for k in keys}
+        names = names or {}
+        if key == "by_stage":
+            lookup = {"key": names.get("stage", {})}
+        else:
+            lookup = names
         tables.append(
             {
                 "key": key,
                 "title": EXTRA_TITLES.get(key, key),
-                "columns": keys,
-                "rows": [[_cell(d.get(k), kinds[k]) for k in keys] for d in data],
+                "keys": keys,
+                "columns": [EXTRA_COLUMN_LABELS.get(k, k) for k in keys],
+                "rows": [
+                    [_cell(_display(k, d.get(k), lookup), kinds[k]) for k in keys] for d in data
+                ],
             }
         )
     return tables
@@ -219,8 +268,9 @@ def report_page(request, name: str):
     }
     if result is not None:
         context["body"] = result.to_json()
-        context["table"] = _table(result)
-        context["extra_tables"] = _extra_tables(result)
+        names = _names()
+        context["table"] = _table(result, names)
+        context["extra_tables"] = _extra_tables(result, names)
     return render(request, "web/reports/report.html", context, status=200 if result else 400)
 
 
@@ -265,7 +315,7 @@ def _xlsx(result) -> bytes:
         ws.append([_number(v) for v in line])
     for table in _extra_tables(result):
         sheet = wb.create_sheet(table["key"][:31])
-        sheet.append(table["columns"])
+        sheet.append(table["keys"])
         for row in table["rows"]:
             sheet.append([c["value"] for c in row])
     buf = io.BytesIO()
@@ -301,8 +351,18 @@ def weekly(request):
         "pages": REPORT_PAGES,
     }
     if result is not None:
+        names = _names()
         context["body"] = result.to_json()
-        context["extra_tables"] = _extra_tables(result)
+        context["extra_tables"] = _extra_tables(result, names)
+        context["week_start"] = result.extra["weeks"][0]["start"]
+        context["stuck"] = [
+            {
+                "row": r,
+                "stage": _display("stage", r.stage, names),
+                "owner": _display("owner", r.owner, names),
+            }
+            for r in context["stuck"]
+        ]
     return render(request, "web/reports/weekly.html", context, status=200 if result else 400)
 
 
@@ -315,6 +375,7 @@ def diagnosis(request):
         "result": result,
         "query": request.GET.urlencode(),
         "chart_labels": _chart_labels(),
+        "pages": REPORT_PAGES,
     }
     if result is not None:
         findings = sorted(result.rows, key=lambda f: f.revenue_at_stake, reverse=True)
