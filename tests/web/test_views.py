@@ -441,7 +441,10 @@ def test_it_lists_todays_work_for_a_rep_and_team_alerts_for_a_manager(
     assert [lead.name for lead in page.context["new_leads"]] == ["新线索"]
     assert "team_attention" not in page.context
 
-    team = login(manager).get("/").context["team_attention"]
+    manager_page = login(manager).get("/")
+    funnel = {row.step: row.count for row in manager_page.context["funnel"]}
+    assert (funnel["leads"], funnel["deals"], funnel["won"]) == (1, 4, 0)
+    team = manager_page.context["team_attention"]
     assert [d.name for d in team] == ["同事的单", "久未跟进"]
     assert team_stale.pk == team[0].pk
 

@@ -456,4 +456,6 @@ ZH = {
     "best peer": "最佳同事",
     "vs last week": "较上周",
     "won": "赢单",
+    "Team funnel, last %(n)s days": "团队漏斗(最近 %(n)s 天)",
+    "Open the funnel report": "查看漏斗报表",
 }

@@ -15,6 +15,7 @@ from leakmap.crm.models import LeadStatus, Stage, StageKind
 from leakmap.web.views.common import local_day_bounds
 
 LIST_LIMIT = 25
+FUNNEL_DAYS = 90
 
 
 def attention_q(stages: list[Stage], now: dt.datetime) -> Q:
@@ -80,6 +81,22 @@ def today(request):
         "list_limit": LIST_LIMIT,
     }
     if context["is_lead"]:
+        # The team's funnel for the last 90 days, from the analytics engine (same figures as the
+        # funnel report), so a manager sees where this quarter's deals stop.
+        from leakmap.analytics import ReportFilters, run_report
+
+        today_local = timezone.localdate()
+        funnel = run_report(
+            "funnel",
+            ReportFilters(
+                date_from=today_local - dt.timedelta(days=FUNNEL_DAYS),
+                date_to=today_local,
+                viewer=user,
+            ),
+        )
+        context["funnel"] = funnel.rows
+        context["funnel_days"] = FUNNEL_DAYS
+        context["funnel_from"] = (today_local - dt.timedelta(days=FUNNEL_DAYS)).isoformat()
         context["team_attention"] = annotate_reasons(
             selectors.visible_deals(user)
             .exclude(owner=user)
