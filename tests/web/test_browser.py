@@ -223,8 +223,23 @@ def test_it_shows_a_manager_the_team_and_a_phone_sized_board(live_server, browse
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
     shot(phone, "deal-board-375")
-    phone.goto(f"{base}/")
-    shot(phone, "today-375")
+    # Every main page fits the phone's width (tables scroll inside their frame).
+    for name, url in [
+        ("today", "/"),
+        ("leads", "/leads/"),
+        ("deal-list", "/deals/list/"),
+        ("diagnosis", "/reports/diagnosis/"),
+        ("funnel", "/reports/funnel/"),
+        ("weekly", "/reports/weekly/"),
+    ]:
+        phone.goto(f"{base}{url}")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 375, name
+        shot(phone, f"{name}-375")
+    # The menu folds behind the burger and opens on tap.
+    assert not phone.locator(".mainnav").is_visible()
+    phone.click(".nav-burger")
+    assert phone.locator(".mainnav").is_visible()
+    shot(phone, "menu-375")
     phone.close()
 
 
@@ -263,4 +278,14 @@ def test_it_gives_a_manager_the_diagnosis_weekly_review_and_reports(live_server,
     shot(page, "lead-list")
     page.goto(f"{base}/deals/")
     shot(page, "deal-board-team")
+
+    # Switch to English: the choice sticks to the user and the next page speaks it.
+    page.click(".langswitch button")
+    page.wait_for_url(f"{base}/deals/")
+    assert page.inner_text(".mainnav").split()[:3] == ["Today", "Leads", "Deals"]
+    people["manager"].refresh_from_db()
+    assert people["manager"].language == "en"
+    shot(page, "deal-board-team-en")
+    page.goto(f"{base}/reports/diagnosis/")
+    shot(page, "diagnosis-en")
     page.close()
