@@ -20,6 +20,8 @@ from tests.web.browser import (
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# Not serialized_rollback: on SQLite, deserialising into a database that still holds the
+# migrated rows fails on django_content_type; each test puts back the default pipeline itself.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pass-word-123"
 
