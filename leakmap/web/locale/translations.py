@@ -458,4 +458,5 @@ ZH = {
     "won": "赢单",
     "Team funnel, last %(n)s days": "团队漏斗(最近 %(n)s 天)",
     "Open the funnel report": "查看漏斗报表",
+    "Show the figures": "查看明细数据",
 }

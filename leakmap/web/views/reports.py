@@ -186,6 +186,7 @@ def _extra_tables(result, names: dict | None = None) -> list[dict]:
                 "title": EXTRA_TITLES.get(key, key),
                 "keys": keys,
                 "columns": [EXTRA_COLUMN_LABELS.get(k, k) for k in keys],
+                "numeric": [kinds[k] != "text" for k in keys],
                 "rows": [
                     [_cell(_display(k, d.get(k), lookup), kinds[k]) for k in keys] for d in data
                 ],
@@ -269,6 +270,8 @@ def report_page(request, name: str):
     if result is not None:
         context["body"] = result.to_json()
         names = _names()
+        # Stage keys in the breakdowns (the leak map's axis) shown by their labels.
+        context["chart_labels"]["stages"] = names["stage"]
         context["table"] = _table(result, names)
         context["extra_tables"] = _extra_tables(result, names)
     return render(request, "web/reports/report.html", context, status=200 if result else 400)

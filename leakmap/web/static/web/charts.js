@@ -94,7 +94,7 @@
         tooltip: { position: "top" },
         legend: { show: false },
         grid: { left: 8, right: 16, top: 16, bottom: 56, containLabel: true },
-        xAxis: { type: "category", data: stages.map(function (s) { return s || "–"; }), splitArea: { show: true } },
+        xAxis: { type: "category", data: stages.map(function (s) { return (L.stages && L.stages[s]) || s || "–"; }), splitArea: { show: true } },
         yAxis: { type: "category", data: reasons.map(function (r) { return r || "–"; }), splitArea: { show: true } },
         visualMap: { min: 0, max: max || 1, calculable: true, orient: "horizontal", left: "center", bottom: 0,
                      inRange: { color: ["#fff5f4", "#ff6b5e", "#a3160f"] } },
