@@ -392,7 +392,9 @@ def deal_update(*, deal: Deal, **fields) -> Deal:
     # A deal already past a stage must keep that stage's required fields filled.
     if deal.stage.kind != StageKind.LOST:
         _check_required_fields(deal, deal.stage)
-    deal.save()
+    # Save only what the caller changed, so a stale object cannot undo facts (follow-up count,
+    # last follow-up) that other services moved since it was loaded.
+    deal.save(update_fields=[*fields.keys(), "updated_at"])
     return deal
 
 
