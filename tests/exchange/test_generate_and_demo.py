@@ -149,6 +149,7 @@ def _cli(tmp_path, *args):
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
         "PYTHONPATH": str(REPO),
+        "LEAKMAP_LANGUAGE": "en",
     }
     env.pop("DATABASE_TEST_NAME", None)
     return subprocess.run(
