@@ -123,6 +123,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "leakmap.automation.context_processors.notifications",
             ],
         },
     }
@@ -215,3 +216,5 @@ LOGGING = {
 
 # --- Product settings -----------------------------------------------------------------------
 LEAKMAP_NO_FOLLOW_UP_DAYS = envint("LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
+# Won revenue the team aims for per month; the diagnosis turns it into the leads needed.
+LEAKMAP_MONTHLY_REVENUE_TARGET = envint("LEAKMAP_MONTHLY_REVENUE_TARGET", 0) or None

@@ -655,3 +655,145 @@ def leads_refresh_facts(lead_ids=None) -> int:
         .order_by("done_at")
     )
     return leads.update(first_contacted_at=Subquery(first[:1]))
+
+
+# --- Accounts, contacts, activity edits and deletes ---------------------------------------------
+# Added for the REST API (issue 7): the API writes only through services, and these entities had
+# none yet.
+
+
+def _full_clean(obj, *, exclude: list[str]) -> None:
+    obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+
+
+@transaction.atomic
+def account_create(
+    *,
+    name: str,
+    owner: User | None = None,
+    industry: Industry | None = None,
+    created_at: dt.datetime | None = None,
+) -> Account:
+    if not name or not name.strip():
+        raise ValidationError({"name": _("An account needs a name.")})
+    account = Account(
+        name=name.strip(), owner=owner, industry=industry, created_at=_now(created_at)
+    )
+    _full_clean(account, exclude=["owner", "industry"])
+    account.save()
+    return account
+
+
+@transaction.atomic
+def account_update(*, account: Account, **fields) -> Account:
+    allowed = {"name", "owner", "industry"}
+    bad = fields.keys() - allowed
+    if bad:
+        raise ValidationError({f: _("This field cannot be changed.") for f in bad})
+    if "name" in fields and not (fields["name"] or "").strip():
+        raise ValidationError({"name": _("An account needs a name.")})
+    for name, value in fields.items():
+        setattr(account, name, value.strip() if name == "name" else value)
+    _full_clean(account, exclude=["owner", "industry"])
+    account.save()
+    return account
+
+
+@transaction.atomic
+def contact_create(
+    *,
+    name: str,
+    account: Account | None = None,
+    email: str = "",
+    phone: str = "",
+    title: str = "",
+    owner: User | None = None,
+    created_at: dt.datetime | None = None,
+) -> Contact:
+    if not name or not name.strip():
+        raise ValidationError({"name": _("A contact needs a name.")})
+    contact = Contact(
+        name=name.strip(),
+        account=account,
+        email=email,
+        phone=phone,
+        title=title,
+        owner=owner,
+        created_at=_now(created_at),
+    )
+    _full_clean(contact, exclude=["owner", "account"])
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def contact_update(*, contact: Contact, **fields) -> Contact:
+    allowed = {"name", "account", "email", "phone", "title", "owner"}
+    bad = fields.keys() - allowed
+    if bad:
+        raise ValidationError({f: _("This field cannot be changed.") for f in bad})
+    if "name" in fields and not (fields["name"] or "").strip():
+        raise ValidationError({"name": _("A contact needs a name.")})
+    for name, value in fields.items():
+        setattr(contact, name, value.strip() if name == "name" else value)
+    _full_clean(contact, exclude=["owner", "account"])
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def activity_update(*, activity: Activity, **fields) -> Activity:
+    """Edit what an activity says and when it is due. Completing goes through activity_complete,
+    so the follow-up facts move with it."""
+    allowed = {"subject", "notes", "due_at", "kind"}
+    bad = fields.keys() - allowed
+    if bad:
+        raise ValidationError({f: _("This field cannot be changed here.") for f in bad})
+    if "kind" in fields and fields["kind"] not in ActivityKind.values:
+        raise ValidationError({"kind": _("Unknown activity kind “%(k)s”.") % {"k": fields["kind"]}})
+    for name, value in fields.items():
+        setattr(activity, name, value)
+    activity.subject = activity.subject[:200]
+    activity.save()
+    return activity
+
+
+@transaction.atomic
+def activity_delete(*, activity: Activity) -> None:
+    deal_id, lead_id, was_follow_up = activity.deal_id, activity.lead_id, activity.done_at
+    activity.delete()
+    # A deleted follow-up no longer counts: recompute the facts it moved.
+    if was_follow_up is not None:
+        if deal_id is not None:
+            deals_refresh_facts([deal_id])
+        if lead_id is not None:
+            leads_refresh_facts([lead_id])
+
+
+@transaction.atomic
+def deal_delete(*, deal: Deal) -> None:
+    lead_id = deal.lead_id
+    deal.delete()  # its history and activities go with it
+    if lead_id is not None:
+        leads_refresh_facts([lead_id])
+
+
+@transaction.atomic
+def lead_delete(*, lead: Lead) -> None:
+    # Activities on the lead go with it; deals made from it stay (their lead becomes empty).
+    deal_ids = list(
+        Activity.objects.filter(lead=lead, deal__isnull=False).values_list("deal_id", flat=True)
+    )
+    lead.delete()
+    if deal_ids:
+        deals_refresh_facts(deal_ids)
+
+
+@transaction.atomic
+def account_delete(*, account: Account) -> None:
+    account.delete()  # deals and contacts keep existing without an account
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact) -> None:
+    contact.delete()

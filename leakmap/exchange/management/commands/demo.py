@@ -19,7 +19,13 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0, interactive=False)
         logins = load_demo()
         if logins is None:
-            self.stdout.write(_("The database already has data; the demo company was not loaded."))
+            self.stdout.write(
+                _(
+                    "The database already has data; the demo company was not loaded. Log in with"
+                    " the logins printed when it was; `leakmap user passwd USERNAME` sets a new"
+                    " password."
+                )
+            )
         else:
             self.stdout.write(_("Loaded the demo company. Logins (passwords are shown only now):"))
             for username, role, password in logins:
@@ -33,15 +39,8 @@ class Command(BaseCommand):
             run_server(host="127.0.0.1", port=port, workers=2)
 
     def _summary(self) -> None:
-        # >>> DIAGNOSIS SUMMARY: printed by leakmap.analytics once it provides
-        # `diagnosis_summary()` (returning text); until then, the plain counts below.
-        from leakmap import analytics
+        from leakmap.analytics import diagnosis_summary
 
-        diagnosis_summary = getattr(analytics, "diagnosis_summary", None)
-        if callable(diagnosis_summary):
-            self.stdout.write(str(diagnosis_summary()))
-            return
-        # <<< DIAGNOSIS SUMMARY
         deals = Deal.objects.all()
         self.stdout.write(
             _("%(leads)s leads, %(deals)s deals, %(won)s won")
@@ -51,3 +50,6 @@ class Command(BaseCommand):
                 "won": deals.filter(stage__kind=StageKind.WON).count(),
             }
         )
+        self.stdout.write(_("Where did the revenue go? The biggest leaks:"))
+        for line in diagnosis_summary(limit=5):
+            self.stdout.write(f"  • {line}")

@@ -1,0 +1,525 @@
+"""Shared machinery of the reports: the registry, the result type, the pipeline's stages, the
+per-deal state (now or as of a past moment), portable day arithmetic and percentiles in SQL.
+
+Every report reads deals through `deal_states(scope)`, which annotates the same names on both
+paths, so a report's query does not care whether it runs on today's facts or on history:
+
+    st_stage     the stage the deal is in         st_entered   when it entered that stage
+    st_reached   highest non-lost Stage.order      st_closed    when it closed (null if open)
+    st_lost_at   stage it was lost from            st_last_fu   last follow-up (done activity)
+    st_fu_count  number of follow-ups
+
+Without --as-of these are the per-deal facts that services keep on Deal (cheap columns). With
+--as-of T they are computed from StageChange rows with at <= T and activities done <= T, following
+the fallback rules of services.deals_refresh_facts for deals without history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from leakmap.analytics.filters import ReportFilters, Scope, resolve
+from leakmap.crm.models import Activity, Deal, Stage, StageChange, StageKind
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+MONEY_FIELD = DecimalField(max_digits=20, decimal_places=2)
+
+
+def money(value: Any) -> Decimal:
+    return (Decimal(value) if value is not None else ZERO).quantize(CENT)
+
+
+def ratio(num: float | int | Decimal | None, den: float | int | Decimal | None) -> float | None:
+    """num / den as an unrounded float, None where the divisor is 0 (CONTRACT §5)."""
+    if num is None or not den:
+        return None
+    return float(num) / float(den)
+
+
+def money_ratio(num: Decimal | None, den: int | Decimal | None) -> Decimal | None:
+    if num is None or not den:
+        return None
+    return (Decimal(num) / Decimal(den)).quantize(CENT)
+
+
+def days(value: float | None) -> float | None:
+    """Days as computed in SQL (whole seconds / 86400), rounded so float noise from the two
+    databases' arithmetic never shows as a different figure."""
+    return None if value is None else round(float(value), 4)
+
+
+# --- Result and registry -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # attribute of the row dataclass
+    label: str  # already translated
+    kind: str = "text"  # text | int | money | rate | days | map
+    total: bool = False  # summed in the table's totals line
+
+
+@dataclass
+class ReportResult:
+    report: str
+    as_of: dt.datetime
+    period: dict  # {"from": "YYYY-MM-DD" | None, "to": ...}
+    rows: list
+    extra: dict = field(default_factory=dict)  # additional body keys (by_competitor, …)
+    columns: list[Column] = field(default_factory=list)
+    title: str = ""
+
+    def to_json(self) -> dict:
+        """Exactly the CONTRACT §5 body: money as numbers with 2 decimals, rates unrounded."""
+        body = {
+            "report": self.report,
+            "as_of": self.as_of.isoformat(),
+            "period": dict(self.period),
+            "rows": [to_jsonable(r) for r in self.rows],
+        }
+        for key, value in self.extra.items():
+            body[key] = to_jsonable(value)
+        return body
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return float(value.quantize(CENT))
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+ReportFn = Callable[[Scope], ReportResult]
+
+
+class Registry(Mapping):
+    """Report name → function taking a resolved Scope. Open: another module (diagnosis) registers
+    itself with `@register("diagnosis")`. The report modules are imported on first use, because
+    this package is imported by Django before models are ready."""
+
+    MODULES = (
+        "funnel",
+        "owners",
+        "sources",
+        "lost_reasons",
+        "stage_time",
+        "stuck",
+        "cycle",
+        "forecast",
+        "weekly",
+        "diagnosis",  # optional: registered when that module exists
+    )
+
+    def __init__(self) -> None:
+        self._reports: dict[str, ReportFn] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[ReportFn], ReportFn]:
+        def deco(fn: ReportFn) -> ReportFn:
+            self._reports[name] = fn
+            return fn
+
+        return deco
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        import importlib
+        import importlib.util
+
+        for module in self.MODULES:
+            dotted = f"leakmap.analytics.{module}"
+            if importlib.util.find_spec(dotted) is not None:
+                importlib.import_module(dotted)
+        self._loaded = True
+
+    def __getitem__(self, name: str) -> ReportFn:
+        self.load()
+        return self._reports[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self.load()
+        return iter(self._reports)
+
+    def __len__(self) -> int:
+        self.load()
+        return len(self._reports)
+
+
+REPORTS = Registry()
+register = REPORTS.register
+
+
+def run_report(name: str, filters: ReportFilters) -> ReportResult:
+    """Run report `name` with `filters`. Raises ReportInputError for a user's mistake (unknown
+    report, owner, team or source; bad period)."""
+    from django.utils.translation import gettext as _
+
+    from leakmap.analytics.filters import ReportInputError
+
+    if name not in REPORTS:
+        raise ReportInputError(
+            _("Unknown report %(name)s; choose one of: %(names)s")
+            % {"name": name, "names": ", ".join(REPORTS)}
+        )
+    return REPORTS[name](resolve(filters))
+
+
+# --- Stages --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    id: int
+    key: str
+    label: str
+    order: int
+    probability: int
+    kind: str
+    sla_days: int | None
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The default pipeline's stages (the funnel's steps) and the closed stages of every
+    pipeline, fetched in one query so reports can name stage ids as plain parameters."""
+
+    open: list[StageInfo]  # default pipeline, in order
+    by_id: dict[int, StageInfo]  # every stage of every pipeline
+    won_ids: list[int]
+    lost_ids: list[int]
+    first_open_id: int | None
+    won: StageInfo | None  # the default pipeline's won stage
+
+    @property
+    def closed_ids(self) -> list[int]:
+        return self.won_ids + self.lost_ids
+
+    def probability_case(self) -> Case:
+        """Stage probability of the deal's (as-of) stage, as an SQL CASE over st_stage."""
+        return Case(
+            *[When(st_stage=s.id, then=Value(s.probability)) for s in self.by_id.values()],
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+
+    def sla_case(self) -> Case:
+        return Case(
+            *[
+                When(st_stage=s.id, then=Value(s.sla_days))
+                for s in self.by_id.values()
+                if s.sla_days is not None
+            ],
+            default=Value(None),
+            output_field=IntegerField(),
+        )
+
+
+def load_stages() -> Stages:
+    rows = list(Stage.objects.select_related("pipeline").order_by("pipeline_id", "order"))
+    default = next((s.pipeline for s in rows if s.pipeline.is_default), None)
+    if default is None and rows:
+        default = min((s.pipeline for s in rows), key=lambda p: p.name)
+    infos = {
+        s.pk: StageInfo(s.pk, s.key, s.label, s.order, s.probability, s.kind, s.sla_days)
+        for s in rows
+    }
+    open_ = [
+        infos[s.pk]
+        for s in rows
+        if default is not None and s.pipeline_id == default.pk and s.kind == StageKind.OPEN
+    ]
+    return Stages(
+        open=open_,
+        by_id=infos,
+        won_ids=[s.pk for s in rows if s.kind == StageKind.WON],
+        lost_ids=[s.pk for s in rows if s.kind == StageKind.LOST],
+        first_open_id=open_[0].id if open_ else None,
+        won=next(
+            (
+                infos[s.pk]
+                for s in rows
+                if default and s.pipeline_id == default.pk and s.kind == StageKind.WON
+            ),
+            None,
+        ),
+    )
+
+
+# --- Per-deal state ------------------------------------------------------------------------------
+
+
+def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[Deal]:
+    """Cohort deals (or the deals matching `q`) with the st_* annotations (see the module
+    docstring)."""
+    if q is None:
+        q = scope.deal_q()
+    elif scope.historical:
+        q &= Q(created_at__lte=scope.now)
+    qs = Deal.objects.filter(q).order_by()
+    if not scope.historical:
+        # `+ 0` keeps SQLite's planner from driving the scan through the stage index: the
+        # reports aggregate most deals, and a full scan plus a sort is ~3x faster at 300k deals
+        # than 300k rowid lookups (measured, benchmarks/RESULTS.md). Cohort/owner filters stay
+        # on plain columns, so a narrow filter still uses its index.
+        return qs.annotate(
+            st_stage=ExpressionWrapper(F("stage_id") + 0, output_field=IntegerField()),
+            st_reached=F("reached_order"),
+            st_entered=Coalesce(F("stage_entered_at"), F("created_at")),
+            st_closed=F("closed_at"),
+            st_lost_at=F("lost_at_stage_id"),
+            st_last_fu=F("last_follow_up_at"),
+            st_fu_count=F("follow_up_count"),
+        )
+    t = scope.now
+    hist = StageChange.objects.filter(deal=OuterRef("pk"), at__lte=t)
+    latest = hist.order_by("-at", "-id")
+    earliest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("at", "id")
+    reached = (
+        hist.exclude(to_stage__kind=StageKind.LOST)
+        .values("deal")
+        .annotate(m=Max("to_stage__order"))
+        .values("m")
+    )
+    follow_ups = (
+        Activity.objects.filter(deal=OuterRef("pk"), done_at__isnull=False, done_at__lte=t)
+        .values("deal")
+        .annotate(n=Count("id"), last=Max("done_at"))
+    )
+    # No history row at or before T: the deal counts as in its first recorded stage (or, with no
+    # history at all, its current stage) since created_at, as services.deals_refresh_facts does.
+    qs = qs.annotate(
+        st_stage=Coalesce(
+            Subquery(latest.values("to_stage_id")[:1]),
+            Subquery(earliest.values("to_stage_id")[:1]),
+            F("stage_id"),
+            output_field=IntegerField(),
+        ),
+        st_latest_at=Subquery(latest.values("at")[:1]),
+    )
+    closed = Q(st_stage__in=stages.closed_ids)
+    lost = Q(st_stage__in=stages.lost_ids)
+    return qs.annotate(
+        st_reached=Coalesce(Subquery(reached[:1]), F("reached_order")),
+        st_entered=Coalesce(F("st_latest_at"), F("created_at")),
+        st_closed=Case(
+            When(closed, then=Coalesce(F("st_latest_at"), F("closed_at"))),
+            default=Value(None, output_field=DateTimeField()),
+            output_field=DateTimeField(),
+        ),
+        st_lost_at=Case(
+            When(
+                lost,
+                then=Coalesce(
+                    Subquery(latest.values("from_stage_id")[:1]),
+                    F("lost_at_stage_id"),
+                    Value(stages.first_open_id),
+                    output_field=IntegerField(),
+                ),
+            ),
+            default=Value(None),
+            output_field=IntegerField(),
+        ),
+        st_last_fu=Subquery(follow_ups.values("last")[:1]),
+        st_fu_count=Coalesce(Subquery(follow_ups.values("n")[:1]), Value(0)),
+    )
+
+
+def owner_key() -> ExpressionWrapper:
+    """Group by owner without the owner index (see deal_states); names come in a second query."""
+    return ExpressionWrapper(F("owner_id") + 0, output_field=IntegerField())
+
+
+def usernames(ids) -> dict[int, tuple[str, str]]:
+    from leakmap.accounts.models import User
+
+    return {
+        pk: (username, display or username)
+        for pk, username, display in User.objects.filter(pk__in=list(ids)).values_list(
+            "pk", "username", "display_name"
+        )
+    }
+
+
+def won_q(stages: Stages) -> Q:
+    return Q(st_stage__in=stages.won_ids)
+
+
+def lost_q(stages: Stages) -> Q:
+    return Q(st_stage__in=stages.lost_ids)
+
+
+def open_q(stages: Stages) -> Q:
+    return ~Q(st_stage__in=stages.closed_ids)
+
+
+def weighted_amount_expr(stages: Stages) -> ExpressionWrapper:
+    """amount × probability (an integer percent); divided by 100 in Python, exactly."""
+    return ExpressionWrapper(F("amount") * stages.probability_case(), output_field=MONEY_FIELD)
+
+
+# --- Day arithmetic and percentiles --------------------------------------------------------------
+
+
+class DaysBetween(Func):
+    """(end − start) in days, from whole seconds, so SQLite and PostgreSQL agree exactly."""
+
+    arity = 2
+    output_field = FloatField()
+
+    def __init__(self, end, start, **extra):
+        super().__init__(end, start, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(ROUND((julianday(%(expressions)s)) * 86400) / 86400.0)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(CAST(ROUND(EXTRACT(EPOCH FROM (%(expressions)s))) AS double precision)"
+            " / 86400.0)",
+            arg_joiner=" - ",
+            **extra,
+        )
+
+
+def days_sql(end: str, start: str) -> str:
+    """The SQL of DaysBetween for raw queries (column expressions we write, never user input)."""
+    if connection.vendor == "sqlite":
+        return f"(ROUND((julianday({end}) - julianday({start})) * 86400) / 86400.0)"
+    return f"(CAST(ROUND(EXTRACT(EPOCH FROM ({end} - {start}))) AS double precision) / 86400.0)"
+
+
+def at(value: dt.datetime) -> Value:
+    return Value(value, output_field=DateTimeField())
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    mean: float | None
+    median: float | None
+    p90: float | None
+
+
+def _ranked_sql(inner_sql: str) -> str:
+    # Median = mean of the middle one or two values; p90 = nearest rank ceil(0.9 n).
+    # ROW_NUMBER/COUNT windows exist on SQLite ≥ 3.25 and PostgreSQL; integer division on both.
+    return f"""
+        SELECT g, COUNT(*), AVG(v),
+               AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN v END),
+               MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN v END)
+        FROM (
+            SELECT g, v,
+                   ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn,
+                   COUNT(*) OVER (PARTITION BY g) AS n
+            FROM ({inner_sql}) AS base
+            WHERE v IS NOT NULL
+        ) AS ranked
+        GROUP BY g
+    """
+
+
+def _union(parts: list, columns: str) -> tuple[str, list]:
+    """UNION ALL of querysets or ready (sql, params) pairs, each exposing `columns`."""
+    sqls, params = [], []
+    for i, qs in enumerate(parts):
+        sql, p = qs if isinstance(qs, tuple) else qs.order_by().query.sql_with_params()
+        sqls.append(f"SELECT {columns} FROM ({sql}) AS part{i}")
+        params.extend(p)
+    return " UNION ALL ".join(sqls), params
+
+
+def grouped_stats(parts: list[QuerySet]) -> dict[Any, Stats]:
+    """n, mean, median, p90 of `v` per group `g`, in one query.
+
+    `parts` are values-querysets with the two columns g, v, glued with UNION ALL (so several
+    differently-shaped sources can feed one group). Constant group keys are values we choose,
+    never user input.
+    """
+    if not parts:
+        return {}
+    inner, params = _union(parts, "g, v")
+    with connection.cursor() as cur:
+        cur.execute(_ranked_sql(inner), params)
+        return {
+            g: Stats(int(n), days(mean), days(median), days(p90))
+            for g, n, mean, median, p90 in cur.fetchall()
+        }
+
+
+def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:
+    """Per group g: [(t, events, total)] with t in hundredths of a day, from values-querysets with
+    g, v (days) and e (1 = left the stage, 0 = still there: censored). Aggregated in SQL; the
+    product-limit estimate is then a walk over these few hundred points per group."""
+    if not parts:
+        return {}
+    inner, params = _union(parts, "g, v, e")
+    bucket = "CAST(v * 100 AS INTEGER)" if connection.vendor == "sqlite" else "FLOOR(v * 100)"
+    out: dict[Any, list[tuple[float, int, int]]] = {}
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT g, {bucket} AS t, SUM(e), COUNT(*) FROM ({inner}) AS base"
+            f" WHERE v IS NOT NULL GROUP BY g, {bucket} ORDER BY g, t",
+            params,
+        )
+        for g, t, events, total in cur.fetchall():
+            out.setdefault(g, []).append((int(t) / 100, int(events), int(total)))
+    return out
+
+
+def km_median(points: list[tuple[float, int, int]]) -> float | None:
+    """Kaplan–Meier median: the first time the survival estimate drops to 0.5 or below. None
+    when it never does (too many deals still in the stage to tell)."""
+    at_risk = sum(total for _t, _e, total in points)
+    survival = 1.0
+    for t, events, total in points:
+        if events and at_risk:
+            survival *= 1 - events / at_risk
+            if survival <= 0.5 + 1e-12:
+                return t
+        at_risk -= total
+    return None

@@ -1,0 +1,1027 @@
+"""diagnosis: "where did the revenue go?" — the funnel's leaks, named with their evidence.
+
+Intuition: gather a handful of counts per rep, per source and per period in SQL (reusing the
+owners and sources reports, plus three small GROUP BY queries of our own), then decide in plain
+Python, on those counts only, which differences are real. Keeping the decision a pure function
+of counts is what lets the null simulation (tests/analytics/test_diagnosis.py) run it on 200+
+homogeneous teams and show that it stays quiet when nothing differs.
+
+Rules of evidence
+- Like with like: a rep against the rest of their team (everyone else when the team is only
+  them), a source against the other sources, a period against the previous periods.
+- Each candidate difference gets a p-value (Fisher's exact test for small counts, the pooled
+  two-proportion z-test otherwise; an exact binomial/Poisson test for lead counts) and Holm's
+  correction runs over every candidate of the run, so with no real differences the chance of
+  even one finding stays at or under 5 %. Only differences in the bad direction become findings.
+- revenue_at_stake is what closing the gap to the benchmark would have been worth:
+
+      missing units  = (benchmark rate − subject rate) × subject's sample size
+      revenue_at_stake = missing units × downstream win rate × average won amount
+
+  where "downstream win rate" is the observed rate at which the missing units (deals, deals
+  past the proposal, …) end up won across the whole scope, and "average won amount" is the mean
+  amount of won deals in scope. For channel_mix it is the return of moving half of the source's
+  spend to the best-returning source: shift × (return_best − return_source), with return = won
+  amount / spend. For lead_volume it is the missing leads × lead→won rate × average won amount.
+- severity from revenue_at_stake / won revenue: ≥ 10 % high, ≥ 3 % medium, else low.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, F, Q
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from leakmap.accounts.models import User
+from leakmap.analytics.base import (
+    Column,
+    DaysBetween,
+    ReportResult,
+    at,
+    deal_states,
+    load_stages,
+    lost_q,
+    money,
+    open_q,
+    register,
+)
+from leakmap.analytics.filters import ReportFilters, Scope, resolve
+from leakmap.analytics.owners import owners as owners_report
+from leakmap.analytics.significance import holm, proportion_p_value
+from leakmap.analytics.sources import sources as sources_report
+from leakmap.crm.models import Lead, LeadStatus
+
+ALPHA = 0.05
+MIN_SAMPLE = 5  # below this a subject is not compared at all
+MIN_CLOSED_FOR_ANY_FINDING = 20  # fewer closed deals in scope: say the data is too thin
+FAST_FIRST_CONTACT = dt.timedelta(hours=24)
+CATEGORIES = (
+    "lead_volume",
+    "lead_quality",
+    "lead_conversion",
+    "follow_up",
+    "negotiation",
+    "channel_mix",
+)
+
+
+def _t(zh: str, en: str) -> str:
+    """Texts live beside the logic in both languages; the active language picks one."""
+    lang = translation.get_language() or settings.LANGUAGE_CODE
+    return en if lang.startswith("en") else zh
+
+
+# --- Input: counts only ------------------------------------------------------------------------
+
+
+@dataclass
+class RepCounts:
+    owner: str
+    name: str
+    team: str | None
+    leads: int = 0
+    converted: int = 0  # leads turned into deals
+    contacted_fast: int = 0  # leads first contacted within 24 h
+    deals: int = 0
+    reached_proposal: int = 0
+    reached_negotiation: int = 0
+    closed_after_negotiation: int = 0  # won + lost among deals that reached negotiation
+    won: int = 0
+    won_amount: Decimal = Decimal(0)
+    follow_ups_per_deal: float | None = None
+    stuck_over_sla: int = 0
+    lost_reasons: list[tuple[str, int, int, int]] = field(default_factory=list)
+    # (reason, deals, with notes, with competitor) lost at negotiation or later
+
+
+@dataclass
+class SourceCounts:
+    source: str
+    leads: int
+    deals: int
+    won: int
+    disqualified: int
+    won_amount: Decimal
+    spend: Decimal | None
+
+
+@dataclass
+class PeriodCounts:
+    current_leads: int
+    current_days: float
+    previous_leads: int
+    previous_days: float
+
+
+@dataclass
+class DiagnosisInput:
+    reps: list[RepCounts]
+    sources: list[SourceCounts]
+    period: PeriodCounts | None
+    won: int
+    won_amount: Decimal
+    deals: int
+    leads: int
+    closed: int
+    deals_reaching_negotiation_won_rate: float | None  # P(won | reached negotiation, closed)
+    proposal_to_won_rate: float | None  # P(won | reached proposal, closed)
+    deal_won_rate: float | None  # P(won | deal, closed)
+    target_leads: float | None = None  # leads needed in the current period to hit the target
+
+
+@dataclass
+class Finding:
+    category: str
+    scope: dict
+    severity: str
+    metric: str
+    value: float
+    benchmark: float
+    sample_size: int
+    revenue_at_stake: Decimal
+    summary: str
+    actions: list[str]
+
+
+@dataclass
+class _Candidate:
+    category: str
+    scope: dict
+    metric: str
+    value: float
+    benchmark: float
+    sample_size: int
+    p_value: float
+    revenue: float
+    summary: str
+    actions: list[str]
+    key: str  # the comparison behind it; one test per comparison in the Holm family
+
+
+# --- Exact tests on counts -----------------------------------------------------------------------
+
+
+def _binom_two_sided(x: int, n: int, p: float) -> float:
+    """Exact two-sided binomial test (minimum-likelihood), as R's binom.test."""
+    if n == 0:
+        return 1.0
+    if p <= 0 or p >= 1:
+        return 1.0 if (p <= 0 and x == 0) or (p >= 1 and x == n) else 0.0
+
+    def logpmf(k: int) -> float:
+        return (
+            math.lgamma(n + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(n - k + 1)
+            + k * math.log(p)
+            + (n - k) * math.log1p(-p)
+        )
+
+    observed = logpmf(x) + 1e-7
+    return min(1.0, sum(math.exp(lp) for lp in (logpmf(k) for k in range(n + 1)) if lp <= observed))
+
+
+def _poisson_lower_tail(x: int, lam: float) -> float:
+    """P(X ≤ x) for X ~ Poisson(lam)."""
+    if lam <= 0:
+        return 1.0
+    term = math.exp(-lam)
+    total = term
+    for k in range(1, x + 1):
+        term *= lam / k
+        total += term
+    return min(1.0, total)
+
+
+def _rate(x: int, n: int) -> float:
+    return x / n if n else 0.0
+
+
+# --- Decision: pure function of the counts -------------------------------------------------------
+
+
+def diagnose(inp: DiagnosisInput, alpha: float = ALPHA) -> tuple[list[Finding], list[str]]:
+    """The findings the counts support, ordered by revenue at stake, and notes for the reader."""
+    notes: list[str] = []
+    if inp.closed < MIN_CLOSED_FOR_ANY_FINDING:
+        notes.append(
+            _t(
+                f"只有 {inp.closed} 个已关闭商机,数据太少,无法把流失点与偶然波动区分开;"
+                f"至少需要 {MIN_CLOSED_FOR_ANY_FINDING} 个。",
+                f"Only {inp.closed} closed deals: too few to tell leaks from chance "
+                f"(at least {MIN_CLOSED_FOR_ANY_FINDING} needed).",
+            )
+        )
+        return [], notes
+
+    avg_won = float(inp.won_amount) / inp.won if inp.won else 0.0
+    candidates: list[_Candidate] = []
+    candidates += _lead_volume(inp, avg_won)
+    candidates += _lead_quality_and_channels(inp, avg_won)
+    candidates += _rep_checks(inp, avg_won)
+
+    # Holm over one p-value per distinct comparison.
+    keys = sorted({c.key for c in candidates})
+    p_by_key = {c.key: c.p_value for c in candidates}
+    rejected = dict(zip(keys, holm([p_by_key[k] for k in keys], alpha), strict=True))
+    won_revenue = float(inp.won_amount)
+    findings = []
+    for c in candidates:
+        if not rejected[c.key] or c.revenue <= 0:
+            continue
+        share = c.revenue / won_revenue if won_revenue else 1.0
+        severity = "high" if share >= 0.10 else "medium" if share >= 0.03 else "low"
+        findings.append(
+            Finding(
+                category=c.category,
+                scope=c.scope,
+                severity=severity,
+                metric=c.metric,
+                value=c.value,
+                benchmark=c.benchmark,
+                sample_size=c.sample_size,
+                revenue_at_stake=Decimal(c.revenue).quantize(Decimal("0.01")),
+                summary=c.summary,
+                actions=c.actions,
+            )
+        )
+    # One finding per leak point and subject: the check with the most at stake speaks for it.
+    strongest: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        key = (f.category, f.scope["type"], f.scope["key"])
+        if key not in strongest or f.revenue_at_stake > strongest[key].revenue_at_stake:
+            strongest[key] = f
+    findings = sorted(
+        strongest.values(), key=lambda f: (-f.revenue_at_stake, f.category, f.scope["key"])
+    )
+    if not findings:
+        notes.append(
+            _t(
+                "没有发现统计上显著的流失点:各销售、各渠道、各阶段的差异都在偶然波动范围内。",
+                "No leak stands out: the differences between reps, sources and periods are "
+                "within what chance alone would produce.",
+            )
+        )
+    return findings, notes
+
+
+def _lead_volume(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
+    out = []
+    per = inp.period
+    lead_won = inp.won / inp.leads if inp.leads else 0.0
+    if per and per.previous_leads + per.current_leads >= 2 * MIN_SAMPLE and per.previous_days > 0:
+        share = per.current_days / (per.current_days + per.previous_days)
+        expected = (per.current_leads + per.previous_leads) * share
+        if per.current_leads < expected:
+            p = _binom_two_sided(per.current_leads, per.current_leads + per.previous_leads, share)
+            missing = expected - per.current_leads
+            out.append(
+                _Candidate(
+                    "lead_volume",
+                    {"type": "period", "key": "current"},
+                    "leads",
+                    per.current_leads,
+                    round(expected, 2),
+                    per.current_leads + per.previous_leads,
+                    p,
+                    missing * lead_won * avg_won,
+                    _t(
+                        f"本期新线索 {per.current_leads} 条,按前几期的节奏应有约 {expected:.0f} 条,"
+                        f"漏斗入口变窄了。",
+                        f"{per.current_leads} new leads this period against about {expected:.0f} "
+                        "at the pace of the previous periods: the top of the funnel shrank.",
+                    ),
+                    ACTIONS["lead_volume"](),
+                    "lead_volume:period",
+                )
+            )
+    if per and inp.target_leads and per.current_leads < inp.target_leads:
+        p = _poisson_lower_tail(per.current_leads, inp.target_leads)
+        missing = inp.target_leads - per.current_leads
+        out.append(
+            _Candidate(
+                "lead_volume",
+                {"type": "target", "key": "revenue_target"},
+                "leads",
+                per.current_leads,
+                round(inp.target_leads, 2),
+                per.current_leads,
+                p,
+                missing * lead_won * avg_won,
+                _t(
+                    f"要完成业绩目标,按当前转化率本期需要约 {inp.target_leads:.0f} 条线索,"
+                    f"实际只有 {per.current_leads} 条。",
+                    f"Reaching the revenue target at current conversion needs about "
+                    f"{inp.target_leads:.0f} leads this period; there were {per.current_leads}.",
+                ),
+                ACTIONS["lead_volume"](),
+                "lead_volume:target",
+            )
+        )
+    return out
+
+
+def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
+    out = []
+    total_leads = sum(s.leads for s in inp.sources)
+    total_deals = sum(s.deals for s in inp.sources)
+    total_won = sum(s.won for s in inp.sources)
+    total_disq = sum(s.disqualified for s in inp.sources)
+    deal_won = total_won / total_deals if total_deals else 0.0
+    returns = {
+        s.source: float(s.won_amount) / float(s.spend)
+        for s in inp.sources
+        if s.spend and s.spend > 0
+    }
+    # Where a budget could go: a source that already takes a real share of the spend (10 %), so
+    # a tiny budget with a lucky return (referrals on a few hundred yuan) is not assumed to scale.
+    total_spend = sum(float(s.spend) for s in inp.sources if s.spend)
+    destinations = {
+        s.source: returns[s.source]
+        for s in inp.sources
+        if s.source in returns and float(s.spend) >= 0.10 * total_spend
+    }
+    for s in inp.sources:
+        rest_leads = total_leads - s.leads
+        if s.leads < MIN_SAMPLE or rest_leads < MIN_SAMPLE:
+            continue
+        scope = {"type": "source", "key": s.source}
+        # Lead → won against the other sources: the quality that reaches revenue.
+        rest_won = total_won - s.won
+        rate, bench = _rate(s.won, s.leads), _rate(rest_won, rest_leads)
+        key_won = f"source_won:{s.source}"
+        p_won = proportion_p_value(s.won, s.leads, rest_won, rest_leads)
+        if rate < bench:
+            out.append(
+                _Candidate(
+                    "lead_quality",
+                    scope,
+                    "lead_to_won_rate",
+                    rate,
+                    bench,
+                    s.leads,
+                    p_won,
+                    (bench - rate) * s.leads * avg_won,
+                    _t(
+                        f"「{s.source}」的线索赢单率 {rate:.1%},其他渠道 {bench:.1%}:"
+                        f"线索看着多,却不成交。",
+                        f"Leads from {s.source} win {rate:.1%} against {bench:.1%} for the "
+                        "other sources: many leads that do not convert.",
+                    ),
+                    ACTIONS["lead_quality"](),
+                    key_won,
+                )
+            )
+        # Lead → deal, when it is the earlier step that fails.
+        rest_deals = total_deals - s.deals
+        rate_d, bench_d = _rate(s.deals, s.leads), _rate(rest_deals, rest_leads)
+        if rate_d < bench_d:
+            out.append(
+                _Candidate(
+                    "lead_quality",
+                    scope,
+                    "lead_to_deal_rate",
+                    rate_d,
+                    bench_d,
+                    s.leads,
+                    proportion_p_value(s.deals, s.leads, rest_deals, rest_leads),
+                    (bench_d - rate_d) * s.leads * deal_won * avg_won,
+                    _t(
+                        f"「{s.source}」只有 {rate_d:.1%} 的线索转成商机,其他渠道 {bench_d:.1%}。",
+                        f"Only {rate_d:.1%} of {s.source} leads became deals, against "
+                        f"{bench_d:.1%} for the other sources.",
+                    ),
+                    ACTIONS["lead_quality"](),
+                    f"source_deal:{s.source}",
+                )
+            )
+        # Share disqualified, higher is worse.
+        rest_disq = total_disq - s.disqualified
+        rate_q, bench_q = _rate(s.disqualified, s.leads), _rate(rest_disq, rest_leads)
+        if rate_q > bench_q:
+            out.append(
+                _Candidate(
+                    "lead_quality",
+                    scope,
+                    "disqualified_share",
+                    rate_q,
+                    bench_q,
+                    s.leads,
+                    proportion_p_value(s.disqualified, s.leads, rest_disq, rest_leads),
+                    (rate_q - bench_q)
+                    * s.leads
+                    * (total_deals / total_leads if total_leads else 0)
+                    * deal_won
+                    * avg_won,
+                    _t(
+                        f"「{s.source}」有 {rate_q:.1%} 的线索被判为无效,其他渠道 {bench_q:.1%}。",
+                        f"{rate_q:.1%} of {s.source} leads were disqualified, against "
+                        f"{bench_q:.1%} elsewhere.",
+                    ),
+                    ACTIONS["lead_quality"](),
+                    f"source_disq:{s.source}",
+                )
+            )
+        # Money: a paid source whose leads win less than the rest, beside a better-returning one.
+        if s.source in returns and destinations and rate < bench:
+            best = max(destinations, key=lambda k: (destinations[k], k))
+            if best != s.source and returns[best] > returns[s.source]:
+                shift = float(s.spend) / 2
+                gain = shift * (returns[best] - returns[s.source])
+                cpw = float(s.spend) / s.won if s.won else None
+                out.append(
+                    _Candidate(
+                        "channel_mix",
+                        scope,
+                        "return_on_spend",
+                        returns[s.source],
+                        returns[best],
+                        s.leads,
+                        p_won,
+                        gain,
+                        _t(
+                            f"「{s.source}」投入 ¥{float(s.spend):,.0f},每赢一单成本 "
+                            + (f"¥{cpw:,.0f}" if cpw else "无赢单")
+                            + f",每 1 元带来 ¥{returns[s.source]:.2f};「{best}」每 1 元带来 "
+                            f"¥{returns[best]:.2f}。把一半预算(¥{shift:,.0f})转到「{best}」,"
+                            f"按目前回报约多赢 ¥{gain:,.0f}。",
+                            f"{s.source} cost {float(s.spend):,.0f} "
+                            + (f"({cpw:,.0f} per won deal)" if cpw else "(no won deal)")
+                            + f" and returned {returns[s.source]:.2f} per 1 spent; {best} returned "
+                            f"{returns[best]:.2f}. Moving half the budget ({shift:,.0f}) to {best} "
+                            f"would win about {gain:,.0f} more at current returns.",
+                        ),
+                        ACTIONS["channel_mix"](best),
+                        key_won,
+                    )
+                )
+    return out
+
+
+def _peers(inp: DiagnosisInput, rep: RepCounts) -> list[RepCounts]:
+    """The rest of the rep's team; everyone else when the team is only them."""
+    team = [r for r in inp.reps if r is not rep and r.team is not None and r.team == rep.team]
+    return team or [r for r in inp.reps if r is not rep]
+
+
+def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
+    out = []
+    for rep in inp.reps:
+        peers = _peers(inp, rep)
+        if not peers:
+            continue
+        scope = {"type": "owner", "key": rep.owner}
+
+        def compare(x, n, px, pn):
+            return _rate(x, n), _rate(px, pn), proportion_p_value(x, n, px, pn)
+
+        # lead_conversion: leads turned into deals.
+        pl, pc = sum(p.leads for p in peers), sum(p.converted for p in peers)
+        if rep.leads >= MIN_SAMPLE and pl >= MIN_SAMPLE:
+            rate, bench, p = compare(rep.converted, rep.leads, pc, pl)
+            if rate < bench:
+                out.append(
+                    _Candidate(
+                        "lead_conversion",
+                        scope,
+                        "lead_to_deal_rate",
+                        rate,
+                        bench,
+                        rep.leads,
+                        p,
+                        (bench - rate) * rep.leads * (inp.deal_won_rate or 0) * avg_won,
+                        _t(
+                            f"{rep.name} 的线索只有 {rate:.1%} 转成商机,团队其他人 {bench:.1%}:"
+                            f"线索囤在手里没有推进。",
+                            f"{rep.name} turned {rate:.1%} of leads into deals against "
+                            f"{bench:.1%} for the rest of the team: leads are being hoarded.",
+                        ),
+                        ACTIONS["lead_conversion"](),
+                        f"rep_l2d:{rep.owner}",
+                    )
+                )
+            pf = sum(p.contacted_fast for p in peers)
+            rate, bench, p = compare(rep.contacted_fast, rep.leads, pf, pl)
+            if rate < bench:
+                out.append(
+                    _Candidate(
+                        "lead_conversion",
+                        scope,
+                        "first_contact_within_24h",
+                        rate,
+                        bench,
+                        rep.leads,
+                        p,
+                        (bench - rate)
+                        * rep.leads
+                        * _rate(inp.deals, inp.leads)
+                        * (inp.deal_won_rate or 0)
+                        * avg_won,
+                        _t(
+                            f"{rep.name} 只有 {rate:.1%} 的新线索在 24 小时内首次联系,"
+                            f"团队其他人 {bench:.1%}。",
+                            f"{rep.name} contacted {rate:.1%} of new leads within 24 hours, "
+                            f"against {bench:.1%} for the rest of the team.",
+                        ),
+                        ACTIONS["lead_conversion"](),
+                        f"rep_fast:{rep.owner}",
+                    )
+                )
+        # follow_up: out of the proposal stages into negotiation.
+        pp, pn = sum(p.reached_proposal for p in peers), sum(p.reached_negotiation for p in peers)
+        if rep.reached_proposal >= MIN_SAMPLE and pp >= MIN_SAMPLE:
+            rate, bench, p = compare(rep.reached_negotiation, rep.reached_proposal, pn, pp)
+            if rate < bench:
+                best = max(
+                    (r for r in peers if r.follow_ups_per_deal is not None),
+                    key=lambda r: (r.follow_ups_per_deal, r.owner),
+                    default=None,
+                )
+                mine = rep.follow_ups_per_deal or 0.0
+                cadence_zh = cadence_en = ""
+                if best is not None:
+                    cadence_zh = f"你平均每单跟进 {mine:.1f} 次,{best.name} 是 {best.follow_ups_per_deal:.1f} 次。"
+                    cadence_en = (
+                        f" You follow up {mine:.1f} times per deal; {best.name} does "
+                        f"{best.follow_ups_per_deal:.1f}."
+                    )
+                stuck_zh = (
+                    f"另有 {rep.stuck_over_sla} 个商机超过阶段时限。" if rep.stuck_over_sla else ""
+                )
+                stuck_en = (
+                    f" {rep.stuck_over_sla} open deals are over their stage's time limit."
+                    if rep.stuck_over_sla
+                    else ""
+                )
+                out.append(
+                    _Candidate(
+                        "follow_up",
+                        scope,
+                        "proposal_to_negotiation_rate",
+                        rate,
+                        bench,
+                        rep.reached_proposal,
+                        p,
+                        (bench - rate)
+                        * rep.reached_proposal
+                        * (inp.deals_reaching_negotiation_won_rate or 0)
+                        * avg_won,
+                        _t(
+                            f"{rep.name} 发出方案后只有 {rate:.1%} 进入谈判,团队其他人 {bench:.1%}:"
+                            f"中段跟进不力,客户慢慢冷却。" + cadence_zh + stuck_zh,
+                            f"After the proposal only {rate:.1%} of {rep.name}'s deals reach "
+                            f"negotiation, against {bench:.1%} for the rest of the team: deals "
+                            "go cold in the middle." + cadence_en + stuck_en,
+                        ),
+                        ACTIONS["follow_up"](),
+                        f"rep_p2n:{rep.owner}",
+                    )
+                )
+        # negotiation: of the closed deals that reached negotiation, how many were won.
+        pcl, pw = (
+            sum(p.closed_after_negotiation for p in peers),
+            sum(p.won for p in peers),
+        )
+        if rep.closed_after_negotiation >= MIN_SAMPLE and pcl >= MIN_SAMPLE:
+            rate, bench, p = compare(rep.won, rep.closed_after_negotiation, pw, pcl)
+            if rate < bench:
+                top = rep.lost_reasons[:3]
+                reasons_zh = "、".join(f"{r}({n} 单,{notes} 单有备注)" for r, n, notes, _c in top)
+                reasons_en = ", ".join(f"{r} ({n}, {notes} with notes)" for r, n, notes, _c in top)
+                with_rival = sum(c for _r, _n, _no, c in rep.lost_reasons)
+                lost_total = sum(n for _r, n, _no, _c in rep.lost_reasons)
+                out.append(
+                    _Candidate(
+                        "negotiation",
+                        scope,
+                        "negotiation_to_won_rate",
+                        rate,
+                        bench,
+                        rep.closed_after_negotiation,
+                        p,
+                        (bench - rate) * rep.closed_after_negotiation * avg_won,
+                        _t(
+                            f"{rep.name} 进入谈判的商机只赢下 {rate:.1%},团队其他人 {bench:.1%}。"
+                            + (
+                                f"主要输单原因:{reasons_zh};{with_rival}/{lost_total} 单输给竞品。"
+                                if top
+                                else ""
+                            ),
+                            f"{rep.name} wins {rate:.1%} of deals that reach negotiation, against "
+                            f"{bench:.1%} for the rest of the team."
+                            + (
+                                f" Top lost reasons: {reasons_en}; {with_rival} of {lost_total} "
+                                "lost to a competitor."
+                                if top
+                                else ""
+                            ),
+                        ),
+                        ACTIONS["negotiation"](),
+                        f"rep_n2w:{rep.owner}",
+                    )
+                )
+    return out
+
+
+ACTIONS = {
+    "lead_volume": lambda: [
+        _t(
+            "加大投放和渠道拓展,优先扩大回报最高的渠道。",
+            "Invest in more lead generation, starting with the best-returning channels.",
+        ),
+        _t(
+            "设计老客户转介绍奖励,扩大最优质的线索来源。",
+            "Start a referral reward for existing customers, the best leads there are.",
+        ),
+        _t(
+            "用内容和活动获客(公众号、展会、线上活动)。",
+            "Add content and events (WeChat articles, trade shows, webinars) to the lead mix.",
+        ),
+    ],
+    "lead_quality": lambda: [
+        _t(
+            "收紧该渠道的投放定向和表单字段,过滤低意向线索。",
+            "Tighten this channel's targeting and form fields to filter out low-intent leads.",
+        ),
+        _t(
+            "制定线索筛选标准(预算、需求、决策人),不合格的尽早判无效。",
+            "Write lead qualification rules (budget, need, decision maker) and disqualify early.",
+        ),
+        _t(
+            "把预算从低质量渠道迁移到高质量渠道。",
+            "Move budget from low-quality to high-quality channels.",
+        ),
+    ],
+    "lead_conversion": lambda: [
+        _t(
+            "新线索 24 小时内首次联系:开启自动分配和未联系提醒。",
+            "Contact every new lead within 24 hours: turn on assignment and first-contact reminders.",
+        ),
+        _t(
+            "优化首轮沟通话术和线索筛选标准。",
+            "Improve the first-call script and the qualification checklist.",
+        ),
+        _t(
+            "「不记录不派新线索」:超期未跟进的销售暂停分配。",
+            "No records, no new leads: pause assignment for reps with overdue follow-ups.",
+        ),
+    ],
+    "follow_up": lambda: [
+        _t(
+            "给每个商机设置下次跟进时间,超过 7 天未跟进自动提醒。",
+            "Give every deal a next follow-up date and a reminder after 7 days without one.",
+        ),
+        _t(
+            "制定方案后的标准跟进节奏(如 2/5/10 天)。",
+            "Set a standard follow-up cadence after the proposal (e.g. days 2, 5 and 10).",
+        ),
+        _t("阶段停留超时通知主管介入。", "Alert the manager when a deal overstays its stage."),
+    ],
+    "negotiation": lambda: [
+        _t(
+            "针对性的谈判技巧培训和输单复盘。",
+            "Negotiation coaching with a review of the lost deals.",
+        ),
+        _t(
+            "建立竞品对比话术库,在谈判中强调价值而非价格。",
+            "Build a competitor comparison playbook; sell value, not price.",
+        ),
+        _t(
+            "授权更灵活的报价策略,并要求输单时写明原因和竞品。",
+            "Allow more flexible pricing and require the reason and competitor on every loss.",
+        ),
+    ],
+    "channel_mix": lambda best: [
+        _t(f"把该渠道一半预算转到「{best}」。", f"Move half of this channel's budget to {best}."),
+        _t(
+            "按每赢一单成本而非线索数评估渠道。",
+            "Judge channels by cost per won deal, not by lead count.",
+        ),
+        _t("每月复盘渠道投入与赢单金额。", "Review channel spend against won revenue every month."),
+    ],
+}
+
+
+# --- Counts from the database --------------------------------------------------------------------
+
+
+def _periods(scope: Scope) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    """(previous start, current start, current end): the cohort period when both dates are
+    given, else the 28 days up to the clock; the previous window is three times as long."""
+    if scope.start is not None and scope.end is not None:
+        start, end = scope.start, min(scope.end, scope.now)
+    else:
+        end = scope.now
+        start = end - dt.timedelta(days=28)
+    length = end - start
+    return start - 3 * length, start, end
+
+
+def collect(scope: Scope) -> DiagnosisInput:
+    """The counts the decision needs: the owners and sources reports, plus per-rep lead counts,
+    per-rep lost reasons at negotiation, lead counts per period — each one GROUP BY query."""
+    stages = load_stages()
+    order = {s.key: s.order for s in stages.open}
+    neg_order = order.get("negotiation", max(order.values(), default=0))
+    prop_order = order.get("proposal", min(order.values(), default=0))
+    reps: dict[str, RepCounts] = {}
+
+    owner_rows = owners_report(scope).rows
+    team_of = dict(
+        User.objects.filter(username__in=[r.owner for r in owner_rows]).values_list(
+            "username", "team__name"
+        )
+    )
+    for r in owner_rows:
+        reps[r.owner] = RepCounts(
+            owner=r.owner,
+            name=r.owner_name,
+            team=team_of.get(r.owner),
+            deals=r.deals,
+            reached_proposal=r.reached.get("proposal", 0),
+            reached_negotiation=r.reached.get("negotiation", 0),
+            won=r.won,
+            won_amount=r.won_amount,
+            follow_ups_per_deal=r.avg_follow_ups_per_deal,
+        )
+
+    now = scope.now
+    lead_rows = (
+        Lead.objects.filter(scope.lead_q())
+        .order_by()
+        .values("owner__username", "owner__display_name", "owner__team__name")
+        .annotate(
+            leads=Count("id"),
+            converted=Count("id", filter=Q(converted_at__isnull=False, converted_at__lte=now)),
+            fast=Count(
+                "id",
+                filter=Q(
+                    first_contacted_at__isnull=False,
+                    first_contacted_at__lte=now,
+                    first_contacted_at__lt=F("created_at") + FAST_FIRST_CONTACT,
+                ),
+            ),
+        )
+    )
+    for g in lead_rows:
+        username = g["owner__username"]
+        if username is None:
+            continue
+        rep = reps.setdefault(
+            username,
+            RepCounts(username, g["owner__display_name"] or username, g["owner__team__name"]),
+        )
+        rep.leads, rep.converted, rep.contacted_fast = g["leads"], g["converted"], g["fast"]
+
+    states = deal_states(scope, stages)
+    closed = Q(st_stage__in=stages.closed_ids)
+    reached_neg = Q(st_reached__gte=neg_order)
+    per_rep = (
+        states.annotate(st_sla=stages.sla_case(), st_days=DaysBetween(at(now), F("st_entered")))
+        .values("owner__username")
+        .annotate(
+            closed_neg=Count("id", filter=closed & reached_neg),
+            stuck=Count(
+                "id", filter=open_q(stages) & Q(st_sla__isnull=False, st_days__gt=F("st_sla"))
+            ),
+        )
+    )
+    for g in per_rep:
+        rep = reps.get(g["owner__username"])
+        if rep is not None:
+            rep.closed_after_negotiation, rep.stuck_over_sla = g["closed_neg"], g["stuck"]
+
+    lost_rows = (
+        states.filter(lost_q(stages), reached_neg)
+        .values("owner__username", "lost_reason__name")
+        .annotate(
+            n=Count("id"),
+            notes=Count("id", filter=~Q(lost_notes="")),
+            rival=Count("id", filter=Q(competitor__isnull=False)),
+        )
+        .order_by("owner__username", "-n", "lost_reason__name")
+    )
+    for g in lost_rows:
+        rep = reps.get(g["owner__username"])
+        if rep is not None:
+            rep.lost_reasons.append((g["lost_reason__name"] or "—", g["n"], g["notes"], g["rival"]))
+
+    # Sources: the report's rows plus disqualified counts.
+    disq = dict(
+        Lead.objects.filter(scope.lead_q(), status=LeadStatus.DISQUALIFIED)
+        .order_by()
+        .values("source__name")
+        .annotate(n=Count("id"))
+        .values_list("source__name", "n")
+    )
+    sources = [
+        SourceCounts(
+            source=r.source or "—",
+            leads=r.leads,
+            deals=r.deals,
+            won=r.won,
+            disqualified=disq.get(r.source, 0),
+            won_amount=r.won_amount,
+            spend=r.spend,
+        )
+        for r in sources_report(scope).rows
+    ]
+
+    # Periods: leads created in the current window against the three before it.
+    prev_start, cur_start, cur_end = _periods(scope)
+    base = Lead.objects.filter(
+        scope.lead_q() if scope.start is None else _without_period(scope).lead_q()
+    ).order_by()
+    counts = base.aggregate(
+        cur=Count("id", filter=Q(created_at__gte=cur_start, created_at__lt=cur_end)),
+        prev=Count("id", filter=Q(created_at__gte=prev_start, created_at__lt=cur_start)),
+        first=Count("id", filter=Q(created_at__lt=prev_start)),
+    )
+    earliest = (
+        base.filter(created_at__gte=prev_start, created_at__lt=cur_start)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    prev_days = (cur_start - prev_start).total_seconds() / 86400
+    if counts["first"] == 0 and earliest is not None:
+        # History starts inside the previous window: compare against the part that exists.
+        prev_days = (cur_start - earliest).total_seconds() / 86400
+    period = PeriodCounts(
+        current_leads=counts["cur"],
+        current_days=(cur_end - cur_start).total_seconds() / 86400,
+        previous_leads=counts["prev"] if earliest is not None else 0,
+        previous_days=prev_days if earliest is not None else 0.0,
+    )
+
+    totals = states.aggregate(
+        deals=Count("id"),
+        won=Count("id", filter=Q(st_stage__in=stages.won_ids)),
+        closed=Count("id", filter=closed),
+        closed_neg=Count("id", filter=closed & reached_neg),
+        closed_prop=Count("id", filter=closed & Q(st_reached__gte=prop_order)),
+    )
+    won_amount = sum((r.won_amount for r in reps.values()), Decimal(0))
+    n_leads = sum(s.leads for s in sources)
+    target = _target_leads(period, totals["won"], won_amount, n_leads)
+    return DiagnosisInput(
+        reps=sorted(reps.values(), key=lambda r: r.owner),
+        sources=sources,
+        period=period,
+        won=totals["won"],
+        won_amount=won_amount,
+        deals=totals["deals"],
+        leads=n_leads,
+        closed=totals["closed"],
+        deals_reaching_negotiation_won_rate=(totals["won"] / totals["closed_neg"])
+        if totals["closed_neg"]
+        else None,
+        proposal_to_won_rate=(totals["won"] / totals["closed_prop"])
+        if totals["closed_prop"]
+        else None,
+        deal_won_rate=(totals["won"] / totals["closed"]) if totals["closed"] else None,
+        target_leads=target,
+    )
+
+
+def _without_period(scope: Scope) -> Scope:
+    """The same scope over all time, so the previous periods can be counted."""
+    from dataclasses import replace
+
+    return replace(scope, filters=replace(scope.filters, date_from=None, date_to=None))
+
+
+def _target_leads(period: PeriodCounts, won: int, won_amount: Decimal, leads: int) -> float | None:
+    """Leads the current period needs to reach LEAKMAP_MONTHLY_REVENUE_TARGET (prorated to the
+    period's length) at the observed lead→won rate and average won amount."""
+    target = getattr(settings, "LEAKMAP_MONTHLY_REVENUE_TARGET", None)
+    if not target or not won or not leads:
+        return None
+    per_lead = (won / leads) * float(won_amount) / won
+    return float(target) * (period.current_days / 30.0) / per_lead
+
+
+# --- The report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CoachingStage:
+    stage: str
+    rate: float | None
+    team_rate: float | None
+
+
+@dataclass
+class CoachingSheet:
+    owner: str
+    name: str
+    leads: int
+    deals: int
+    won: int
+    stages: list[CoachingStage]
+    follow_ups_per_deal: float | None
+    best_peer: str | None
+    best_peer_follow_ups_per_deal: float | None
+    top_lost_reasons: list[dict]
+
+
+def coaching(inp: DiagnosisInput, stage_keys: list[str]) -> list[CoachingSheet]:
+    """Per rep, for one-on-ones: the rep's share of deals reaching each stage beside the rest of
+    the team's, follow-ups per deal beside the best peer's, top lost reasons with notes."""
+    sheets = []
+    for rep in inp.reps:
+        peers = _peers(inp, rep)
+
+        # reached counts per stage are not kept per key on RepCounts beyond the two the checks
+        # use, so the sheet shows lead→deal, deal→proposal, proposal→negotiation, negotiation→won.
+        def peer(attr: str, peers: list[RepCounts] = peers) -> int:
+            return sum(getattr(p, attr) for p in peers)
+
+        steps = [
+            ("lead→deal", (rep.converted, rep.leads), (peer("converted"), peer("leads"))),
+            (
+                "deal→proposal",
+                (rep.reached_proposal, rep.deals),
+                (peer("reached_proposal"), peer("deals")),
+            ),
+            (
+                "proposal→negotiation",
+                (rep.reached_negotiation, rep.reached_proposal),
+                (peer("reached_negotiation"), peer("reached_proposal")),
+            ),
+            (
+                "negotiation→won",
+                (rep.won, rep.closed_after_negotiation),
+                (peer("won"), peer("closed_after_negotiation")),
+            ),
+        ]
+        best = max(
+            (p for p in peers if p.follow_ups_per_deal is not None),
+            key=lambda p: (p.follow_ups_per_deal, p.owner),
+            default=None,
+        )
+        sheets.append(
+            CoachingSheet(
+                owner=rep.owner,
+                name=rep.name,
+                leads=rep.leads,
+                deals=rep.deals,
+                won=rep.won,
+                stages=[
+                    CoachingStage(name, x / n if n else None, px / pn if pn else None)
+                    for name, (x, n), (px, pn) in steps
+                ],
+                follow_ups_per_deal=rep.follow_ups_per_deal,
+                best_peer=best.name if best else None,
+                best_peer_follow_ups_per_deal=best.follow_ups_per_deal if best else None,
+                top_lost_reasons=[
+                    {"reason": r, "deals": n, "with_notes": notes, "with_competitor": c}
+                    for r, n, notes, c in rep.lost_reasons[:3]
+                ],
+            )
+        )
+    return sheets
+
+
+@register("diagnosis")
+def diagnosis(scope: Scope) -> ReportResult:
+    inp = collect(scope)
+    findings, notes = diagnose(inp)
+    stage_keys = [s.key for s in load_stages().open]
+    won_amount = money(inp.won_amount)
+    return ReportResult(
+        report="diagnosis",
+        as_of=scope.now,
+        period=scope.period_json(),
+        rows=findings,
+        extra={
+            # No total of revenue at stake: findings overlap (a poor source is both a quality
+            # and a channel-mix leak), so their sum would count the same money twice.
+            "won_amount": won_amount,
+            "notes": notes,
+            "coaching": coaching(inp, stage_keys),
+        },
+        title=_("Where did the revenue go?"),
+        columns=[
+            Column("severity", _("Severity")),
+            Column("category", _("Leak point")),
+            Column("summary", _("Finding")),
+            Column("sample_size", _("Sample"), "int"),
+            Column("revenue_at_stake", _("Revenue at stake"), "money"),
+        ],
+    )
+
+
+def diagnosis_summary(filters: ReportFilters | None = None, limit: int = 3) -> list[str]:
+    """The top findings as lines of text (for `leakmap demo` and e-mails)."""
+    result = diagnosis(resolve(filters or ReportFilters()))
+    lines = [
+        f"[{f.severity}] {f.summary} (¥{f.revenue_at_stake:,.0f})" for f in result.rows[:limit]
+    ]
+    return lines or list(result.extra["notes"])

@@ -1,0 +1,140 @@
+"""What a report is asked about: the cohort period, the clock, and who/what to narrow it to.
+
+`ReportFilters` is what every entry point builds (CLI options, web query string, API params);
+`Scope` is the same after its names were looked up, and turns it into Q objects for leads and
+deals. Dates are local dates in settings.TIME_ZONE; they become UTC datetime bounds here, in
+Python, and reach the database only as query parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from leakmap.accounts.models import Team, User
+from leakmap.accounts.selectors import owner_filter
+from leakmap.crm.models import Source
+
+
+class ReportInputError(ValueError):
+    """A user's mistake in a report's filters (unknown name, bad date range): exit 2 / HTTP 400."""
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    as_of: dt.datetime | None = None
+    owner: str | None = None  # username
+    team: str | None = None  # team name
+    source: str | None = None  # source name
+    viewer: User | None = None  # None = everything (the CLI); else what that user may see
+    # stuck: days without a follow-up before an open deal counts as stuck (None = settings)
+    no_follow_up_days: int | None = None
+
+
+def local_tz() -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    """00:00 of `day` in the reporting time zone, as an aware datetime."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=local_tz())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Filters with their names resolved to ids, plus the evaluation clock."""
+
+    filters: ReportFilters
+    now: dt.datetime  # as_of, or the current time
+    historical: bool  # True when --as-of was given: history after `now` is ignored
+    owner_id: int | None
+    team_id: int | None
+    source_id: int | None
+
+    @property
+    def start(self) -> dt.datetime | None:
+        f = self.filters.date_from
+        return local_midnight(f) if f else None
+
+    @property
+    def end(self) -> dt.datetime | None:
+        """Exclusive upper bound: the local midnight after `date_to`."""
+        t = self.filters.date_to
+        return local_midnight(t + dt.timedelta(days=1)) if t else None
+
+    def _common(self, prefix: str, source_field: str) -> Q:
+        q = Q()
+        if self.start is not None:
+            q &= Q(**{f"{prefix}created_at__gte": self.start})
+        if self.end is not None:
+            q &= Q(**{f"{prefix}created_at__lt": self.end})
+        if self.historical:
+            # A record created after the clock does not exist yet.
+            q &= Q(**{f"{prefix}created_at__lte": self.now})
+        if self.owner_id is not None:
+            q &= Q(**{f"{prefix}owner_id": self.owner_id})
+        if self.team_id is not None:
+            q &= Q(**{f"{prefix}owner__team_id": self.team_id})
+        if self.source_id is not None:
+            q &= Q(**{f"{prefix}{source_field}": self.source_id})
+        if self.filters.viewer is not None:
+            q &= owner_filter(self.filters.viewer, f"{prefix}owner")
+        return q
+
+    def deal_q(self, prefix: str = "") -> Q:
+        """Cohort deals (created in the period) narrowed by owner/team/source/viewer."""
+        return self._common(prefix, "source_id")
+
+    def lead_q(self, prefix: str = "") -> Q:
+        """Cohort leads (created in the period) narrowed the same way."""
+        return self._common(prefix, "source_id")
+
+    def period_json(self) -> dict:
+        f = self.filters
+        return {
+            "from": f.date_from.isoformat() if f.date_from else None,
+            "to": f.date_to.isoformat() if f.date_to else None,
+        }
+
+
+def resolve(filters: ReportFilters) -> Scope:
+    """Look up the names (one small query each, only for the filters given)."""
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise ReportInputError(
+            _("--from %(f)s is after --to %(t)s.")
+            % {"f": filters.date_from.isoformat(), "t": filters.date_to.isoformat()}
+        )
+    if filters.as_of is not None and timezone.is_naive(filters.as_of):
+        raise ReportInputError(_("--as-of needs a time zone."))
+    if filters.no_follow_up_days is not None and filters.no_follow_up_days < 1:
+        raise ReportInputError(
+            _("--no-follow-up-days must be at least 1, not %(n)s.")
+            % {"n": filters.no_follow_up_days}
+        )
+
+    def lookup(model, field: str, value: str | None, label: str) -> int | None:
+        if value is None or value == "":
+            return None
+        pk = model.objects.filter(**{field: value}).values_list("pk", flat=True).first()
+        if pk is None:
+            raise ReportInputError(
+                _("Unknown %(filter)s: %(value)s") % {"filter": label, "value": value}
+            )
+        return pk
+
+    return Scope(
+        filters=filters,
+        now=filters.as_of or timezone.now(),
+        historical=filters.as_of is not None,
+        owner_id=lookup(User, "username", filters.owner, "--owner"),
+        team_id=lookup(Team, "name", filters.team, "--team"),
+        source_id=lookup(Source, "name", filters.source, "--source"),
+    )

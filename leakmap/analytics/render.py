@@ -1,0 +1,157 @@
+"""One renderer for every report: a rich table (with totals where they add up), JSON (the
+CONTRACT §5 body) or CSV (the rows, with contract column names; nested maps flattened as
+`reached:KEY`). Labels come from gettext, so zh-hans and en both work."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from leakmap.analytics.base import Column, ReportResult, to_jsonable
+from leakmap.analytics.filters import local_tz
+
+FORMATS = ("table", "json", "csv")
+CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+def render(result: ReportResult, fmt: str = "table", width: int | None = None) -> str:
+    if fmt == "json":
+        return json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return render_csv(result)
+    if fmt == "table":
+        return render_table(result, width=width)
+    raise ValueError(fmt)
+
+
+def _flat(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    data = to_jsonable(row)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                out[f"{key}:{k}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def render_csv(result: ReportResult) -> str:
+    buf = io.StringIO()
+    flat = [_flat(r) for r in result.rows]
+    if result.rows:
+        header: list[str] = []
+        for row in flat:
+            for key in row:
+                if key not in header:
+                    header.append(key)
+    else:
+        header = [c.key for c in result.columns]
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for row in flat:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def fmt_value(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "money":
+        sign = CURRENCY_SIGNS.get(settings.LEAKMAP_CURRENCY, "")
+        return f"{sign}{Decimal(value):,.2f}"
+    if kind == "rate":
+        return f"{float(value) * 100:.1f}%"
+    if kind == "days":
+        return f"{float(value):.1f}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "map":
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if kind == "nested":
+        return _compact(value)
+    return str(value)
+
+
+def _compact(value: Any) -> str:
+    """Nested lists and maps in one readable cell: `a=1 b=25.0%; a=2 …`."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_compact(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "–" if value is None else str(value)
+
+
+def _table(title: str, columns: list[Column], rows: list[Any], totals: bool = True):
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col.label, justify="left" if col.kind in ("text", "map") else "right")
+    for row in rows:
+        get = row.get if isinstance(row, dict) else lambda k, r=row: getattr(r, k)
+        table.add_row(*[fmt_value(get(c.key), c.kind) for c in columns])
+    if totals and rows and any(c.total for c in columns):
+        cells = []
+        for i, c in enumerate(columns):
+            if c.total:
+                values = [
+                    (r.get(c.key) if isinstance(r, dict) else getattr(r, c.key)) for r in rows
+                ]
+                cells.append(fmt_value(sum((v for v in values if v is not None), 0), c.kind))
+            else:
+                cells.append(_("Total") if i == 0 else "")
+        table.add_section()
+        table.add_row(*cells, style="bold")
+    return table
+
+
+def _extra_columns(value: list) -> list[Column]:
+    first = to_jsonable(value[0])
+    kinds = {"amount": "money", "share": "rate", "deals": "int"}
+
+    def kind(key: str, sample: Any) -> str:
+        if isinstance(sample, list | dict):
+            return "nested"
+        if key.endswith("_rate") or key == "rate":
+            return "rate"
+        if isinstance(sample, float):
+            return "days"
+        return kinds.get(key, "text")
+
+    return [Column(k, k, kind(k, v), total=k in ("deals", "amount")) for k, v in first.items()]
+
+
+def render_table(result: ReportResult, width: int | None = None) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width or 160, color_system=None)
+    period = result.period
+    as_of = result.as_of.astimezone(local_tz())
+    as_of_label = _("as of")
+    console.print(
+        f"{result.title or result.report} · {as_of_label} {as_of:%Y-%m-%d %H:%M} ({as_of.tzinfo}) · "
+        f"{period.get('from') or '…'} → {period.get('to') or '…'}"
+    )
+    console.print(_table("", result.columns, result.rows))
+    for key, value in result.extra.items():
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            for line in value:
+                console.print(line)
+        elif isinstance(value, list) and value:
+            rows = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+            console.print(_table(key, _extra_columns(value), rows))
+        elif isinstance(value, dict):
+            console.print(f"{key}: " + json.dumps(to_jsonable(value), ensure_ascii=False))
+        elif not isinstance(value, list):
+            console.print(f"{key}: {to_jsonable(value)}")
+    return console.file.getvalue()

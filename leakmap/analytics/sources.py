@@ -1,0 +1,132 @@
+"""sources: per lead source — leads, the deals made from them, won, rates, won amount, spend.
+
+Intuition: the cohort is leads created in the period. Three GROUP BY source queries: leads; deals
+whose lead is one of those leads (grouped by the lead's source, so a deal counts where its lead
+came from; deals without a lead are not attributed to a channel); and spend of the months the
+period touches (all months without a period, none after --as-of). Then per source
+(CONTRACT §4): win_rate = won / leads, lead_to_deal_rate = deals / leads, cost_per_lead =
+spend / leads, cost_per_won = spend / won (null where spend or the divisor is 0).
+Queries: stages, leads, deals, spend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils.translation import gettext as _
+
+from leakmap.analytics.base import (
+    MONEY_FIELD,
+    Column,
+    ReportResult,
+    deal_states,
+    load_stages,
+    money,
+    money_ratio,
+    ratio,
+    register,
+    won_q,
+)
+from leakmap.analytics.filters import Scope, local_tz
+from leakmap.crm.models import Lead, Spend
+
+
+@dataclass
+class SourceRow:
+    source: str | None
+    leads: int
+    deals: int
+    won: int
+    win_rate: float | None
+    lead_to_deal_rate: float | None
+    won_amount: Decimal
+    spend: Decimal | None
+    cost_per_lead: Decimal | None
+    cost_per_won: Decimal | None
+
+
+def spend_q(scope: Scope) -> Q:
+    """Spend rows of the months the period touches (first-of-month dates)."""
+    f = scope.filters
+    q = Q()
+    if f.date_from:
+        q &= Q(month__gte=f.date_from.replace(day=1))
+    if f.date_to:
+        q &= Q(month__lte=f.date_to)
+    if scope.historical:
+        q &= Q(month__lte=scope.now.astimezone(local_tz()).date())
+    if scope.source_id is not None:
+        q &= Q(source_id=scope.source_id)
+    return q
+
+
+@register("sources")
+def sources(scope: Scope) -> ReportResult:
+    stages = load_stages()
+    won = won_q(stages)
+    leads = {
+        g["source__name"]: g["n"]
+        for g in Lead.objects.filter(scope.lead_q())
+        .order_by()
+        .values("source__name")
+        .annotate(n=Count("id"))
+    }
+    deals = {
+        g["lead__source__name"]: g
+        for g in deal_states(scope, stages, scope.lead_q("lead__") & Q(lead__isnull=False))
+        .values("lead__source__name")
+        .annotate(
+            n=Count("id"),
+            won=Count("id", filter=won),
+            won_amount=Sum("amount", filter=won, default=Decimal(0), output_field=MONEY_FIELD),
+        )
+    }
+    spend = {
+        g["source__name"]: g["amount"]
+        for g in Spend.objects.filter(spend_q(scope))
+        .order_by()
+        .values("source__name")
+        .annotate(amount=Sum("amount", output_field=MONEY_FIELD))
+    }
+    names = set(leads) | set(deals) | set(spend)
+    rows = []
+    for name in names:
+        n_leads = leads.get(name, 0)
+        d = deals.get(name, {"n": 0, "won": 0, "won_amount": 0})
+        sp = money(spend[name]) if name in spend else None
+        rows.append(
+            SourceRow(
+                source=name,
+                leads=n_leads,
+                deals=d["n"],
+                won=d["won"],
+                win_rate=ratio(d["won"], n_leads),
+                lead_to_deal_rate=ratio(d["n"], n_leads),
+                won_amount=money(d["won_amount"]),
+                spend=sp,
+                cost_per_lead=money_ratio(sp, n_leads) if sp else None,
+                cost_per_won=money_ratio(sp, d["won"]) if sp else None,
+            )
+        )
+    rows.sort(key=lambda r: (-r.leads, r.source or ""))
+    return ReportResult(
+        report="sources",
+        as_of=scope.now,
+        period=scope.period_json(),
+        rows=rows,
+        title=_("Lead sources"),
+        columns=[
+            Column("source", _("Source")),
+            Column("leads", _("Leads"), "int", total=True),
+            Column("deals", _("Deals"), "int", total=True),
+            Column("won", _("Won"), "int", total=True),
+            Column("win_rate", _("Win rate"), "rate"),
+            Column("lead_to_deal_rate", _("Lead to deal rate"), "rate"),
+            Column("won_amount", _("Won amount"), "money", total=True),
+            Column("spend", _("Spend"), "money", total=True),
+            Column("cost_per_lead", _("Cost per lead"), "money"),
+            Column("cost_per_won", _("Cost per won deal"), "money"),
+        ],
+    )

@@ -1,0 +1,105 @@
+"""`leakmap report` as a user runs it: formats, filters, and exit 2 with a message on bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def report(*args) -> str:
+    out = io.StringIO()
+    call_command("report", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_it_prints_the_contract_json_body(company):
+    body = json.loads(report("owners", "--format", "json", "--as-of", "2026-02-04T09:00:00Z"))
+    assert set(body) == {"report", "as_of", "period", "rows"}
+    assert body["report"] == "owners" and body["as_of"] == "2026-02-04T09:00:00+00:00"
+    assert body["period"] == {"from": None, "to": None}
+    alice = next(r for r in body["rows"] if r["owner"] == "alice")
+    assert (alice["deals"], alice["won_amount"]) == (3, 2000.0)
+
+
+def test_it_reads_a_bare_as_of_in_local_time_and_filters_the_period(company):
+    body = json.loads(
+        report(
+            "funnel",
+            "--format",
+            "json",
+            "--from",
+            "2026-01-06",
+            "--to",
+            "2026-01-06",
+            "--as-of",
+            "2026-02-01",
+        )
+    )
+    assert body["as_of"] == "2026-02-01T00:00:00+08:00"
+    assert body["period"] == {"from": "2026-01-06", "to": "2026-01-06"}
+    assert body["rows"][1]["count"] == 2  # D2 and D6 were made on day 1 (Jan 6 local)
+
+
+def test_it_writes_csv_with_contract_columns(company):
+    got = list(
+        csv.DictReader(io.StringIO(report("owners", "--format", "csv", "--team", "华东一组")))
+    )
+    assert [r["owner"] for r in got] == ["bob", "alice"]
+    assert got[1]["reached:proposal"] == "3" and got[1]["win_rate"] == str(1 / 3)
+
+
+def test_it_draws_a_table_with_totals(company):
+    text = report("owners", "--owner", "alice")
+    assert "alice".title() in text or "Alice" in text
+    assert "合计" in text or "Total" in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuch"], "nosuch"),
+        (["funnel", "--owner", "nobody"], "nobody"),
+        (["funnel", "--team", "无此组"], "无此组"),
+        (["funnel", "--source", "x"], "--source"),
+        (["funnel", "--from", "2026-02-30"], "2026-02-30"),
+        (["funnel", "--from", "2026-03-01", "--to", "2026-02-01"], "2026-03-01"),
+        (["funnel", "--as-of", "yesterday"], "yesterday"),
+        (["funnel", "--format", "xml"], "xml"),
+    ],
+)
+def test_it_refuses_bad_input_with_exit_2(db, args, message):
+    with pytest.raises(CommandError) as err:
+        report(*args)
+    assert err.value.returncode == 2
+    assert message in str(err.value)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
+    reason="runs the CLI against a throwaway SQLite file",
+)
+def test_it_exits_2_without_a_traceback_as_a_process(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("DATABASE_TEST_NAME", None)
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "leakmap", *a], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert run("migrate", "-v0").returncode == 0
+    bad = run("report", "funnel", "--owner", "nobody")
+    assert bad.returncode == 2 and "nobody" in bad.stderr and "Traceback" not in bad.stderr
+    ok = run("report", "stuck", "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["rows"] == []

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from django.test import Client
+
+from leakmap.api.models import ApiToken
+from leakmap.api.tokens import token_authenticate, token_create
+
+pytestmark = pytest.mark.usefixtures("base_template")
+
+
+def _logged_in(user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def _csrf(client: Client) -> str:
+    page = client.get("/api/tokens/")
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+
+
+def test_it_creates_a_token_shown_once_and_stored_hashed(rep):
+    client = _logged_in(rep)
+    response = client.post(
+        "/api/tokens/", {"name": "营销同步", "csrfmiddlewaretoken": _csrf(client)}
+    )
+    assert response.status_code == 200
+    clear = re.search(r'<code id="new-token">([^<]+)</code>', response.content.decode())[1]
+    token = ApiToken.objects.get(user=rep)
+    assert token.name == "营销同步"
+    assert clear.startswith(f"lmk_{token.prefix}_")
+    assert token.digest == hashlib.sha256(clear.encode()).hexdigest()
+    assert clear not in str(ApiToken.objects.values_list().get())
+
+    # It works as a bearer token, and the list never shows it again.
+    api = Client().get("/api/v1/leads", headers={"Authorization": f"Bearer {clear}"})
+    assert api.status_code == 200
+    listing = client.get("/api/tokens/").content.decode()
+    assert "营销同步" in listing
+    assert clear not in listing
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_it_refuses_a_token_post_without_csrf(rep):
+    client = _logged_in(rep)
+    assert client.post("/api/tokens/", {"name": "x"}).status_code == 403
+    assert ApiToken.objects.count() == 0
+
+
+def test_it_asks_for_a_name(rep):
+    client = _logged_in(rep)
+    response = client.post("/api/tokens/", {"name": " ", "csrfmiddlewaretoken": _csrf(client)})
+    assert response.status_code == 400
+    assert ApiToken.objects.count() == 0
+
+
+def test_it_revokes_a_token_so_it_no_longer_authenticates(rep):
+    token, clear = token_create(user=rep, name="ci")
+    assert token_authenticate(clear) == rep
+    client = _logged_in(rep)
+    response = client.post(
+        f"/api/tokens/{token.pk}/revoke/", {"csrfmiddlewaretoken": _csrf(client)}
+    )
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert token_authenticate(clear) is None
+    api = Client().get("/api/v1/leads", headers={"Authorization": f"Bearer {clear}"})
+    assert api.status_code == 401
+
+
+def test_it_lets_nobody_revoke_or_see_another_users_token(rep, outsider, admin_user):
+    token, clear = token_create(user=rep, name="ci")
+    for other in (outsider, admin_user):
+        client = _logged_in(other)
+        assert "ci" not in client.get("/api/tokens/").content.decode()
+        response = client.post(
+            f"/api/tokens/{token.pk}/revoke/", {"csrfmiddlewaretoken": _csrf(client)}
+        )
+        assert response.status_code == 404
+    assert token_authenticate(clear) == rep
+
+
+def test_it_only_revokes_with_post(rep):
+    token, _clear = token_create(user=rep, name="ci")
+    assert _logged_in(rep).get(f"/api/tokens/{token.pk}/revoke/").status_code == 405
+
+
+def test_it_sends_anonymous_visitors_to_the_login(db):
+    response = Client().get("/api/tokens/")
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_it_refuses_tokens_of_inactive_users_and_lookalikes(rep):
+    _token, clear = token_create(user=rep, name="ci")
+    assert token_authenticate(clear[:-1] + ("A" if clear[-1] != "A" else "B")) is None
+    assert token_authenticate("lmk_short_x") is None
+    assert token_authenticate("") is None
+    rep.is_active = False
+    rep.save()
+    assert token_authenticate(clear) is None

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import re
+import sys
+import time
+import types
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from leakmap.api import webforms
+from leakmap.api.models import WebForm
+from leakmap.crm.models import Activity, Lead
+from tests.factories import LeadFactory, SourceFactory
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def form(rep):
+    return WebForm.objects.create(
+        name="官网试用申请",
+        slug="trial",
+        fields=["company", "email", "phone", "message"],
+        source=SourceFactory(name="官网"),
+        owner=rep,
+        thank_you_text="谢谢，我们会尽快联系您。",
+        allowed_origins="https://www.example.com\nhttps://shop.example.com",
+    )
+
+
+def _post(form, data=None, *, ip="203.0.113.5", age=10, headers=None, path_query=""):
+    payload = {"name": "张三", "email": "zhang@example.com", **(data or {})}
+    payload.setdefault("_ts", webforms.sign_timestamp(form, now=time.time() - age))
+    return Client(REMOTE_ADDR=ip).post(
+        f"/api/forms/{form.slug}/{path_query}", payload, headers=headers or {}
+    )
+
+
+def test_it_creates_a_lead_with_source_owner_utm_and_referrer(form, rep):
+    response = _post(
+        form,
+        {"company": "华东制造", "utm_source": "baidu", "utm_medium": "cpc"},
+        headers={"Referer": "https://www.example.com/landing?utm_campaign=spring"},
+    )
+    assert response.status_code == 200
+    assert "谢谢，我们会尽快联系您。" in response.content.decode()
+    lead = Lead.objects.get()
+    assert (lead.name, lead.company, lead.email) == ("张三", "华东制造", "zhang@example.com")
+    assert (lead.source.name, lead.owner) == ("官网", rep)
+    assert (lead.utm_source, lead.utm_medium, lead.utm_campaign) == ("baidu", "cpc", "spring")
+    assert lead.referrer == "https://www.example.com/landing?utm_campaign=spring"
+
+
+def test_it_takes_utm_parameters_from_the_hosted_pages_url(form):
+    page = Client().get("/api/forms/trial/?utm_source=wechat&utm_campaign=expo")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="utm_source" value="wechat"' in html
+    assert "X-Frame-Options" not in page.headers  # the hosted page may sit in an iframe
+    action = re.search(r'action="([^"]+)"', html)[1]
+    assert action.endswith("/api/forms/trial/?utm_source=wechat&amp;utm_campaign=expo")
+
+    response = _post(form, path_query="?utm_source=wechat&utm_campaign=expo")
+    assert response.status_code == 200
+    lead = Lead.objects.get()
+    assert (lead.utm_source, lead.utm_campaign) == ("wechat", "expo")
+
+
+def test_it_redirects_when_the_form_says_so(form):
+    form.redirect_url = "https://www.example.com/thanks"
+    form.save()
+    response = _post(form)
+    assert response.status_code == 303
+    assert response["Location"] == "https://www.example.com/thanks"
+
+
+def test_it_rejects_a_filled_honeypot(form):
+    response = _post(form, {webforms.HONEYPOT: "http://spam.example"})
+    assert response.status_code == 400
+    assert Lead.objects.count() == 0
+
+
+def test_it_rejects_a_form_filled_faster_than_a_person_can(form):
+    response = _post(form, age=0)
+    assert response.status_code == 400
+    assert Lead.objects.count() == 0
+    missing = _post(form, {"_ts": "forged"})
+    assert missing.status_code == 400
+    other_form = WebForm.objects.create(name="b", slug="other")
+    foreign = _post(form, {"_ts": webforms.sign_timestamp(other_form, now=time.time() - 60)})
+    assert foreign.status_code == 400
+    assert Lead.objects.count() == 0
+
+
+def test_it_names_the_fields_at_fault(form):
+    response = _post(form, {"name": "", "email": "not-an-email"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Please tell us your name." in html or "请" in html
+    json_response = Client(REMOTE_ADDR="198.51.100.1").post(
+        "/api/forms/trial/",
+        {"name": "", "email": "nope", "_ts": webforms.sign_timestamp(form, now=time.time() - 10)},
+        headers={"Accept": "application/json"},
+    )
+    assert json_response.status_code == 400
+    assert {d["field"] for d in json_response.json()["detail"]} == {"name", "email"}
+    no_contact = _post(form, {"email": ""}, ip="198.51.100.2")
+    assert no_contact.status_code == 400
+    assert Lead.objects.count() == 0
+
+
+def test_it_rate_limits_per_ip_with_retry_after(form):
+    for i in range(webforms.RATE_LIMIT):
+        assert _post(form, {"email": f"p{i}@example.com"}).status_code == 200
+    blocked = _post(form, {"email": "one-more@example.com"})
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked["Retry-After"]) <= webforms.RATE_WINDOW + 1
+    assert Lead.objects.count() == webforms.RATE_LIMIT
+    # Another address is not affected.
+    assert _post(form, {"email": "other@example.com"}, ip="198.51.100.7").status_code == 200
+
+
+def test_it_adds_an_activity_to_an_existing_lead_instead_of_a_duplicate(form, teammate):
+    existing = LeadFactory(owner=teammate, email="Zhang@Example.com", phone="")
+    response = _post(form, {"message": "想了解价格", "utm_source": "baidu"})
+    assert response.status_code == 200
+    assert Lead.objects.count() == 1
+    activity = Activity.objects.get()
+    assert (activity.lead, activity.owner, activity.kind) == (existing, teammate, "note")
+    assert "想了解价格" in activity.notes
+    assert "utm_source: baidu" in activity.notes
+
+    by_phone = LeadFactory(owner=teammate, email="", phone="13800000000")
+    _post(form, {"email": "", "phone": "13800000000"}, ip="198.51.100.3")
+    assert Lead.objects.count() == 2
+    assert Activity.objects.filter(lead=by_phone).count() == 1
+
+
+def test_it_answers_cors_only_for_configured_origins(form):
+    ok = Client().options(
+        "/api/forms/trial/",
+        headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert ok.status_code == 204
+    assert ok["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "POST" in ok["Access-Control-Allow-Methods"]
+
+    evil = Client().options("/api/forms/trial/", headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403
+    assert "Access-Control-Allow-Origin" not in evil.headers
+
+    posted = _post(
+        form, headers={"Origin": "https://www.example.com", "Accept": "application/json"}
+    )
+    assert posted.status_code == 201
+    assert posted.json() == {"ok": True}
+    assert posted["Access-Control-Allow-Origin"] == "https://www.example.com"
+    foreign = _post(form, {"email": "b@example.com"}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_it_uses_the_assignment_rules_when_asked(form, rep, teammate, monkeypatch):
+    form.owner = None
+    form.use_assignment_rules = True
+    form.save()
+    calls = []
+
+    def assign_lead(lead):
+        calls.append(lead.pk)
+        Lead.objects.filter(pk=lead.pk).update(owner=teammate)
+
+    module = types.ModuleType("leakmap.automation.assignment")
+    module.assign_lead = assign_lead
+    monkeypatch.setitem(sys.modules, "leakmap.automation.assignment", module)
+    _post(form)
+    lead = Lead.objects.get()
+    assert calls == [lead.pk]
+    assert lead.owner == teammate
+
+
+def test_it_leaves_the_lead_unowned_without_owner_or_rules(form):
+    form.owner = None
+    form.save()
+    _post(form)
+    assert Lead.objects.get().owner is None
+
+
+def test_it_hides_inactive_forms(form):
+    form.is_active = False
+    form.save()
+    assert _post(form).status_code == 404
+    assert Client().get("/api/forms/trial/").status_code == 404
+
+
+def test_it_shows_admins_an_embed_snippet_that_posts_without_javascript(form, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/api/webform/{form.pk}/change/").content.decode()
+    assert "&lt;form method=&quot;post&quot;" in page
+    assert "/api/forms/trial/" in page
+    assert "&lt;script" not in page.split("embed")[1][:4000]
+
+    # The snippet itself, posted as a browser would, creates the lead.
+    import html as html_lib
+
+    snippet = html_lib.unescape(
+        re.search(r"<textarea readonly[^>]*>(.*?)</textarea>", page, re.S)[1]
+    )
+    names = set(re.findall(r'name="([^"]+)"', snippet))
+    assert {"name", "company", "email", "phone", "message", "website", "_ts"} <= names
+    ts = re.search(r'name="_ts" value="([^"]+)"', snippet)[1]
+    stamp = webforms.signing.loads(ts, salt="leakmap.webform")
+    assert stamp["f"] == form.pk
