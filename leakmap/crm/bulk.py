@@ -42,21 +42,6 @@ from leakmap.crm.models import (
 
 BATCH = 2000
 
-LEAD_FIELDS = [
-    "name",
-    "company",
-    "email",
-    "phone",
-    "source",
-    "industry",
-    "title",
-    "budget",
-    "product",
-    "owner",
-    "status",
-    "created_at",
-    "disqualified_reason",
-]
 DEAL_FIELDS = [
     "lead",
     "name",
@@ -73,17 +58,6 @@ DEAL_FIELDS = [
     "lost_reason",
     "competitor",
     "next_follow_up",
-]
-ACTIVITY_FIELDS = [
-    "kind",
-    "subject",
-    "owner",
-    "deal",
-    "lead",
-    "due_at",
-    "done_at",
-    "notes",
-    "created_at",
 ]
 
 
@@ -165,6 +139,40 @@ def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
             cursor.executemany(sql, params)
 
 
+def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
+    """UPDATE `columns` (attnames) of many rows by primary key — rows are (values…, pk) — with
+    one executemany per 5,000 rows; Django's bulk_update builds a CASE per column and row,
+    which grows too slow for a re-import of a million rows."""
+    if not rows:
+        return
+    ops = connection.ops
+    fields = [model._meta.get_field(c) for c in columns]
+    adapt_dt = _datetime_adapter()
+    converters = [
+        adapt_dt
+        if isinstance(f, models.DateTimeField)
+        else (lambda v, f=f: f.get_db_prep_save(v, connection))
+        for f in fields
+    ]
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        ops.quote_name(model._meta.db_table),
+        ", ".join(f"{ops.quote_name(f.column)} = %s" for f in fields),
+        ops.quote_name(model._meta.pk.column),
+    )
+    with connection.cursor() as cursor:
+        for part in chunks(rows, 5000):
+            cursor.executemany(
+                sql,
+                [
+                    tuple(
+                        None if v is None else c(v) for c, v in zip(converters, r[:-1], strict=True)
+                    )
+                    + (r[-1],)
+                    for r in part
+                ],
+            )
+
+
 # --- Users --------------------------------------------------------------------------------------
 
 
@@ -211,14 +219,15 @@ def team_get_or_create(name: str) -> Team:
 
 
 @transaction.atomic
-def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[Lead]) -> None:
+def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
     """Insert new leads (`columns` attnames, one tuple per lead) and update existing ones' own
-    fields. Facts kept by the system (converted_at, first_contacted_at) are never taken from a
-    file: a lead with a deal stays converted, and one with a follow-up is at least contacted."""
+    fields (`updates`: the same columns then the pk). Facts kept by the system (converted_at,
+    first_contacted_at) are never taken from a file: a lead with a deal stays converted, and
+    one with a follow-up is at least contacted."""
     insert_rows(Lead, columns, new)
     if updates:
-        Lead.objects.bulk_update(updates, LEAD_FIELDS, BATCH)
-        for part in chunks([lead.pk for lead in updates]):
+        update_rows(Lead, columns, updates)
+        for part in chunks([row[-1] for row in updates]):
             leads = Lead.objects.filter(pk__in=part)
             leads.filter(converted_at__isnull=False).exclude(status=LeadStatus.CONVERTED).update(
                 status=LeadStatus.CONVERTED, disqualified_reason=""
@@ -250,15 +259,24 @@ def contacts_get_or_create(
 ) -> dict:
     """(account id, contact name) → id, creating the missing ones."""
     found: dict[tuple[int | None, str], int] = {}
-    names = sorted({name for _, name in keys})
-    for part in chunks(names):
+    # By account (an indexed foreign key); contacts without an account by name.
+    account_ids = sorted({a for a, _ in keys if a is not None})
+    for part in chunks(account_ids):
         for account_id, name, pk in (
-            Contact.objects.filter(name__in=part)
+            Contact.objects.filter(account_id__in=part)
             .order_by("-id")
             .values_list("account_id", "name", "id")
         ):
             if (account_id, name) in keys:
                 found[(account_id, name)] = pk
+    loose = sorted({n for a, n in keys if a is None})
+    for part in chunks(loose):
+        for name, pk in (
+            Contact.objects.filter(account__isnull=True, name__in=part)
+            .order_by("-id")
+            .values_list("name", "id")
+        ):
+            found[(None, name)] = pk
     missing = [
         Contact(account_id=k[0], name=k[1], created_at=created_at[k])
         for k in sorted(keys - found.keys(), key=lambda k: (k[0] or 0, k[1]))
@@ -375,9 +393,10 @@ def _refresh_facts(ids: Sequence[int]) -> None:
 
 
 @transaction.atomic
-def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[Activity]) -> None:
+def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
+    """Insert new activities and update existing ones (`updates`: the columns then the pk)."""
     insert_rows(Activity, columns, new)
-    Activity.objects.bulk_update(updates, ACTIVITY_FIELDS, BATCH)
+    update_rows(Activity, columns, updates)
 
 
 def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] = ()) -> None:

@@ -290,7 +290,7 @@ class Importer:
         if len(value) > (150 if what == "owner" else 100):
             self.error(row, col, value, _("name too long"))
             return None
-        if what == "owner":
+        if what == "owner" and value not in self.lookups.maps["owner"]:
             try:
                 _username_ok(value)
             except ValidationError:
@@ -532,7 +532,7 @@ class LeadsImporter(Importer):
         for lead in records:
             found = existing.get(lead.external_id)
             if found:
-                updates.append(Lead(pk=found[0], **lead))
+                updates.append((*(lead[c] for c in LEAD_COLUMNS), found[0]))
             else:
                 new.append(tuple(lead[c] for c in LEAD_COLUMNS))
         bulk.leads_upsert(columns=LEAD_COLUMNS, new=new, updates=updates)
@@ -923,7 +923,7 @@ class ActivitiesImporter(Importer):
             a.created_at = a.done_at or a.due_at or (deal[3] if deal else lead[2])
             found = existing.get(a.external_id)
             if found:
-                updates.append(Activity(pk=found[0], **a))
+                updates.append((*(a[c] for c in ACTIVITY_COLUMNS), found[0]))
                 self.deal_ids.update(x for x in (found[1],) if x)
                 self.lead_ids.update(x for x in (found[2],) if x)
             else:

@@ -4,6 +4,7 @@ and nothing written, while every bad row is listed."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from leakmap.crm.models import Lead
 from tests.exchange.helpers import db_counts, import_fails, run_import, write
@@ -225,3 +226,13 @@ def test_it_validates_everything_in_a_dry_run_and_writes_nothing(tmp_path, rep):
     ]
     assert Lead.objects.count() == 0
     assert not type(rep).objects.filter(username="newbie").exists()
+
+
+def test_it_explains_in_chinese_by_default(tmp_path, rep):
+    path = write(tmp_path / "leads.csv", LEADS_HEAD + "L1,张三,alice,new,2026-01-05,-10,\n")
+    with translation.override("zh-hans"):
+        lines = import_fails("leads", path)
+    assert lines == [
+        f"{path}:2: column budget: value '-10': 不能为负数",
+        f"{path} 中有 1 行错误;未导入任何数据",
+    ]
