@@ -16,7 +16,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
 
 from leakmap.api.auth import API_AUTH
-from leakmap.api.routers import accounts, activities, deals, leads
+from leakmap.api.routers import accounts, activities, deals, leads, reports
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ api.add_router("", leads.router)
 api.add_router("", deals.router)
 api.add_router("", accounts.router)
 api.add_router("", activities.router)
+api.add_router("", reports.router)
 
 
 def _errors(items: list[tuple[str | None, str]]) -> dict:
