@@ -55,9 +55,14 @@ def test_it_answers_404_for_another_reps_records(as_rep, outsider, teammate):
     assert (deal.name, deal.stage.key) == ("Deal", "qualification")
     assert Deal.objects.filter(pk=deal.pk).exists()
     assert Activity.objects.count() == activity_count
+    # zh-hans is the install's language; a client may ask for English.
     assert as_rep.get(f"/deals/{deal.pk}").json() == {
-        "detail": [{"field": None, "message": "Not found."}]
+        "detail": [{"field": None, "message": "未找到。"}]
     }
+    english = as_rep.client.get(
+        f"/api/v1/deals/{deal.pk}", headers={**as_rep.headers, "Accept-Language": "en"}
+    )
+    assert english.json() == {"detail": [{"field": None, "message": "Not found."}]}
 
 
 def test_it_lets_a_manager_work_on_the_teams_deals(as_manager, rep):

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
-import types
 
 import pytest
 from django.core.cache import cache
@@ -103,7 +101,8 @@ def test_it_names_the_fields_at_fault(form):
     response = _post(form, {"name": "", "email": "not-an-email"})
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Please tell us your name." in html or "请" in html
+    assert "请填写您的姓名。" in html
+    assert "请输入有效的电子邮箱地址。" in html
     json_response = Client(REMOTE_ADDR="198.51.100.1").post(
         "/api/forms/trial/",
         {"name": "", "email": "nope", "_ts": webforms.sign_timestamp(form, now=time.time() - 10)},
@@ -166,23 +165,34 @@ def test_it_answers_cors_only_for_configured_origins(form):
     assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
-def test_it_uses_the_assignment_rules_when_asked(form, rep, teammate, monkeypatch):
+def test_it_uses_the_assignment_rules_when_asked(form, rep, teammate, team):
+    from leakmap.automation.models import AssignmentRule, LeadAssignment
+
     form.owner = None
     form.use_assignment_rules = True
     form.save()
-    calls = []
+    AssignmentRule.objects.create(name="官网线索", team=team, source=form.source)
+    _post(form, {"email": "a@example.com"})
+    _post(form, {"email": "b@example.com"})
+    owners = list(Lead.objects.order_by("id").values_list("owner__username", flat=True))
+    # Round robin over the team's reps: each gets one, in the same request as the submission.
+    assert sorted(owners) == ["alice", "bob"]
+    assert LeadAssignment.objects.count() == 2
 
-    def assign_lead(lead):
-        calls.append(lead.pk)
-        Lead.objects.filter(pk=lead.pk).update(owner=teammate)
 
-    module = types.ModuleType("leakmap.automation.assignment")
-    module.assign_lead = assign_lead
-    monkeypatch.setitem(sys.modules, "leakmap.automation.assignment", module)
-    _post(form)
-    lead = Lead.objects.get()
-    assert calls == [lead.pk]
-    assert lead.owner == teammate
+def test_it_keeps_the_lead_when_assignment_fails(form, monkeypatch):
+    from leakmap.automation import assignment
+
+    form.owner = None
+    form.use_assignment_rules = True
+    form.save()
+
+    def broken(lead):
+        raise RuntimeError("rules table unreadable")
+
+    monkeypatch.setattr(assignment, "assign_lead", broken)
+    assert _post(form).status_code == 200
+    assert Lead.objects.get().owner is None
 
 
 def test_it_leaves_the_lead_unowned_without_owner_or_rules(form):
