@@ -298,9 +298,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def run_one(db: str, duration: int, leads: int) -> dict:
+def run_one(db: str, duration: int, leads: int, conn_max_age: int = 0) -> dict:
     env = {
         **os.environ,
+        "LEAKMAP_CONN_MAX_AGE": str(conn_max_age),
         "LEAKMAP_SECRET_KEY": "api-load-benchmark",
         "DJANGO_SETTINGS_MODULE": "leakmap.config.settings",
     }
@@ -417,6 +418,7 @@ def run_one(db: str, duration: int, leads: int) -> dict:
         "counted": counted,
         "report": report_ok,
         "seed_leads": leads,
+        "conn_max_age": conn_max_age,
     }
     print(json.dumps(result, indent=1, default=str), flush=True)
     return result
@@ -452,12 +454,12 @@ def section(results: list[dict], duration: int) -> str:
         "17 % create lead, 15 % log a done call on a deal, 13 % move a deal to another open stage. "
         "The machine was shared with other jobs while measuring, so treat the figures as a floor.",
         "",
-        "| database | seed leads | requests | throughput (req/s) | p50 ms | p95 ms | p99 ms | errors (5xx / connection) | 4xx |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| database | LEAKMAP_CONN_MAX_AGE | seed leads | requests | throughput (req/s) | p50 ms | p95 ms | p99 ms | errors (5xx / connection) | 4xx |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['db']} | {r['seed_leads']} | {r['requests']} | {r['throughput']:.1f} | {ms(r['p50'])} | "
+            f"| {r['db']} | {r['conn_max_age']} | {r['seed_leads']} | {r['requests']} | {r['throughput']:.1f} | {ms(r['p50'])} | "
             f"{ms(r['p95'])} | {ms(r['p99'])} | {r['errors']} | {r['rejected']} |"
         )
     lines += ["", "Per operation (p50 / p95 / p99 ms, count):", ""]
@@ -468,7 +470,7 @@ def section(results: list[dict], duration: int) -> str:
     for r in results:
         for name, o in r["ops"].items():
             lines.append(
-                f"| {r['db']} | {name} | {o['n']} | {ms(o['p50'])} | {ms(o['p95'])} | {ms(o['p99'])} | {o['non_2xx']} |"
+                f"| {r['db']} ({r['conn_max_age']}) | {name} | {o['n']} | {ms(o['p50'])} | {ms(o['p95'])} | {ms(o['p99'])} | {o['non_2xx']} |"
             )
     lines += [
         "",
@@ -478,7 +480,7 @@ def section(results: list[dict], duration: int) -> str:
     for r in results:
         c = r["counted"]
         lines.append(
-            f"- {r['db']}: leads {c['leads'][0]}/{c['leads'][1]}, activities "
+            f"- {r['db']} (LEAKMAP_CONN_MAX_AGE={r['conn_max_age']}): leads {c['leads'][0]}/{c['leads'][1]}, activities "
             f"{c['activities'][0]}/{c['activities'][1]}, stage moves {c['moves'][0]}/{c['moves'][1]}"
         )
     return "\n".join(lines) + "\n"
@@ -500,6 +502,11 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument(
+        "--pg-conn-max-age",
+        default="0,60",
+        help="PostgreSQL runs, one per LEAKMAP_CONN_MAX_AGE value (comma-separated)",
+    )
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", help=argparse.SUPPRESS)
@@ -513,7 +520,9 @@ def main() -> None:
         count(args.count)
         return
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    results = [run_one(db, args.duration, args.leads) for db in dbs]
+    ages = [int(a) for a in args.pg_conn_max_age.split(",") if a.strip()]
+    runs = [(db, age) for db in dbs for age in (ages if db == "postgres" else [0])]
+    results = [run_one(db, args.duration, args.leads, age) for db, age in runs]
     text = section(results, args.duration)
     print(text)
     if not args.no_record:
