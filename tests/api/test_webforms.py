@@ -228,3 +228,42 @@ def test_it_shows_admins_an_embed_snippet_that_posts_without_javascript(form, ad
     ts = re.search(r'name="_ts" value="([^"]+)"', snippet)[1]
     stamp = webforms.signing.loads(ts, salt="leakmap.webform")
     assert stamp["f"] == form.pk
+
+
+def test_it_lets_an_admin_create_a_form_in_the_admin(admin_user, rep):
+    client = Client()
+    client.force_login(admin_user)
+    source = SourceFactory(name="展会")
+    response = client.post(
+        "/admin/api/webform/add/",
+        {
+            "name": "展会登记",
+            "slug": "expo",
+            "fields": ["company", "phone"],
+            "source": source.pk,
+            "owner": rep.pk,
+            "thank_you_text": "谢谢",
+            "redirect_url": "",
+            "allowed_origins": "https://expo.example.com",
+            "min_fill_seconds": "3",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    form = WebForm.objects.get(slug="expo")
+    assert (form.fields, form.source, form.owner) == (["company", "phone"], source, rep)
+    assert form.shown_fields == ["name", "company", "phone"]
+
+    both = client.post(
+        "/admin/api/webform/add/",
+        {
+            "name": "x",
+            "slug": "x",
+            "owner": rep.pk,
+            "use_assignment_rules": "on",
+            "allowed_origins": "https://ok.example.com/path",
+            "min_fill_seconds": "3",
+        },
+    )
+    assert both.status_code == 200
+    assert not WebForm.objects.filter(slug="x").exists()
