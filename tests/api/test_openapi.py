@@ -6,7 +6,9 @@ import re
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
 
@@ -57,12 +59,19 @@ def api_schema(db, rep, teammate, outsider):
     LeadFactory(owner=outsider)
     make_deal(owner=rep)
     make_deal(owner=teammate)
-    # The real WSGI application, middleware and all, called in-process: the same stack
-    # `leakmap serve` runs, without a socket per generated case.
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
     _token, clear = token_create(user=rep, name="schemathesis")
-    schema.config.headers = {"Authorization": f"Bearer {clear}"}
-    return schema
+    # The real WSGI application, middleware and all, called in-process: the same stack
+    # `leakmap serve` runs, without a socket per generated case. Like Django's test client, keep
+    # the handler from closing the test's database connection at the end of each request.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
+        schema.config.headers = {"Authorization": f"Bearer {clear}"}
+        yield schema
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -70,7 +79,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=5,
+    max_examples=3,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
