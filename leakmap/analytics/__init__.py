@@ -12,7 +12,15 @@ Django imports this package before models are ready, so the names below are load
 
 from __future__ import annotations
 
-__all__ = ["REPORTS", "ReportFilters", "ReportInputError", "ReportResult", "register", "run_report"]
+__all__ = [
+    "REPORTS",
+    "ReportFilters",
+    "ReportInputError",
+    "ReportResult",
+    "diagnosis_summary",
+    "register",
+    "run_report",
+]
 
 
 def __getattr__(name: str):
@@ -20,6 +28,10 @@ def __getattr__(name: str):
         from leakmap.analytics import base
 
         return getattr(base, name)
+    if name == "diagnosis_summary":
+        from leakmap.analytics.diagnosis import diagnosis_summary
+
+        return diagnosis_summary
     if name in ("ReportFilters", "ReportInputError"):
         from leakmap.analytics import filters
 

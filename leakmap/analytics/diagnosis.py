@@ -251,7 +251,15 @@ def diagnose(inp: DiagnosisInput, alpha: float = ALPHA) -> tuple[list[Finding], 
                 actions=c.actions,
             )
         )
-    findings.sort(key=lambda f: (-f.revenue_at_stake, f.category, f.scope["key"]))
+    # One finding per leak point and subject: the check with the most at stake speaks for it.
+    strongest: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        key = (f.category, f.scope["type"], f.scope["key"])
+        if key not in strongest or f.revenue_at_stake > strongest[key].revenue_at_stake:
+            strongest[key] = f
+    findings = sorted(
+        strongest.values(), key=lambda f: (-f.revenue_at_stake, f.category, f.scope["key"])
+    )
     if not findings:
         notes.append(
             _t(
@@ -330,6 +338,14 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
         s.source: float(s.won_amount) / float(s.spend)
         for s in inp.sources
         if s.spend and s.spend > 0
+    }
+    # Where a budget could go: a source that already takes a real share of the spend (10 %), so
+    # a tiny budget with a lucky return (referrals on a few hundred yuan) is not assumed to scale.
+    total_spend = sum(float(s.spend) for s in inp.sources if s.spend)
+    destinations = {
+        s.source: returns[s.source]
+        for s in inp.sources
+        if s.source in returns and float(s.spend) >= 0.10 * total_spend
     }
     for s in inp.sources:
         rest_leads = total_leads - s.leads
@@ -413,8 +429,8 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                 )
             )
         # Money: a paid source whose leads win less than the rest, beside a better-returning one.
-        if s.source in returns and len(returns) >= 2 and rate < bench:
-            best = max(returns, key=lambda k: (returns[k], k))
+        if s.source in returns and destinations and rate < bench:
+            best = max(destinations, key=lambda k: (destinations[k], k))
             if best != s.source and returns[best] > returns[s.source]:
                 shift = float(s.spend) / 2
                 gain = shift * (returns[best] - returns[s.source])
@@ -985,8 +1001,9 @@ def diagnosis(scope: Scope) -> ReportResult:
         period=scope.period_json(),
         rows=findings,
         extra={
+            # No total of revenue at stake: findings overlap (a poor source is both a quality
+            # and a channel-mix leak), so their sum would count the same money twice.
             "won_amount": won_amount,
-            "revenue_at_stake": money(sum((f.revenue_at_stake for f in findings), Decimal(0))),
             "notes": notes,
             "coaching": coaching(inp, stage_keys),
         },
@@ -996,7 +1013,7 @@ def diagnosis(scope: Scope) -> ReportResult:
             Column("category", _("Leak point")),
             Column("summary", _("Finding")),
             Column("sample_size", _("Sample"), "int"),
-            Column("revenue_at_stake", _("Revenue at stake"), "money", total=True),
+            Column("revenue_at_stake", _("Revenue at stake"), "money"),
         ],
     )
 

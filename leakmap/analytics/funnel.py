@@ -4,7 +4,7 @@ Intuition: one pass over the cohort's deals with a filtered COUNT/SUM per step, 
 is the per-deal fact `st_reached >= S.order` (skipping a stage counts as passing it); leads are one
 COUNT. The extra column `median_days` is, per step, the median of days from the deal's creation to
 its first history entry into S or any later non-lost stage (created_at for deals without history);
-for `won`, to its first entry into won. Queries: stages, leads count, deals aggregate, medians.
+for `won`, to its close (closed_at). Queries: stages, leads count, deals aggregate, medians.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Value
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -22,6 +22,7 @@ from leakmap.analytics.base import (
     DaysBetween,
     ReportResult,
     Stages,
+    days_sql,
     deal_states,
     grouped_stats,
     load_stages,
@@ -31,7 +32,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import Lead, StageChange, StageKind
+from leakmap.crm.models import Deal, Lead, Stage, StageChange, StageKind
 
 
 @dataclass
@@ -44,17 +45,41 @@ class FunnelRow:
     median_days: float | None  # from deal creation to reaching the step
 
 
-def _reach_days(scope: Scope, order: int):
-    """Days from creation to the first entry into a non-lost stage of order >= `order`."""
-    first = (
-        StageChange.objects.filter(
-            deal=OuterRef("pk"), at__lte=scope.now, to_stage__order__gte=order
-        )
-        .exclude(to_stage__kind=StageKind.LOST)
-        .order_by("at", "id")
-        .values("at")[:1]
+def reach_days_sql(scope: Scope, steps: list[tuple[int, int]]) -> tuple[str, list]:
+    """(g, v) rows: for each cohort deal with history and each step (g, order) it reached, the
+    days from creation to the history entry that first took it to that order or beyond.
+
+    One scan of the history: a running MAX of the non-lost stage orders over the rows before
+    each entry (window over the deal's history by at, id); an entry that lifts the running max
+    from `prev_max` to its own order reaches every step whose order lies in (prev_max, order].
+    Step numbers and orders are ours (a VALUES list), the clock and the cohort are parameters.
+    """
+    qn = connection.ops.quote_name
+    deals_sql, deal_params = (
+        Deal.objects.filter(scope.deal_q())
+        .order_by()
+        .values("id", "created_at")
+        .query.sql_with_params()
     )
-    return DaysBetween(Coalesce(Subquery(first), F("created_at")), F("created_at"))
+    values = ", ".join(f"({int(g)}, {int(o)})" for g, o in steps)
+    sc, st = StageChange._meta.db_table, Stage._meta.db_table
+    sql = f"""
+        SELECT s.column1 AS g, {days_sql("r.at", "r.created_at")} AS v
+        FROM (
+            SELECT h.{qn("at")} AS at, d.created_at AS created_at, t.{qn("order")} AS o,
+                   COALESCE(MAX(CASE WHEN t.kind <> %s THEN t.{qn("order")} END) OVER (
+                       PARTITION BY h.deal_id ORDER BY h.{qn("at")}, h.id
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS prev_max
+            FROM {qn(sc)} h
+            JOIN {qn(st)} t ON t.id = h.to_stage_id
+            JOIN ({deals_sql}) d ON d.id = h.deal_id
+            WHERE h.{qn("at")} <= %s AND t.kind <> %s
+        ) r
+        JOIN (VALUES {values}) s ON r.prev_max < s.column2 AND s.column2 <= r.o
+    """
+    # The window must see lost entries too? No: a lost entry never lifts the max, so they are
+    # filtered before the window without changing any running max.
+    return sql, [StageKind.LOST, *deal_params, scope.now, StageKind.LOST]
 
 
 def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
@@ -75,17 +100,31 @@ def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
         )
     totals = deals.aggregate(**aggs)
 
-    # One query for every step's median: a UNION ALL of (step number, days) per reaching deal.
+    # One query for every step's median: a UNION ALL of (step number, days) per reaching deal —
+    # from one scan of the history, plus deals without history (reached at creation: 0 days),
+    # plus won deals' days to close.
+    steps = [(i, s.order) for i, s in enumerate(stages.open)]
     parts = []
-    for i, s in enumerate(stages.open):
-        qs = deals.filter(st_reached__gte=s.order).annotate(
-            g=Value(i), v=_reach_days(scope, s.order)
+    if steps:
+        parts.append(reach_days_sql(scope, steps))
+        no_history = (
+            deals.filter(~Exists(StageChange.objects.filter(deal=OuterRef("pk"))))
+            .values("st_reached")
+            .query.sql_with_params()
         )
-        parts.append(qs.values("g", "v"))
+        values = ", ".join(f"({int(g)}, {int(o)})" for g, o in steps)
+        parts.append(
+            (
+                f"SELECT s.column1 AS g, 0.0 AS v FROM ({no_history[0]}) x"
+                f" JOIN (VALUES {values}) s ON s.column2 <= x.st_reached",
+                list(no_history[1]),
+            )
+        )
     won_step = len(stages.open)
-    if stages.won is not None:
-        qs = deals.filter(won).annotate(g=Value(won_step), v=_reach_days(scope, stages.won.order))
-        parts.append(qs.values("g", "v"))
+    qs = deals.filter(won).annotate(
+        g=Value(won_step), v=DaysBetween(F("st_closed"), F("created_at"))
+    )
+    parts.append(qs.values("g", "v"))
     medians = grouped_stats(parts)
 
     rows = [

@@ -2,7 +2,7 @@
 
 Intuition: one GROUP BY owner over the cohort's deals, each figure a filtered COUNT/SUM/AVG over
 the per-deal state (CONTRACT §4: win_rate = won / deals, close_rate = won / (won + lost),
-avg_cycle_days = mean of closed_at − created_at over won deals). Queries: stages, the group-by.
+avg_cycle_days = mean of closed_at − created_at over won deals). Queries: stages, the group-by, the owners' names.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from leakmap.analytics.base import (
     lost_q,
     money,
     open_q,
+    owner_key,
     ratio,
     register,
+    usernames,
     won_q,
 )
 from leakmap.analytics.filters import Scope
@@ -65,16 +67,12 @@ def owners(scope: Scope) -> ReportResult:
         reach_keys.append((stages.won.key, stages.won.order))
     for i, (_key, order) in enumerate(reach_keys):
         aggs[f"r{i}"] = Count("id", filter=Q(st_reached__gte=order))
-    grouped = (
-        deal_states(scope, stages)
-        .values("owner__username", "owner__display_name")
-        .annotate(**aggs)
-        .order_by("-won_amount", "owner__username")
-    )
+    grouped = list(deal_states(scope, stages).annotate(o=owner_key()).values("o").annotate(**aggs))
+    names = usernames(g["o"] for g in grouped)
     rows = [
         OwnerRow(
-            owner=g["owner__username"],
-            owner_name=g["owner__display_name"] or g["owner__username"],
+            owner=names[g["o"]][0],
+            owner_name=names[g["o"]][1],
             deals=g["deals"],
             won=g["won"],
             lost=g["lost"],
@@ -88,6 +86,7 @@ def owners(scope: Scope) -> ReportResult:
         )
         for g in grouped
     ]
+    rows.sort(key=lambda r: (-r.won_amount, r.owner))
     return ReportResult(
         report="owners",
         as_of=scope.now,

@@ -75,7 +75,20 @@ def fmt_value(value: Any, kind: str) -> str:
         return f"{int(value):,}"
     if kind == "map":
         return " ".join(f"{k}={v}" for k, v in value.items())
+    if kind == "nested":
+        return _compact(value)
     return str(value)
+
+
+def _compact(value: Any) -> str:
+    """Nested lists and maps in one readable cell: `a=1 b=25.0%; a=2 …`."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_compact(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "–" if value is None else str(value)
 
 
 def _table(title: str, columns: list[Column], rows: list[Any], totals: bool = True):
@@ -105,7 +118,17 @@ def _table(title: str, columns: list[Column], rows: list[Any], totals: bool = Tr
 def _extra_columns(value: list) -> list[Column]:
     first = to_jsonable(value[0])
     kinds = {"amount": "money", "share": "rate", "deals": "int"}
-    return [Column(k, k, kinds.get(k, "text"), total=k in ("deals", "amount")) for k in first]
+
+    def kind(key: str, sample: Any) -> str:
+        if isinstance(sample, list | dict):
+            return "nested"
+        if key.endswith("_rate") or key == "rate":
+            return "rate"
+        if isinstance(sample, float):
+            return "days"
+        return kinds.get(key, "text")
+
+    return [Column(k, k, kind(k, v), total=k in ("deals", "amount")) for k, v in first.items()]
 
 
 def render_table(result: ReportResult, width: int | None = None) -> str:
@@ -121,7 +144,10 @@ def render_table(result: ReportResult, width: int | None = None) -> str:
     )
     console.print(_table("", result.columns, result.rows))
     for key, value in result.extra.items():
-        if isinstance(value, list) and value:
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            for line in value:
+                console.print(line)
+        elif isinstance(value, list) and value:
             rows = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
             console.print(_table(key, _extra_columns(value), rows))
         elif isinstance(value, dict):

@@ -132,12 +132,15 @@ def weekly(scope: Scope) -> ReportResult:
     count = lambda q: Count("id", filter=q)  # noqa: E731
     amount = lambda q: Sum("amount", filter=q, default=Decimal(0), output_field=MONEY_FIELD)  # noqa: E731
 
+    # Only rows inside the five weeks can count: bounding them lets the created_at / at
+    # indexes skip the rest of history.
+    first = bounds[-1][0]
     leads = (
-        Lead.objects.filter(scope.lead_q())
+        Lead.objects.filter(scope.lead_q(), created_at__gte=first)
         .order_by()
         .aggregate(**_weekly_aggs("created_at", bounds, count, "n"))
     )
-    deals = deal_states(scope, stages)
+    deals = deal_states(scope, stages).filter(Q(created_at__gte=first) | Q(st_closed__gte=first))
     d = deals.aggregate(
         **_weekly_aggs("created_at", bounds, count, "n"),
         **_weekly_aggs("st_closed", bounds, amount, "won", won_q(stages)),
@@ -145,7 +148,9 @@ def weekly(scope: Scope) -> ReportResult:
     )
     entries = {
         g["to_stage_id"]: g
-        for g in StageChange.objects.filter(scope.deal_q("deal__"), at__lte=scope.now)
+        for g in StageChange.objects.filter(
+            scope.deal_q("deal__"), at__gte=first, at__lte=scope.now
+        )
         .order_by()
         .values("to_stage_id")
         .annotate(
@@ -174,7 +179,9 @@ def weekly(scope: Scope) -> ReportResult:
     two = bounds[:2]
     lead_owner = {
         g["owner__username"]: g
-        for g in Lead.objects.filter(scope.lead_q(), owner__isnull=False)
+        for g in Lead.objects.filter(
+            scope.lead_q(), owner__isnull=False, created_at__gte=two[-1][0]
+        )
         .order_by()
         .values("owner__username")
         .annotate(**_weekly_aggs("created_at", two, count, "n"))

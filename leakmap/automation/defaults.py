@@ -34,3 +34,11 @@ DEFAULT_RULES = [
         "send_email": True,
     },
 ]
+
+
+def install_default_rules(apps) -> None:
+    """Install the default rules if missing (idempotent); see crm.defaults.install_defaults."""
+    Rule = apps.get_model("automation", "Rule")
+    for spec in DEFAULT_RULES:
+        spec = dict(spec)
+        Rule.objects.get_or_create(key=spec.pop("key"), defaults=spec)

@@ -55,6 +55,11 @@ _outbox: contextvars.ContextVar[list[EmailMessage] | None] = contextvars.Context
 )
 
 
+def current_outbox() -> list[EmailMessage] | None:
+    """The mails `batched_mail()` is holding, so a firing that is rolled back can drop its own."""
+    return _outbox.get()
+
+
 def _send(messages: list[EmailMessage]) -> None:
     """A mail server that is down is logged and undoes nothing: the in-app notifications stay."""
     try:

@@ -33,6 +33,7 @@ from leakmap.automation.models import LeadAssignment, Rule, RuleFiring, RuleKey
 from leakmap.automation.notifications import (
     absolute_url,
     batched_mail,
+    current_outbox,
     deal_url,
     in_language_of,
     lead_url,
@@ -67,6 +68,7 @@ class RunResult:
     as_of: dt.datetime
     firings: list[Firing] = field(default_factory=list)
     skipped: bool = False
+    errors: int = 0
 
 
 def _lock(wait: bool) -> bool:
@@ -97,10 +99,12 @@ def run_rules(*, as_of: dt.datetime | None = None, wait: bool = True) -> RunResu
             result.skipped = True
             return result
         run = _Run(as_of, result)
+        # Inactive rules too: the digest reads their thresholds to say what "stuck" means.
+        run.rules = {rule.key: rule for rule in Rule.objects.order_by("key")}
         with batched_mail():
-            for rule in Rule.objects.filter(is_active=True).order_by("key"):
+            for rule in run.rules.values():
                 evaluate = EVALUATORS.get(rule.key)
-                if evaluate is not None:
+                if rule.is_active and evaluate is not None:
                     evaluate(run, rule)
             run.finish()
     return result
@@ -113,6 +117,7 @@ class _Run:
         self._team_managers: dict[int, list[User]] | None = None
         self._plan: AssignmentPlan | None = None
         self.flag_ids: list[int] = []
+        self.rules: dict[str, Rule] = {}
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -164,6 +169,9 @@ class _Run:
         """Insert the ledger row, then run the actions, in one savepoint: a duplicate (another
         run got there first) skips the firing and undoes nothing else."""
         firing = Firing(rule.key, record_type, record_id, step, occurrence_at, summary)
+        recorded = False
+        outbox = current_outbox()
+        marks = (len(outbox) if outbox is not None else 0, len(self.flag_ids))
         try:
             with transaction.atomic():
                 RuleFiring.objects.create(
@@ -175,9 +183,21 @@ class _Run:
                     fired_at=self.as_of,
                     summary=summary[:300],
                 )
+                recorded = True
                 act(firing.actions)
-        except IntegrityError:
-            log.info("rule %s already fired for %s %s", rule.key, record_type, record_id)
+        except Exception as exc:
+            # The savepoint is undone; so are the mails and flags this firing queued.
+            if outbox is not None:
+                del outbox[marks[0] :]
+            del self.flag_ids[marks[1] :]
+            if isinstance(exc, IntegrityError) and not recorded:
+                log.info("rule %s already fired for %s %s", rule.key, record_type, record_id)
+                return False
+            # One record whose action fails (a validation, a constraint) must not hold back
+            # every other firing of the run: nothing is recorded for it, and the next run
+            # tries again.
+            log.exception("rule %s failed for %s %s", rule.key, record_type, record_id)
+            self.result.errors += 1
             return False
         self.result.firings.append(firing)
         return True
@@ -488,10 +508,14 @@ def evaluate_manager_digest(run: _Run, rule: Rule) -> None:
     if timezone.localtime(run.as_of).hour < hour:
         return
     day = digest_day_start(run.as_of)
-    thresholds = dict(Rule.objects.values_list("key", "days"))
-    lead_hours = Rule.objects.filter(key=RuleKey.LEAD_NOT_CONTACTED).values_list("hours", flat=True)
-    x = thresholds.get(RuleKey.NO_FOLLOW_UP) or DEFAULT_NO_FOLLOW_UP_DAYS
-    h = lead_hours[0] if lead_hours and lead_hours[0] is not None else DEFAULT_LEAD_HOURS
+    no_follow_up = run.rules.get(RuleKey.NO_FOLLOW_UP)
+    lead_rule = run.rules.get(RuleKey.LEAD_NOT_CONTACTED)
+    x = (
+        no_follow_up.days
+        if no_follow_up and no_follow_up.days is not None
+        else DEFAULT_NO_FOLLOW_UP_DAYS
+    )
+    h = lead_rule.hours if lead_rule and lead_rule.hours is not None else DEFAULT_LEAD_HOURS
     managers = (
         User.objects.filter(role=Role.MANAGER, is_active=True)
         .exclude(run.fired(rule, "user", day, "digest"))

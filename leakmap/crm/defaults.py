@@ -107,3 +107,39 @@ DEFAULT_LOST_REASONS = [
 ]
 
 DEFAULT_PIPELINE_NAME = "默认销售流程"
+
+
+def install_defaults(apps) -> None:
+    """Install the default pipeline and lost reasons if missing (idempotent).
+
+    `apps` is the migration's historical registry or `django.apps.apps`; tests that flush the
+    database (transactional tests) call it again, since a flush removes what migrations installed.
+    """
+    Pipeline = apps.get_model("crm", "Pipeline")
+    Stage = apps.get_model("crm", "Stage")
+    LostReason = apps.get_model("crm", "LostReason")
+    pipeline, _ = Pipeline.objects.get_or_create(
+        name=DEFAULT_PIPELINE_NAME, defaults={"is_default": True}
+    )
+    for order, (key, zh, en, prob, kind, sla, crit_zh, crit_en, required) in enumerate(
+        DEFAULT_STAGES, start=1
+    ):
+        Stage.objects.get_or_create(
+            pipeline=pipeline,
+            key=key,
+            defaults=dict(
+                label_zh=zh,
+                label_en=en,
+                order=order,
+                probability=prob,
+                kind=kind,
+                sla_days=sla,
+                entry_criteria_zh=crit_zh,
+                entry_criteria_en=crit_en,
+                required_fields=required,
+            ),
+        )
+    for name, needs_competitor in DEFAULT_LOST_REASONS:
+        LostReason.objects.get_or_create(
+            name=name, defaults={"requires_competitor": needs_competitor}
+        )

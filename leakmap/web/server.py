@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,22 +29,41 @@ def register_periodic(name: str, every_seconds: int, job: Callable[[], None]) ->
     PERIODIC_JOBS.append((name, every_seconds, job))
 
 
+# Held while a job runs. Once the scheduler starts, a fork (gunicorn spawning or respawning a
+# worker) waits for it: a child forked mid-job would inherit the job's open database socket, and
+# the child tearing down its copy could end the master's session under the running job.
+job_lock = threading.RLock()
+_fork_guard_installed = False
+
+
+def _install_fork_guard() -> None:
+    global _fork_guard_installed
+    if not _fork_guard_installed:
+        os.register_at_fork(
+            before=job_lock.acquire,
+            after_in_parent=job_lock.release,
+            after_in_child=job_lock.release,
+        )
+        _fork_guard_installed = True
+
+
 def run_job(name: str, job: Callable[[], None]) -> bool:
     """Run one job in its own database connection; an error is logged, never raised, so one
     failing job cannot stop the scheduler or the others. Returns whether it succeeded."""
     from django.db import close_old_connections, connections
 
-    close_old_connections()
-    try:
-        job()
-        return True
-    except Exception:
-        log.exception("periodic job %s failed", name)
-        return False
-    finally:
-        # Close this thread's connections after every run: the next run opens a fresh one, and
-        # no connection stays open in the master when gunicorn forks a new worker.
-        connections.close_all()
+    with job_lock:
+        close_old_connections()
+        try:
+            job()
+            return True
+        except Exception:
+            log.exception("periodic job %s failed", name)
+            return False
+        finally:
+            # Close this thread's connections after every run: the next run opens a fresh one,
+            # and no connection is open in the master when gunicorn forks a worker.
+            connections.close_all()
 
 
 class Scheduler:
@@ -59,6 +79,7 @@ class Scheduler:
     def start(self) -> Scheduler:
         if not self.jobs:
             return self
+        _install_fork_guard()
         self.thread = threading.Thread(target=self._loop, name="leakmap-scheduler", daemon=True)
         self.thread.start()
         return self

@@ -81,3 +81,16 @@ def test_a_failed_user_add_writes_nothing(tmp_path):
     con = sqlite3.connect(tmp_path / "cli.sqlite3")
     assert con.execute("select count(*) from accounts_team").fetchone()[0] == 0
     assert con.execute("select count(*) from accounts_user").fetchone()[0] == 0
+
+
+def test_it_sets_a_new_password(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    leakmap(tmp_path, "user", "add", "qian", "--role", "admin")
+    done = leakmap(
+        tmp_path, "user", "passwd", "qian", "--password-stdin", stdin="another-long-pass-7\n"
+    )
+    assert done.returncode == 0, done.stderr
+    weak = leakmap(tmp_path, "user", "passwd", "qian", "--password-stdin", stdin="123\n")
+    assert weak.returncode == 2 and "password" in weak.stderr
+    missing = leakmap(tmp_path, "user", "passwd", "nobody")
+    assert missing.returncode == 2 and "nobody" in missing.stderr

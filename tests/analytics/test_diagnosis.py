@@ -89,7 +89,7 @@ def simulate(
                 won=won,
                 disqualified=binom(rng, per_source, q["disq"]),
                 won_amount=AMOUNT * won,
-                spend=Decimal(q.get("spend", 20000)),
+                spend=Decimal(q.get("spend", 60000)),
             )
         )
     per_day = total_leads / 180
@@ -305,3 +305,15 @@ def test_it_turns_a_revenue_target_into_the_leads_needed(settings):
     target = [f for f in findings if f.scope == {"type": "target", "key": "revenue_target"}]
     assert len(target) == 1
     assert target[0].benchmark == pytest.approx(inp.period.current_leads * 3)
+
+
+def test_the_table_says_why_there_is_no_finding(rep):
+    import io
+
+    from django.core.management import call_command
+
+    make_deal(owner=rep)
+    out = io.StringIO()
+    with translation.override("en"):
+        call_command("report", "diagnosis", "--format", "table", stdout=out)
+    assert "too few to tell leaks from chance" in out.getvalue()

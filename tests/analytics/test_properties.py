@@ -17,7 +17,7 @@ from leakmap.crm.models import Deal, Lead, LostReason, Stage, StageChange, Stage
 from tests.analytics.journeys import by, day, rows
 from tests.factories import CompetitorFactory, SourceFactory, UserFactory
 
-CLOCK = day(60)
+CLOCK = day(90)  # after every generated event
 SETTINGS = settings(
     max_examples=6,
     deadline=None,
@@ -223,6 +223,8 @@ def check_against_python() -> None:
         assert row["entered"] == len(values)
         assert (row["median_days"], row["p90_days"]) == (median(values), p90(values)), row["stage"]
 
+    check_stuck_and_weekly(deals)
+
     forecast = rows("forecast")
     open_deals = [d for d in deals if d.stage.kind == StageKind.OPEN]
     assert sum(r["deals"] for r in forecast) == len(open_deals)
@@ -268,3 +270,46 @@ def test_it_keeps_funnel_and_breakdown_invariants(db, seed):
             for k in ("win_rate", "lead_to_deal_rate"):
                 assert r[k] is None or 0 <= r[k] <= 1 or r["leads"] == 0
         transaction.set_rollback(True)
+
+
+def check_stuck_and_weekly(deals: list[Deal]) -> None:
+    from leakmap.analytics.weekly import week_bounds
+
+    expected = {}
+    for d in deals:
+        if d.stage.kind != StageKind.OPEN:
+            continue
+        h = history(d)
+        entered = h[-1].at if h else d.created_at
+        done = [a.done_at for a in d.activities.filter(done_at__isnull=False)]
+        in_stage = days_between(CLOCK, entered)
+        silent = days_between(CLOCK, max(done) if done else d.created_at)
+        if d.stage.sla_days is not None and in_stage > d.stage.sla_days:
+            expected[d.pk] = "over_sla"
+        elif silent > 7:
+            expected[d.pk] = "no_follow_up"
+    assert {r["deal_id"]: r["reason"] for r in rows("stuck", as_of=CLOCK)} == expected
+
+    # weekly as of day 30: the state at T from history, events bucketed by local Monday weeks
+    t = day(30)
+    weeks = week_bounds(t)
+    got = by(rows("weekly", as_of=t), "metric")
+
+    def in_week(x: dt.datetime, i: int) -> bool:
+        start, end = weeks[i]
+        return start <= x <= end if i == 0 else start <= x < end
+
+    for i, col in ((0, "this_week"), (1, "last_week")):
+        assert got["new_leads"][col] == sum(
+            in_week(lead.created_at, i) for lead in Lead.objects.all()
+        )
+        assert got["deals_created"][col] == sum(in_week(d.created_at, i) for d in deals)
+        won_amount = Decimal(0)
+        entered_won = 0
+        for d in deals:
+            h = [c for c in history(d) if c.at <= t]
+            if h and h[-1].to_stage.kind == StageKind.WON and in_week(h[-1].at, i):
+                won_amount += d.amount
+            entered_won += any(c.to_stage.kind == StageKind.WON and in_week(c.at, i) for c in h)
+        assert Decimal(str(got["won_amount"][col])) == won_amount
+        assert got["entered:won"][col] == entered_won

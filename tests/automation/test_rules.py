@@ -280,6 +280,11 @@ def test_it_selects_candidates_with_one_query_per_rule_whatever_the_number_of_de
         return len(ctx.captured_queries)
 
     few = queries()
+    # SAVEPOINT (the run's transaction inside the test's); the rules; on PostgreSQL the advisory
+    # lock; then one candidate query per rule — lead_not_contacted, manager_digest (managers
+    # without today's digest), no_follow_up, overdue_follow_up, stage_sla (its stages' SLAs,
+    # then the deals) —; RELEASE SAVEPOINT.
+    assert few == 2 + 1 + (connection.vendor == "postgresql") + 6
     for _ in range(5):
         make_deal(owner=rep, next_follow_up=T0 + days(1))
         LeadFactory(owner=rep)
@@ -357,3 +362,75 @@ def test_it_refuses_what_the_edited_required_fields_say(rep):
         services.deal_move(deal=deal, stage=negotiation, at=T0 + days(2))
     assert list(err.value.message_dict) == ["account"]
     assert Deal.objects.get(pk=deal.pk).stage == proposal
+
+
+def test_it_isolates_a_failing_firing_and_retries_it_next_run(clock, only_rule, rep, monkeypatch):
+    from leakmap.automation import rules
+
+    only_rule("overdue_follow_up")
+    good = make_deal(owner=rep, name="Good", next_follow_up=T0 + days(1))
+    broken = make_deal(owner=rep, name="Broken", next_follow_up=T0 + days(1))
+    real_log = services.activity_log
+
+    def flaky(**kwargs):
+        if kwargs["deal"].name == "Broken":
+            raise ValidationError({"owner": "no"})
+        return real_log(**kwargs)
+
+    monkeypatch.setattr(rules.crm_services, "activity_log", flaky)
+    result = clock.at(days(2)).run()
+    assert [f.record_id for f in result.firings] == [good.pk]
+    assert result.errors == 1
+    assert not RuleFiring.objects.filter(record_id=broken.pk).exists()
+    assert Activity.objects.filter(deal=broken).count() == 0
+
+    monkeypatch.setattr(rules.crm_services, "activity_log", real_log)
+    assert [f.record_id for f in clock.run().firings] == [broken.pk]
+    assert Activity.objects.filter(kind="task").count() == 2
+
+
+def test_it_spends_only_the_writes_of_each_firing_beyond_the_candidate_query(clock, only_rule, rep):
+    only_rule("stage_sla", notify_manager=False)
+    for _ in range(3):
+        make_deal(owner=rep)
+    clock.at(days(8))
+    with CaptureQueriesContext(connection) as ctx:
+        assert len(clock.run().firings) == 3
+    # SAVEPOINT; the rules; [advisory lock]; the stages' SLAs; the candidate deals (owner,
+    # manager and stage joined in); per firing: SAVEPOINT, INSERT ledger row, INSERT
+    # notification, RELEASE; RELEASE SAVEPOINT.
+    assert len(ctx.captured_queries) == 1 + 1 + (connection.vendor == "postgresql") + 2 + 3 * 4 + 1
+
+
+def test_it_drops_the_mail_of_a_firing_whose_later_action_failed(
+    clock,
+    only_rule,
+    team,
+    rep,
+    teammate,
+    monkeypatch,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
+    from leakmap.automation import rules
+
+    only_rule("lead_not_contacted", reassign=True)
+    AssignmentRule.objects.create(name="East", team=team)
+    rep.email = "alice@example.com"
+    rep.save()
+    lead = LeadFactory(owner=rep)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("assignment down")
+
+    monkeypatch.setattr(rules, "assign_lead", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = clock.at(days(2)).run()
+    assert (result.firings, result.errors) == ([], 1)
+    assert Notification.objects.count() == 0
+    assert mailoutbox == []
+
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert [f.record_id for f in clock.run().firings] == [lead.pk]
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]]

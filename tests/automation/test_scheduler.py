@@ -161,3 +161,24 @@ class socket_port:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_it_holds_back_a_fork_while_a_job_runs():
+    """gunicorn forks workers from the master's main thread; the fork guard takes `job_lock`
+    first, so it waits for a running job (and its database connection) to finish."""
+    started, release = threading.Event(), threading.Event()
+
+    def job():
+        started.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=server.run_job, args=("slow", job))
+    thread.start()
+    try:
+        assert started.wait(30)
+        assert server.job_lock.acquire(blocking=False) is False  # a fork would wait here
+    finally:
+        release.set()
+        thread.join(30)
+    assert server.job_lock.acquire(blocking=False) is True
+    server.job_lock.release()

@@ -2,12 +2,9 @@ from django.db import migrations
 
 
 def install(apps, schema_editor):
-    from leakmap.automation.defaults import DEFAULT_RULES
+    from leakmap.automation.defaults import install_default_rules
 
-    Rule = apps.get_model("automation", "Rule")
-    for spec in DEFAULT_RULES:
-        spec = dict(spec)
-        Rule.objects.get_or_create(key=spec.pop("key"), defaults=spec)
+    install_default_rules(apps)
 
 
 class Migration(migrations.Migration):

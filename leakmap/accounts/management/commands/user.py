@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 import sys
 
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -30,19 +31,41 @@ class Command(BaseCommand):
             help="read the password from standard input (otherwise one is generated and printed)",
         )
 
+        passwd = sub.add_parser("passwd", help="set a user's password")
+        passwd.add_argument("username")
+        passwd.add_argument("--password-stdin", action="store_true")
+
     def handle(self, *args, action: str, **opts):
         if action == "add":
             self.add(**opts)
+        elif action == "passwd":
+            self.passwd(**opts)
 
-    def add(self, *, username, role, team, manager, display_name, email, password_stdin, **_):
-        if password_stdin:
+    def _password(self, from_stdin: bool) -> tuple[str, bool]:
+        if from_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
             if not password:
                 raise CommandError("--password-stdin: no password on standard input", returncode=2)
-            generated = False
-        else:
-            password = secrets.token_urlsafe(12)
-            generated = True
+            return password, False
+        return secrets.token_urlsafe(12), True
+
+    def passwd(self, *, username, password_stdin, **_):
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user named {username!r}", returncode=2)
+        password, generated = self._password(password_stdin)
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise CommandError("password: " + " ".join(exc.messages), returncode=2) from exc
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        self.stdout.write(f"password set for {user.username}")
+        if generated:
+            self.stdout.write(f"password: {password}")
+
+    def add(self, *, username, role, team, manager, display_name, email, password_stdin, **_):
+        password, generated = self._password(password_stdin)
         manager_user = None
         if manager:
             manager_user = User.objects.filter(username=manager).first()

@@ -47,3 +47,6 @@ class Command(BaseCommand):
                 f"{f.rule}{step}  {f.record_type}#{f.record_id}  {f.summary}  [{actions}]"
             )
         self.stdout.write(f"{len(result.firings)} fired as of {stamp}")
+        if result.errors:
+            # Logged with their tracebacks; the run's other firings stand.
+            self.stderr.write(f"{result.errors} firing(s) failed and will be retried next run")

@@ -1,0 +1,440 @@
+"""Bulk writes for imports, upholding the invariants of `leakmap.crm.services` set-wise.
+
+The per-change services keep each fact incrementally; here many rows are written at once with
+`bulk_create`/`bulk_update` in batches, and the facts are then recomputed in SQL for the rows that
+moved, so that they end up exactly as the services would have left them:
+
+- a deal's history (StageChange rows) is replaced as a whole, chained from → to, and its newest
+  entry must be the deal's current stage (checked by the caller before writing);
+- a stage change of an existing deal with history is recorded as a StageChange, like deal_move;
+- `reached_order`, `lost_at_stage`, `stage_entered_at`, `last_follow_up_at`, `follow_up_count`
+  and the lead's `first_contacted_at` are recomputed from the record (services.deals_refresh_facts
+  and the follow-up variant below);
+- a deal with a lead marks that lead converted at the deal's created_at (the earliest deal's);
+- a follow-up on a new lead makes it contacted, and clears a passed next follow-up and
+  "needs attention" on the deal, as `activity_log` does.
+
+Callers validate first and call these inside one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.db.models import F, Min, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from leakmap.accounts.models import Team, User
+from leakmap.crm import services
+from leakmap.crm.models import (
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    Lead,
+    LeadStatus,
+    Spend,
+    StageChange,
+)
+
+BATCH = 2000
+
+LEAD_FIELDS = [
+    "name",
+    "company",
+    "email",
+    "phone",
+    "source",
+    "industry",
+    "title",
+    "budget",
+    "product",
+    "owner",
+    "status",
+    "created_at",
+    "disqualified_reason",
+]
+DEAL_FIELDS = [
+    "lead",
+    "name",
+    "account",
+    "contact",
+    "amount",
+    "stage",
+    "owner",
+    "source",
+    "industry",
+    "created_at",
+    "expected_close_date",
+    "closed_at",
+    "lost_reason",
+    "competitor",
+    "next_follow_up",
+]
+ACTIVITY_FIELDS = [
+    "kind",
+    "subject",
+    "owner",
+    "deal",
+    "lead",
+    "due_at",
+    "done_at",
+    "notes",
+    "created_at",
+]
+
+
+def chunks(seq: Sequence, size: int = BATCH) -> Iterable[Sequence]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _datetime_adapter():
+    """The backend's datetime adapter; on SQLite with UTC storage (Django's default) the same
+    conversion without its per-value settings lookups, which dominate a million-row insert."""
+    ops = connection.ops
+    if connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone == dt.UTC:
+
+        def adapt(value):
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            return str(value)
+
+        return adapt
+    return ops.adapt_datetimefield_value
+
+
+def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
+    """INSERT many rows of `model` with one executemany per 5,000 rows.
+
+    This is bulk_create without its per-value compilation, which costs more than the database
+    on a million rows: `columns` are attnames, values are Python values converted once per
+    column with the backend's own adapters, and every column left out gets its model default
+    (auto_now columns the current time), as save() would give it. The caller validates.
+    """
+    if not rows:
+        return
+    ops = connection.ops
+    now = timezone.now()
+    fields = [model._meta.get_field(c) for c in columns]
+    converters = []
+    for f in fields:
+        if isinstance(f, models.DateTimeField):
+            converters.append(_datetime_adapter())
+        elif isinstance(f, models.DateField):
+            converters.append(ops.adapt_datefield_value)
+        elif isinstance(f, models.DecimalField):
+            converters.append(
+                lambda v, f=f: ops.adapt_decimalfield_value(v, f.max_digits, f.decimal_places)
+            )
+        else:
+            converters.append(None)
+    given = {f.attname for f in fields}
+    rest = [f for f in model._meta.concrete_fields if f.attname not in given and not f.primary_key]
+    rest_values = []
+    for f in rest:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.get_default()
+        rest_values.append(f.get_db_prep_save(value, connection))
+    names = [f.column for f in fields] + [f.column for f in rest]
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        ops.quote_name(model._meta.db_table),
+        ", ".join(ops.quote_name(n) for n in names),
+        ", ".join(["%s"] * len(names)),
+    )
+    tail = tuple(rest_values)
+    plain = all(c is None for c in converters)
+    with connection.cursor() as cursor:
+        for part in chunks(rows, 5000):
+            if plain:
+                params = [tuple(r) + tail for r in part]
+            else:
+                params = [
+                    tuple(
+                        v if c is None or v is None else c(v)
+                        for v, c in zip(r, converters, strict=True)
+                    )
+                    + tail
+                    for r in part
+                ]
+            cursor.executemany(sql, params)
+
+
+# --- Users --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def users_upsert(*, new: list[User], updates: list[User], managers: dict[str, str | None]) -> None:
+    """Create and update logins; new ones without a usable password (an admin sets it).
+    `managers` maps username → manager's username, set once every user exists."""
+    for user in new:
+        user.set_unusable_password()
+        user.is_staff = user.is_superuser = user.role == "admin"
+    User.objects.bulk_create(new, batch_size=BATCH)
+    for user in updates:
+        user.is_staff = user.is_superuser = user.role == "admin" or user.is_superuser
+    User.objects.bulk_update(
+        updates, ["display_name", "role", "team", "email", "is_staff", "is_superuser"], BATCH
+    )
+    ids = dict(User.objects.filter(username__in=list(managers)).values_list("username", "id"))
+    ids.update(
+        User.objects.filter(
+            username__in=[m for m in managers.values() if m and m not in ids]
+        ).values_list("username", "id")
+    )
+    by_manager: dict[int | None, list[int]] = {}
+    for username, manager in managers.items():
+        by_manager.setdefault(ids[manager] if manager else None, []).append(ids[username])
+    for manager_id, user_ids in by_manager.items():
+        User.objects.filter(pk__in=user_ids).update(manager_id=manager_id)
+
+
+def owner_create(username: str) -> User:
+    """An owner named in an import who has no login yet: a rep who cannot log in until an
+    admin sets a password (like `user_create` without a password)."""
+    user = User(username=username, role="rep")
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+def team_get_or_create(name: str) -> Team:
+    return Team.objects.get_or_create(name=name.strip())[0]
+
+
+# --- Leads --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[Lead]) -> None:
+    """Insert new leads (`columns` attnames, one tuple per lead) and update existing ones' own
+    fields. Facts kept by the system (converted_at, first_contacted_at) are never taken from a
+    file: a lead with a deal stays converted, and one with a follow-up is at least contacted."""
+    insert_rows(Lead, columns, new)
+    if updates:
+        Lead.objects.bulk_update(updates, LEAD_FIELDS, BATCH)
+        for part in chunks([lead.pk for lead in updates]):
+            leads = Lead.objects.filter(pk__in=part)
+            leads.filter(converted_at__isnull=False).exclude(status=LeadStatus.CONVERTED).update(
+                status=LeadStatus.CONVERTED, disqualified_reason=""
+            )
+            leads.filter(status=LeadStatus.NEW, first_contacted_at__isnull=False).update(
+                status=LeadStatus.CONTACTED
+            )
+
+
+# --- Accounts and contacts named by deals -------------------------------------------------------
+
+
+def accounts_get_or_create(names: set[str], *, created_at: dict[str, dt.datetime]) -> dict:
+    """Account name → id, creating those that do not exist (the oldest one wins a name)."""
+    found: dict[str, int] = {}
+    for part in chunks(sorted(names)):
+        for name, pk in (
+            Account.objects.filter(name__in=part).order_by("-id").values_list("name", "id")
+        ):
+            found[name] = pk
+    missing = [Account(name=n, created_at=created_at[n]) for n in sorted(names - found.keys())]
+    Account.objects.bulk_create(missing, batch_size=BATCH)
+    found.update({a.name: a.pk for a in missing})
+    return found
+
+
+def contacts_get_or_create(
+    keys: set[tuple[int | None, str]], *, created_at: dict[tuple[int | None, str], dt.datetime]
+) -> dict:
+    """(account id, contact name) → id, creating the missing ones."""
+    found: dict[tuple[int | None, str], int] = {}
+    names = sorted({name for _, name in keys})
+    for part in chunks(names):
+        for account_id, name, pk in (
+            Contact.objects.filter(name__in=part)
+            .order_by("-id")
+            .values_list("account_id", "name", "id")
+        ):
+            if (account_id, name) in keys:
+                found[(account_id, name)] = pk
+    missing = [
+        Contact(account_id=k[0], name=k[1], created_at=created_at[k])
+        for k in sorted(keys - found.keys(), key=lambda k: (k[0] or 0, k[1]))
+    ]
+    Contact.objects.bulk_create(missing, batch_size=BATCH)
+    found.update({(c.account_id, c.name): c.pk for c in missing})
+    return found
+
+
+# --- Deals --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deals_upsert(
+    *,
+    columns: list[str],
+    new: list[tuple],
+    updates: list[Deal],
+    now: dt.datetime,
+) -> None:
+    """Insert new deals (`columns` attnames, which must include the facts a deal without
+    history has — CONTRACT §4 — computed by the caller) and update existing ones. An existing
+    deal with history whose stage changes gets a StageChange, as deal_move would record; its
+    facts are then recomputed from the record."""
+    insert_rows(Deal, columns, new)
+
+    if updates:
+        ids = [d.pk for d in updates]
+        latest: dict[int, tuple[int, dt.datetime]] = {}
+        newest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("-at", "-id")
+        for part in chunks(ids):
+            for pk, to_stage, at in (
+                Deal.objects.filter(pk__in=part)
+                .annotate(
+                    s=Subquery(newest.values("to_stage")[:1]), a=Subquery(newest.values("at")[:1])
+                )
+                .filter(s__isnull=False)
+                .values_list("pk", "s", "a")
+            ):
+                latest[pk] = (to_stage, at)
+        moves = []
+        for deal in updates:
+            if deal.pk in latest and latest[deal.pk][0] != deal.stage_id:
+                at = max(deal.closed_at or now, latest[deal.pk][1], deal.created_at)
+                moves.append(
+                    StageChange(
+                        deal_id=deal.pk,
+                        from_stage_id=latest[deal.pk][0],
+                        to_stage_id=deal.stage_id,
+                        at=at,
+                    )
+                )
+        StageChange.objects.bulk_create(moves, batch_size=BATCH)
+        Deal.objects.bulk_update(updates, DEAL_FIELDS, BATCH)
+        for part in chunks(ids):
+            services.deals_refresh_facts(list(part))
+
+    lead_ids = {d.lead_id for d in updates if d.lead_id}
+    if "lead_id" in columns:
+        i = columns.index("lead_id")
+        lead_ids.update(r[i] for r in new if r[i])
+    leads_mark_converted(sorted(lead_ids))
+
+
+def leads_mark_converted(lead_ids: Sequence[int]) -> None:
+    """A lead with a deal is converted, at its earliest deal's created_at (lead_convert)."""
+    first_deal = (
+        Deal.objects.filter(lead=OuterRef("pk"))
+        .values("lead")
+        .annotate(m=Min("created_at"))
+        .values("m")
+    )
+    for part in chunks(list(lead_ids)):
+        Lead.objects.filter(pk__in=part).update(
+            status=LeadStatus.CONVERTED,
+            converted_at=Subquery(first_deal[:1]),
+            disqualified_reason="",
+        )
+
+
+# --- Stage history ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -> None:
+    """Replace each deal's history with `[(stage id, entered at), …]` (oldest first; the caller
+    has checked that the newest is the deal's current stage), then recompute the facts it
+    implies with services.deals_refresh_facts — in SQL, so the facts are by construction those
+    the services keep."""
+    ids = sorted(histories)
+    for part in chunks(ids, 5000):
+        StageChange.objects.filter(deal_id__in=part).delete()
+        rows = []
+        for deal_id in part:
+            previous = None
+            for stage_id, at in histories[deal_id]:
+                rows.append((deal_id, previous, stage_id, at))
+                previous = stage_id
+        insert_rows(StageChange, ["deal_id", "from_stage_id", "to_stage_id", "at"], rows)
+    _refresh_facts(ids)
+
+
+def _refresh_facts(ids: Sequence[int]) -> None:
+    # One statement over every deal is far cheaper than many over long IN lists once an import
+    # touches a good part of them; the facts of the others come out unchanged.
+    if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
+        services.deals_refresh_facts()
+    else:
+        for part in chunks(list(ids)):
+            services.deals_refresh_facts(list(part))
+
+
+# --- Activities ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[Activity]) -> None:
+    insert_rows(Activity, columns, new)
+    Activity.objects.bulk_update(updates, ACTIVITY_FIELDS, BATCH)
+
+
+def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] = ()) -> None:
+    """follow_up_count and last_follow_up_at from the done activities (with the other facts,
+    by services.deals_refresh_facts). Deals in `touched` got a follow-up in this import: like
+    activity_log, that clears "needs attention" and a next follow-up date it has passed."""
+    _refresh_facts(sorted(deal_ids))
+    for part in chunks(sorted(touched)):
+        deals = Deal.objects.filter(pk__in=part, last_follow_up_at__isnull=False)
+        deals.filter(needs_attention=True).update(needs_attention=False)
+        deals.filter(next_follow_up__lte=F("last_follow_up_at")).update(next_follow_up=None)
+
+
+def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
+    """first_contacted_at: the first follow-up on the lead or on one of its deals (as
+    services.leads_refresh_facts); a new lead with one becomes contacted (as activity_log)."""
+    ids = sorted(lead_ids)
+    everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
+    parts = [None] if everything else list(chunks(ids))
+    # services.leads_refresh_facts matches `lead = X OR deal.lead = X`, which no index serves;
+    # split it: activities on the lead itself (indexed), then the rare activities whose deal
+    # belongs to another lead than the activity names.
+    on_lead = (
+        Activity.objects.filter(lead=OuterRef("pk"), done_at__isnull=False)
+        .order_by("done_at")
+        .values("done_at")
+    )
+    for part in parts:
+        leads = Lead.objects.all() if part is None else Lead.objects.filter(pk__in=part)
+        leads.update(first_contacted_at=Subquery(on_lead[:1]))
+    via_deal = (
+        Activity.objects.filter(done_at__isnull=False, deal__isnull=False)
+        .exclude(lead_id=F("deal__lead_id"))
+        .filter(deal__lead__isnull=False)
+    )
+    if not everything:
+        via_deal = via_deal.filter(deal__lead_id__in=ids)
+    for lead_id, first in (
+        via_deal.order_by()
+        .values("deal__lead_id")
+        .annotate(m=Min("done_at"))
+        .values_list("deal__lead_id", "m")
+    ):
+        Lead.objects.filter(pk=lead_id).filter(
+            Q(first_contacted_at__isnull=True) | Q(first_contacted_at__gt=first)
+        ).update(first_contacted_at=first)
+    for part in parts:
+        leads = Lead.objects.all() if part is None else Lead.objects.filter(pk__in=part)
+        leads.filter(status=LeadStatus.NEW, first_contacted_at__isnull=False).update(
+            status=LeadStatus.CONTACTED
+        )
+
+
+# --- Spend --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def spend_upsert(*, new: list[Spend], updates: list[Spend]) -> None:
+    Spend.objects.bulk_create(new, batch_size=BATCH)
+    Spend.objects.bulk_update(updates, ["amount"], BATCH)

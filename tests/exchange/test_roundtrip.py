@@ -1,0 +1,310 @@
+"""Import of real files (BOM, GB18030, xlsx), re-import, export → import round trips, and the
+per-deal facts an import leaves equal to those the services keep."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from openpyxl import Workbook
+
+from leakmap.accounts.models import User
+from leakmap.crm import services
+from leakmap.crm.models import (
+    Account,
+    Activity,
+    Competitor,
+    Contact,
+    Deal,
+    Industry,
+    Lead,
+    LeadStatus,
+    Source,
+    Spend,
+    StageChange,
+)
+from leakmap.exchange.columns import IMPORT_ORDER
+from tests.exchange.helpers import run_export, run_import, write
+from tests.factories import T0, days, lost_reason, stage
+
+pytestmark = pytest.mark.django_db
+
+SH = dt.timezone(dt.timedelta(hours=8))
+
+
+def test_it_reads_utf8_with_a_bom_and_gb18030_as_chinese_excel_saves_them(tmp_path, rep):
+    text = "external_id,name,company,source,owner,created_at\nL1,张三,上海恒达科技有限公司,百度广告,alice,2026-01-05 09:30\n"
+    run_import("leads", write(tmp_path / "bom.csv", "\ufeff" + text))
+    run_import("leads", write(tmp_path / "gbk.csv", text.replace("L1", "L2"), encoding="gb18030"))
+    for ext in ("L1", "L2"):
+        lead = Lead.objects.get(external_id=ext)
+        assert (lead.name, lead.company, lead.source.name, lead.owner) == (
+            "张三",
+            "上海恒达科技有限公司",
+            "百度广告",
+            rep,
+        )
+        # No offset: read in Asia/Shanghai.
+        assert lead.created_at == dt.datetime(2026, 1, 5, 1, 30, tzinfo=dt.UTC)
+
+
+def test_it_reads_xlsx_with_typed_cells(tmp_path, rep):
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["created_at", "name", "external_id", "budget", "owner"])  # any column order
+    ws.append([dt.datetime(2026, 1, 5, 10, 0), "李四", "X1", 12500.5, "alice"])
+    ws.append([dt.date(2026, 1, 6), "王五", "X2", 3000, "alice"])
+    wb.save(tmp_path / "leads.xlsx")
+    out, _ = run_import("leads", tmp_path / "leads.xlsx")
+    assert out.splitlines()[0] == "leads: 2 rows, 2 created, 0 updated"
+    x1, x2 = Lead.objects.get(external_id="X1"), Lead.objects.get(external_id="X2")
+    assert x1.budget == Decimal("12500.50") and x2.budget == Decimal("3000.00")
+    assert x1.created_at == dt.datetime(2026, 1, 5, 10, 0, tzinfo=SH)
+    assert x2.created_at == dt.datetime(2026, 1, 6, 0, 0, tzinfo=SH)  # bare date → 00:00 local
+
+
+def test_it_updates_on_reimport_instead_of_duplicating(tmp_path, rep):
+    head = "external_id,name,owner,source,created_at,budget\n"
+    run_import(
+        "leads",
+        write(
+            tmp_path / "a.csv",
+            head + "L1,张三,alice,展会,2026-01-05,100\nL2,李四,alice,展会,2026-01-05,200\n",
+        ),
+    )
+    out, _ = run_import(
+        "leads",
+        write(
+            tmp_path / "b.csv",
+            head + "L1,张三丰,alice,展会,2026-01-05,150\nL3,王五,bob,官网表单,2026-01-07,\n",
+        ),
+    )
+    assert out.splitlines() == [
+        "leads: 2 rows, 1 created, 1 updated",
+        "new lookups: 1 owner, 1 source",
+    ]
+    assert Lead.objects.count() == 3
+    l1 = Lead.objects.get(external_id="L1")
+    assert (l1.name, l1.budget) == ("张三丰", Decimal("150.00"))
+    bob = User.objects.get(username="bob")
+    assert (bob.role, bob.has_usable_password()) == ("rep", False)
+
+
+def test_it_converts_the_lead_and_takes_its_owner_and_source_for_a_deal(tmp_path, rep, teammate):
+    run_import(
+        "leads",
+        write(
+            tmp_path / "l.csv",
+            "external_id,name,owner,source,created_at\nL1,张三,bob,展会,2026-01-05\n",
+        ),
+    )
+    run_import(
+        "deals",
+        write(
+            tmp_path / "d.csv",
+            "external_id,lead_external_id,name,amount,stage,created_at\nD1,L1,大单,5000,初步接洽,2026-01-08T10:00\n",
+        ),
+    )
+    deal = Deal.objects.get(external_id="D1")
+    lead = Lead.objects.get(external_id="L1")
+    assert (deal.owner, deal.source.name, deal.lead) == (teammate, "展会", lead)
+    assert (lead.status, lead.converted_at) == (
+        LeadStatus.CONVERTED,
+        dt.datetime(2026, 1, 8, 10, tzinfo=SH),
+    )
+    # No history rows yet: the deal counts as having entered its stage at created_at.
+    assert (deal.reached_order, deal.stage_entered_at) == (
+        stage("qualification").order,
+        deal.created_at,
+    )
+
+
+def _company_built_by_services(rep, teammate, outsider):
+    """A small company whose every write went through the services."""
+    baidu = services.source_get_or_create("百度广告")
+    expo = services.source_get_or_create("展会")
+    mfg = services.industry_get_or_create("制造业")
+    leads = [
+        services.lead_create(
+            name=f"客户{i}",
+            company=f"公司{i}",
+            owner=owner,
+            source=src,
+            industry=mfg,
+            budget=Decimal("10000") * (i + 1),
+            created_at=T0 + days(i),
+            external_id=f"L{i}",
+        )
+        for i, (owner, src) in enumerate(
+            [
+                (rep, baidu),
+                (rep, expo),
+                (teammate, expo),
+                (teammate, baidu),
+                (outsider, baidu),
+                (rep, expo),
+            ]
+        )
+    ]
+    d0 = services.lead_convert(
+        lead=leads[0], at=T0 + days(1), external_id="D0", expected_close_date=dt.date(2026, 3, 1)
+    )
+    services.deal_move(deal=d0, stage=stage("proposal"), at=T0 + days(3))  # skips needs_analysis
+    services.deal_close_won(deal=d0, at=T0 + days(9))
+    d1 = services.lead_convert(
+        lead=leads[1], at=T0 + days(2), external_id="D1", expected_close_date=dt.date(2026, 3, 1)
+    )
+    services.deal_move(deal=d1, stage=stage("needs_analysis"), at=T0 + days(4))
+    services.deal_move(deal=d1, stage=stage("proposal"), at=T0 + days(6))
+    services.deal_move(deal=d1, stage=stage("negotiation"), at=T0 + days(8))
+    comp = services.competitor_get_or_create("销售易")
+    services.deal_close_lost(
+        deal=d1, lost_reason=lost_reason("被竞争对手拿下"), competitor=comp, at=T0 + days(12)
+    )
+    d2 = services.lead_convert(lead=leads[2], at=T0 + days(3), external_id="D2")
+    services.deal_close_lost(deal=d2, lost_reason=lost_reason("失去联系"), at=T0 + days(5))
+    services.deal_move(deal=d2, stage=stage("needs_analysis"), at=T0 + days(7))  # reopened
+    d3 = services.lead_convert(lead=leads[3], at=T0 + days(4), external_id="D3")
+    services.lead_disqualify(lead=leads[4], reason="无预算")
+    n = 0
+    for deal, owner, offsets in [(d0, rep, [2, 5, 8]), (d1, rep, [3, 7]), (d3, teammate, [5])]:
+        for off in offsets:
+            n += 1
+            services.activity_log(
+                owner=owner,
+                kind="call",
+                deal=deal,
+                done_at=T0 + days(off),
+                created_at=T0 + days(off),
+                external_id=f"A{n}",
+                subject="跟进",
+            )
+    services.activity_log(
+        owner=rep,
+        kind="call",
+        lead=leads[5],
+        done_at=T0 + days(6),
+        created_at=T0 + days(6),
+        external_id="A-L5",
+    )
+    services.activity_log(
+        owner=teammate,
+        kind="task",
+        deal=d3,
+        due_at=T0 + days(20),
+        created_at=T0 + days(5),
+        external_id="A-T",
+    )
+    Spend.objects.create(source=baidu, month=dt.date(2026, 1, 1), amount=Decimal("8000.00"))
+    Spend.objects.create(source=expo, month=dt.date(2026, 1, 1), amount=Decimal("20000.00"))
+
+
+DEAL_FACTS = (
+    "reached_order",
+    "lost_at_stage_id",
+    "stage_entered_at",
+    "last_follow_up_at",
+    "follow_up_count",
+    "closed_at",
+    "stage_id",
+)
+
+
+def _facts():
+    return (
+        {d["external_id"]: d for d in Deal.objects.values("external_id", *DEAL_FACTS)},
+        dict(Lead.objects.values_list("external_id", "first_contacted_at")),
+        dict(Lead.objects.values_list("external_id", "status")),
+        dict(Lead.objects.values_list("external_id", "converted_at")),
+    )
+
+
+def _export_all(directory, suffix=".csv"):
+    directory.mkdir()
+    for kind in IMPORT_ORDER:
+        run_export(kind, directory / f"{kind}{suffix}")
+    return directory
+
+
+def _empty_the_database():
+    for model in (
+        Activity,
+        StageChange,
+        Deal,
+        Contact,
+        Account,
+        Lead,
+        Spend,
+        Source,
+        Industry,
+        Competitor,
+    ):
+        model.objects.all().delete()
+    User.objects.all().delete()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_it_round_trips_and_keeps_the_facts_the_services_kept(
+    tmp_path, rep, teammate, outsider, admin_user, suffix
+):
+    _company_built_by_services(rep, teammate, outsider)
+    services_facts = _facts()
+    first = _export_all(tmp_path / "first", suffix)
+
+    _empty_the_database()
+    for kind in IMPORT_ORDER:
+        run_import(kind, first / f"{kind}{suffix}")
+    assert _facts() == services_facts
+
+    second = _export_all(tmp_path / "second")
+    if suffix == ".xlsx":
+        first = _export_all(tmp_path / "first-csv")  # compare like with like
+    for kind in IMPORT_ORDER:
+        assert (second / f"{kind}.csv").read_bytes() == (first / f"{kind}.csv").read_bytes(), kind
+    # And a second import of the same files changes nothing.
+    for kind in IMPORT_ORDER:
+        run_import(kind, second / f"{kind}.csv")
+    assert _facts() == services_facts
+    assert (Deal.objects.count(), StageChange.objects.count(), Activity.objects.count()) == (
+        4,
+        12,
+        8,
+    )
+
+
+def test_it_exports_the_contract_columns(tmp_path, rep):
+    _company_built_by_services(rep, rep, rep)
+    run_export("deals", tmp_path / "deals.csv")
+    lines = (tmp_path / "deals.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == (
+        "external_id,lead_external_id,name,account,contact,amount,stage,owner,source,industry,"
+        "created_at,expected_close_date,closed_at,lost_reason,competitor,next_follow_up"
+    )
+    assert lines[2] == (
+        "D1,L1,公司1 - 客户1,公司1,客户1,20000.00,lost,alice,展会,制造业,2026-01-07T17:00:00+08:00,"
+        "2026-03-01,2026-01-17T17:00:00+08:00,被竞争对手拿下,销售易,"
+    )
+
+
+def test_it_records_a_stage_change_when_a_reimport_moves_a_deal(tmp_path, rep):
+    _company_built_by_services(rep, rep, rep)
+    run_export("deals", tmp_path / "deals.csv")
+    text = (tmp_path / "deals.csv").read_text(encoding="utf-8-sig")
+    # D3 is in qualification; the file now says it was won on Jan 20.
+    lines = text.splitlines()
+    d3 = next(i for i, line in enumerate(lines) if line.startswith("D3,"))
+    cells = lines[d3].split(",")
+    # Won passes proposal, which requires an expected close date.
+    cells[6], cells[11], cells[12] = "won", "2026-02-01", "2026-01-20T10:00:00+08:00"
+    lines[d3] = ",".join(cells)
+    write(tmp_path / "deals2.csv", "\n".join(lines) + "\n")
+    run_import("deals", tmp_path / "deals2.csv")
+    deal = Deal.objects.get(external_id="D3")
+    history = list(deal.stage_changes.order_by("at").values_list("to_stage__key", "at"))
+    assert history[-1] == ("won", dt.datetime(2026, 1, 20, 2, tzinfo=dt.UTC))
+    assert (deal.stage.key, deal.reached_order, deal.stage_entered_at) == (
+        "won",
+        stage("won").order,
+        deal.closed_at,
+    )
