@@ -94,10 +94,32 @@ def seed(leads: int) -> None:
             )
     tokens = {rep.username: token_create(user=rep, name="bench")[1] for rep in reps}
     open_deals = defaultdict(list)
-    for deal_id, owner in Deal.objects.filter(stage__kind="open").values_list(
-        "pk", "owner__username"
+    for deal_id, owner, key in Deal.objects.filter(stage__kind="open").values_list(
+        "pk", "owner__username", "stage__key"
     ):
-        open_deals[owner].append(deal_id)
+        open_deals[owner].append((deal_id, key))
+    print(json.dumps({"tokens": tokens, "open_deals": open_deals}))
+
+
+def tokens_for_reps() -> None:
+    """A token per active rep of an imported data set, and each rep's movable open deals."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leakmap.config.settings")
+    django.setup()
+    from leakmap.accounts.models import User
+    from leakmap.api.tokens import token_create
+    from leakmap.crm.models import Deal
+
+    reps = User.objects.filter(role="rep", is_active=True).order_by("username")
+    tokens = {rep.username: token_create(user=rep, name="bench")[1] for rep in reps}
+    open_deals = defaultdict(list)
+    # Deals that may enter any open stage: the proposal stage wants an amount and a close date.
+    movable = Deal.objects.filter(
+        stage__kind="open", amount__gt=0, expected_close_date__isnull=False, owner__in=reps
+    )
+    for deal_id, owner, key in movable.values_list("pk", "owner__username", "stage__key"):
+        open_deals[owner].append((deal_id, key))
     print(json.dumps({"tokens": tokens, "open_deals": open_deals}))
 
 
@@ -155,12 +177,40 @@ def run_django(env: dict, *args: str) -> str:
     return out.stdout
 
 
-def seed_database(env: dict, leads: int) -> dict:
+def seed_database(env: dict, leads: int, workdir: str) -> tuple[dict, str]:
+    """Returns the tokens and open deals, and how the data set was made."""
     run_django(env, "-m", "leakmap", "migrate")
-    # `leakmap generate` + import, once they exist, would give a richer book; the services seed
-    # below is what this branch has.
-    out = run_django(env, str(Path(__file__).resolve()), "--seed", str(leads))
-    return json.loads(out.strip().splitlines()[-1])
+    me = str(Path(__file__).resolve())
+    generated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leakmap",
+            "generate",
+            "--leads",
+            str(leads),
+            "--seed",
+            "7",
+            "--out",
+            workdir,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if generated.returncode == 0:
+        for kind in ("users", "leads", "deals", "stage-history", "activities", "spend"):
+            path = Path(workdir) / f"{kind}.csv"
+            if path.exists():
+                run_django(env, "-m", "leakmap", "import", kind, str(path))
+        out = run_django(env, me, "--tokens")
+        how = f"`leakmap generate --leads {leads} --seed 7` + `leakmap import`"
+    else:
+        out = run_django(env, me, "--seed", str(leads))
+        how = f"{leads} leads written through the services by `api_load.py --seed`"
+    return json.loads(out.strip().splitlines()[-1]), how
 
 
 OPEN_STAGES = [
@@ -178,7 +228,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.port = port
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.deals = {d: "qualification" for d in deal_ids}  # our idea of each deal's stage
+        self.deals = dict(deal_ids)  # deal id → our idea of its current stage
         self.deadline = deadline
         self.report_ok = report_ok
         self.rng = random.Random(rng_seed)
@@ -231,6 +281,8 @@ class Client(threading.Thread):
                     "budget": "50000.00",
                 },
             )
+        if not self.deals:
+            return "list deals", "GET", "/api/v1/deals?limit=20", None
         deal_id = self.rng.choice(list(self.deals))
         if r < 0.87:
             return (
@@ -315,7 +367,7 @@ def run_one(db: str, duration: int, leads: int, conn_max_age: int = 0) -> dict:
         subprocess.run(["psql", PG_ADMIN_URL, "-qc", f"CREATE DATABASE {PG_BENCH_DB}"], check=True)
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
     print(f"[{db}] seeding {leads} leads …", flush=True)
-    seeded = seed_database(env, leads)
+    seeded, how = seed_database(env, leads, workdir)
     port = free_port()
     log = open(Path(workdir) / "server.log", "w")  # noqa: SIM115 — closed below
     server = subprocess.Popen(
@@ -351,12 +403,13 @@ def run_one(db: str, duration: int, leads: int, conn_max_age: int = 0) -> dict:
         deadline = time.monotonic() + duration
         clients = []
         usernames = sorted(tokens)
+        per_rep = -(-CLIENTS // len(usernames))
         for i in range(CLIENTS):
             user = usernames[i % len(usernames)]
             mine = seeded["open_deals"].get(user, [])
-            # Two clients share a rep: give each its own half of the rep's deals so that
-            # neither moves a deal behind the other's back.
-            half = mine[(i // len(usernames)) :: 2]
+            # Clients sharing a rep each get their own slice of the rep's deals, so that none
+            # moves a deal behind another's back.
+            half = mine[(i // len(usernames)) :: per_rep]
             clients.append(Client(port, tokens[user], half, deadline, report_ok, rng_seed=i))
         t0 = time.monotonic()
         for c in clients:
@@ -419,6 +472,8 @@ def run_one(db: str, duration: int, leads: int, conn_max_age: int = 0) -> dict:
         "report": report_ok,
         "seed_leads": leads,
         "conn_max_age": conn_max_age,
+        "data": how,
+        "reps": len(tokens),
     }
     print(json.dumps(result, indent=1, default=str), flush=True)
     return result
@@ -449,7 +504,8 @@ def section(results: list[dict], duration: int) -> str:
         "",
         f"`python benchmarks/api_load.py` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {machine()}.",
         f"`leakmap serve --workers 2` (gunicorn gthread, 4 threads/worker), {CLIENTS} client threads "
-        f"with keep-alive connections and one token per rep ({REPS} reps), {duration} s per database. "
+        f"with keep-alive connections and one token per rep ({results[0]['reps']} reps), {duration} s "
+        f"per database. Data: {results[0]['data']}. "
         "Mix: 20 % list leads, 15 % list open deals, 10 % list activities, 10 % funnel report, "
         "17 % create lead, 15 % log a done call on a deal, 13 % move a deal to another open stage. "
         "The machine was shared with other jobs while measuring, so treat the figures as a floor.",
@@ -510,10 +566,15 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed is not None:
         sys.path.insert(0, str(ROOT))
         seed(args.seed)
+        return
+    if args.tokens:
+        sys.path.insert(0, str(ROOT))
+        tokens_for_reps()
         return
     if args.count:
         sys.path.insert(0, str(ROOT))
