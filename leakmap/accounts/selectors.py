@@ -18,11 +18,12 @@ def owner_filter(user: User, field: str = "owner") -> Q:
     if user.is_superuser or user.role == Role.ADMIN:
         return Q()
     if user.role == Role.MANAGER:
-        # Managers also see unassigned records, so that they can hand them out.
-        q = Q(**{field: user}) | Q(**{f"{field}__manager": user}) | Q(**{f"{field}__isnull": True})
-        if user.team_id is not None:
-            q |= Q(**{f"{field}__team_id": user.team_id})
-        return q
+        # `owner IN (SELECT id FROM users …)` rather than ORs across a join to the owner, so the
+        # database can use the owner indexes. Managers also see unassigned records, so that
+        # they can hand them out.
+        return Q(**{f"{field}__in": visible_users(user).values("pk")}) | Q(
+            **{f"{field}__isnull": True}
+        )
     return Q(**{field: user})
 
 

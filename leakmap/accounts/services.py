@@ -54,3 +54,74 @@ def user_create(
         user.set_unusable_password()
     user.save()
     return user
+
+
+# --- Settings: users and teams (web settings pages) ----------------------------------------------
+
+
+@transaction.atomic
+def user_set_language(*, user: User, language: str) -> User:
+    if language not in {"zh-hans", "en"}:
+        raise ValidationError({"language": _("Unknown language “%(l)s”.") % {"l": language}})
+    user.language = language
+    user.save(update_fields=["language"])
+    return user
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    by: User,
+    role: str,
+    team: Team | None,
+    manager: User | None,
+    display_name: str = "",
+    email: str = "",
+    is_active: bool = True,
+    password: str = "",
+) -> User:
+    """An admin edits a login. An admin cannot lock themselves out by demoting or disabling
+    their own account."""
+    if role not in Role.values:
+        raise ValidationError({"role": _("Unknown role “%(r)s”.") % {"r": role}})
+    if user.pk == by.pk and (role != Role.ADMIN or not is_active):
+        raise ValidationError({"role": _("You cannot demote or disable your own account.")})
+    if manager is not None and manager.pk == user.pk:
+        raise ValidationError({"manager": _("A user cannot be their own manager.")})
+    user.role = role
+    user.team = team
+    user.manager = manager
+    user.display_name = display_name
+    user.email = email
+    user.is_active = is_active
+    user.is_staff = role == Role.ADMIN
+    user.is_superuser = role == Role.ADMIN
+    user.full_clean(exclude=["password"])
+    if password:
+        validate_password(password, user)
+        user.set_password(password)
+    user.save()
+    return user
+
+
+@transaction.atomic
+def team_create(*, name: str) -> Team:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("A team needs a name.")})
+    if Team.objects.filter(name=name).exists():
+        raise ValidationError({"name": _("Team “%(t)s” already exists.") % {"t": name}})
+    return Team.objects.create(name=name)
+
+
+@transaction.atomic
+def team_rename(*, team: Team, name: str) -> Team:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("A team needs a name.")})
+    if Team.objects.filter(name=name).exclude(pk=team.pk).exists():
+        raise ValidationError({"name": _("Team “%(t)s” already exists.") % {"t": name}})
+    team.name = name
+    team.save(update_fields=["name"])
+    return team

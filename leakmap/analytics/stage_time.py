@@ -7,13 +7,16 @@ created_at. Mean, median and p90 (nearest rank) come from window functions in SQ
 plain statistics over deals that left a stage hide a pile-up, the Kaplan–Meier median treats
 deals still in the stage as censored (grouped in SQL to 0.01-day steps, estimated over those
 points). open_now / open_over_sla: open deals in the stage now, and those past its SLA days.
-Queries: stages, statistics, survival points, open-now counts.
+Queries: stages, the observations into a temporary table, statistics, survival points,
+dropping the table, open-now counts.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When, Window
 from django.db.models.functions import Coalesce, Lead
 from django.utils.translation import gettext as _
@@ -22,6 +25,7 @@ from leakmap.analytics.base import (
     Column,
     DaysBetween,
     ReportResult,
+    _union,
     at,
     days,
     deal_states,
@@ -82,8 +86,19 @@ def observations(scope: Scope, stages):
 def stage_time(scope: Scope) -> ReportResult:
     stages = load_stages()
     entries, no_history = observations(scope, stages)
-    stats = grouped_stats([entries.values("g", "v"), no_history.values("g", "v")])
-    curves = km_curves([entries.values("g", "v", "e"), no_history.values("g", "v", "e")])
+    # The observations need a window over the whole history; compute them once into a temporary
+    # table (private to this connection, dropped at once) and read both summaries from it.
+    inner, params = _union(
+        [entries.values("g", "v", "e"), no_history.values("g", "v", "e")], "g, v, e"
+    )
+    table = f"lm_stage_obs_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE TEMPORARY TABLE {table} AS {inner}", params)
+        try:
+            stats = grouped_stats([(f"SELECT g, v FROM {table}", [])])
+            curves = km_curves([(f"SELECT g, v, e FROM {table}", [])])
+        finally:
+            cur.execute(f"DROP TABLE {table}")
     over_sla = Q(sla__isnull=False) & Q(in_stage__gt=F("sla"))
     open_now = {
         g["st_stage"]: g

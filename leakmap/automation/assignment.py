@@ -219,11 +219,10 @@ def assign_unowned_leads(lead_ids=None, *, now: dt.datetime | None = None) -> in
             rule, rep = choice
             by_rep.setdefault(rep.pk, []).append(lead_id)
             records.append(LeadAssignment(lead_id=lead_id, rep=rep, rule=rule, assigned_at=now))
-        # One UPDATE per rep: the bulk twin of crm.services.lead_assign, which only sets the
-        # owner (no history or facts hang on it).
+        # One UPDATE per rep and chunk, through the bulk twin of crm.services.lead_assign.
         for rep_id, ids in by_rep.items():
             for start in range(0, len(ids), _CHUNK):
-                Lead.objects.filter(pk__in=ids[start : start + _CHUNK]).update(owner_id=rep_id)
+                crm_services.leads_assign(lead_ids=ids[start : start + _CHUNK], owner=rep_id)
         # In plan order, so the ids (the round-robin pointer) grow in the order leads were given.
         LeadAssignment.objects.bulk_create(records, batch_size=_CHUNK)
     return len(records)

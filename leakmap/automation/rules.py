@@ -220,10 +220,9 @@ class _Run:
         )
 
     def finish(self) -> None:
-        # One UPDATE for every deal flagged in this run. A bare flag: no invariant or fact
-        # hangs on it, and deal_update would re-check required fields the deal may lack.
+        # One UPDATE for every deal flagged in this run.
         if self.flag_ids:
-            Deal.objects.filter(pk__in=self.flag_ids).update(needs_attention=True)
+            crm_services.deals_flag_attention(deal_ids=self.flag_ids)
 
     def days_since(self, when: dt.datetime) -> int:
         return (self.as_of - when).days

@@ -23,6 +23,7 @@ def leakmap(tmp_path, *args, stdin: str = ""):
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
         "PYTHONPATH": str(REPO),
+        "LEAKMAP_LANGUAGE": "en",  # messages asserted in English; zh-hans is the default
     }
     env.pop("DATABASE_TEST_NAME", None)
     return subprocess.run(

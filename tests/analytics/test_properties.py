@@ -310,6 +310,9 @@ def check_stuck_and_weekly(deals: list[Deal]) -> None:
             h = [c for c in history(d) if c.at <= t]
             if h and h[-1].to_stage.kind == StageKind.WON and in_week(h[-1].at, i):
                 won_amount += d.amount
+            # Without history the deal's current state counts from creation (CONTRACT §4).
+            if not history(d) and d.stage.kind == StageKind.WON and in_week(d.closed_at, i):
+                won_amount += d.amount
             entered_won += any(c.to_stage.kind == StageKind.WON and in_week(c.at, i) for c in h)
         assert Decimal(str(got["won_amount"][col])) == won_amount
         assert got["entered:won"][col] == entered_won

@@ -124,8 +124,16 @@ def test_it_loads_the_demo_company_once_with_its_leaks(monkeypatch):
     leads = Lead.objects.count()
     assert 1900 <= leads <= 2100
     logins = {
-        line.split()[0]: line.split()[2] for line in text.splitlines() if line.startswith("  ")
+        line.split()[0]: line.split()[2]
+        for line in text.splitlines()
+        if line.startswith("  ") and not line.startswith("  •")
     }
+    # The summary names the planted leaks: 小李 dies in negotiation, 小王 goes cold after the
+    # proposal, 百度广告 brings leads that do not convert.
+    leaks = [line for line in text.splitlines() if line.startswith("  •")]
+    assert any("小李" in line and "谈判" in line for line in leaks), leaks
+    assert any("小王" in line and "跟进" in line for line in leaks), leaks
+    assert any("百度广告" in line for line in leaks), leaks
     assert set(logins) == {"admin", "zhoujingli", "wujingli", "xiaowang"}
     for username, password in logins.items():
         assert User.objects.get(username=username).check_password(password)

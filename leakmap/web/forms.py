@@ -1,0 +1,286 @@
+"""Forms validate shape (types, choices); the services validate meaning and their
+ValidationErrors are mapped back onto these fields (views.common.apply_errors)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from leakmap.accounts.models import Role, Team, User
+from leakmap.accounts.selectors import visible_users
+from leakmap.crm.models import (
+    ActivityKind,
+    Competitor,
+    Industry,
+    LeadStatus,
+    LostReason,
+    Source,
+    Stage,
+    StageKind,
+)
+from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
+
+DATE = forms.DateInput(attrs={"type": "date"})
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class StageChoiceField(forms.ModelChoiceField):
+    """A stage picker whose options carry the entry criteria, shown beside the select."""
+
+    def label_from_instance(self, obj: Stage) -> str:
+        return f"{obj.label} ({obj.probability}%)"
+
+
+def _owner_field(user: User, required: bool = True) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=visible_users(user).filter(is_active=True),
+        required=required,
+        label=_("Owner"),
+    )
+
+
+class LeadForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    company = forms.CharField(label=_("Company"), max_length=200, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    phone = forms.CharField(label=_("Phone"), max_length=50, required=False)
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.filter(is_active=True), label=_("Source"), required=False
+    )
+    industry = forms.ModelChoiceField(
+        queryset=Industry.objects.filter(is_active=True), label=_("Industry"), required=False
+    )
+    title = forms.CharField(label=_("Job title"), max_length=100, required=False)
+    budget = forms.DecimalField(
+        label=_("Budget"), max_digits=14, decimal_places=2, required=False, min_value=0
+    )
+    product = forms.CharField(label=_("Product of interest"), max_length=200, required=False)
+    region = forms.CharField(label=_("Region"), max_length=100, required=False)
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user.is_admin or user.is_manager:
+            self.fields["owner"] = _owner_field(user, required=False)
+
+
+class LeadFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False)
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.all(), required=False, label=_("Source")
+    )
+    status = forms.ChoiceField(
+        choices=[("", _("Any status"))] + LeadStatus.choices, required=False, label=_("Status")
+    )
+    created_from = forms.DateField(label=_("Created from"), required=False, widget=DATE)
+    created_to = forms.DateField(label=_("Created to"), required=False, widget=DATE)
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].empty_label = _("Any source")
+        if user.is_admin or user.is_manager:
+            self.fields["owner"] = forms.ModelChoiceField(
+                queryset=visible_users(user), required=False, label=_("Owner")
+            )
+            self.fields["owner"].empty_label = _("Anyone")
+
+
+class ActivityForm(forms.Form):
+    """Log a call (or e-mail, meeting, note) and schedule the next follow-up in one go."""
+
+    kind = forms.ChoiceField(
+        label=_("Type"),
+        choices=[c for c in ActivityKind.choices if c[0] != ActivityKind.TASK],
+        initial=ActivityKind.CALL,
+    )
+    subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
+    notes = forms.CharField(
+        label=_("Notes"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+    next_follow_up = forms.DateTimeField(label=_("Next follow-up"), required=False, widget=DATETIME)
+
+
+class ConvertForm(forms.Form):
+    deal_name = forms.CharField(label=_("Deal name"), max_length=200, required=False)
+    amount = forms.DecimalField(
+        label=_("Amount"), max_digits=14, decimal_places=2, min_value=0, required=False
+    )
+    account_name = forms.CharField(label=_("Account"), max_length=200, required=False)
+    contact_name = forms.CharField(label=_("Contact"), max_length=200, required=False)
+    expected_close_date = forms.DateField(
+        label=_("Expected close date"), required=False, widget=DATE
+    )
+    stage = StageChoiceField(queryset=Stage.objects.none(), label=_("Stage"))
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = open_stages()
+        self.fields["stage"].empty_label = None
+        if user.is_admin or user.is_manager:
+            self.fields["owner"] = _owner_field(user, required=False)
+
+
+class DisqualifyForm(forms.Form):
+    reason = forms.CharField(label=_("Why is this lead disqualified?"), max_length=200)
+
+
+def open_stages():
+    return Stage.objects.filter(pipeline=default_pipeline(), kind=StageKind.OPEN).order_by("order")
+
+
+class DealForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2, min_value=0)
+    expected_close_date = forms.DateField(
+        label=_("Expected close date"), required=False, widget=DATE
+    )
+    next_follow_up = forms.DateTimeField(label=_("Next follow-up"), required=False, widget=DATETIME)
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.all(), label=_("Source"), required=False
+    )
+    industry = forms.ModelChoiceField(
+        queryset=Industry.objects.all(), label=_("Industry"), required=False
+    )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user.is_admin or user.is_manager:
+            self.fields["owner"] = _owner_field(user)
+
+
+class DealMoveForm(forms.Form):
+    stage = forms.ModelChoiceField(queryset=Stage.objects.all(), label=_("Stage"))
+
+
+class LostForm(forms.Form):
+    lost_reason = forms.ModelChoiceField(
+        queryset=LostReason.objects.filter(is_active=True),
+        label=_("Lost reason"),
+        required=False,
+    )
+    competitor = forms.ModelChoiceField(
+        queryset=Competitor.objects.filter(is_active=True), label=_("Competitor"), required=False
+    )
+    notes = forms.CharField(
+        label=_("What happened?"), widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
+
+
+class DealFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False)
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.all(), required=False, label=_("Source")
+    )
+    stage = forms.ModelChoiceField(queryset=Stage.objects.all(), required=False, label=_("Stage"))
+    created_from = forms.DateField(label=_("Created from"), required=False, widget=DATE)
+    created_to = forms.DateField(label=_("Created to"), required=False, widget=DATE)
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].empty_label = _("Any source")
+        self.fields["stage"].empty_label = _("Any stage")
+        # A lazy queryset: no query unless the field is rendered (the board drops it).
+        self.fields["stage"].queryset = Stage.objects.filter(pipeline__is_default=True)
+        if user.is_admin or user.is_manager:
+            self.fields["owner"] = forms.ModelChoiceField(
+                queryset=visible_users(user), required=False, label=_("Owner")
+            )
+            self.fields["owner"].empty_label = _("Anyone")
+
+
+# --- Settings ------------------------------------------------------------------------------------
+
+
+class StageForm(forms.Form):
+    label_zh = forms.CharField(label=_("Label (Chinese)"), max_length=100)
+    label_en = forms.CharField(label=_("Label (English)"), max_length=100)
+    probability = forms.IntegerField(label=_("Win probability %"), min_value=0, max_value=100)
+    sla_days = forms.IntegerField(
+        label=_("SLA days"),
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text=_("A deal longer than this in the stage is flagged as stuck."),
+    )
+    entry_criteria_zh = forms.CharField(
+        label=_("Entry criteria (Chinese)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+    )
+    entry_criteria_en = forms.CharField(
+        label=_("Entry criteria (English)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+    )
+    required_fields = forms.MultipleChoiceField(
+        label=_("Required fields"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from leakmap.crm.models import Deal
+
+        self.fields["required_fields"].choices = [
+            (f, Deal._meta.get_field(f).verbose_name) for f in REQUIRABLE_FIELDS
+        ]
+
+
+class LookupForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+
+
+class LostReasonForm(LookupForm):
+    requires_competitor = forms.BooleanField(label=_("Requires a competitor"), required=False)
+
+
+class SpendForm(forms.Form):
+    source = forms.ModelChoiceField(queryset=Source.objects.all(), label=_("Source"))
+    month = forms.CharField(
+        label=_("Month"), widget=forms.DateInput(attrs={"type": "month"}), max_length=7
+    )
+    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2, min_value=0)
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150)
+    display_name = forms.CharField(label=_("Display name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.REP)
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), label=_("Team"), required=False)
+    manager = forms.ModelChoiceField(
+        queryset=User.objects.filter(role__in=[Role.MANAGER, Role.ADMIN]),
+        label=_("Manager"),
+        required=False,
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text=_("Leave empty to create a login that cannot sign in yet."),
+    )
+
+
+class UserEditForm(forms.Form):
+    display_name = forms.CharField(label=_("Display name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), label=_("Team"), required=False)
+    manager = forms.ModelChoiceField(
+        queryset=User.objects.filter(role__in=[Role.MANAGER, Role.ADMIN]),
+        label=_("Manager"),
+        required=False,
+    )
+    is_active = forms.BooleanField(label=_("Can sign in"), required=False)
+    password = forms.CharField(
+        label=_("New password"),
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text=_("Leave empty to keep the current password."),
+    )
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)

@@ -1,0 +1,80 @@
+"""Helpers every view module shares: error mapping, count-free pagination, role checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import wraps
+
+from django import forms
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+from django.utils import timezone
+
+PAGE_SIZE = 50
+
+
+def apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form fields it names (others on the form)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+class Page:
+    """One page of a queryset, without COUNT(*): we fetch one row more than we show to know
+    whether there is a next page, so a list of a million leads costs one bounded query."""
+
+    def __init__(self, queryset, number: int, size: int = PAGE_SIZE):
+        self.number = max(number, 1)
+        offset = (self.number - 1) * size
+        rows = list(queryset[offset : offset + size + 1])
+        self.has_next = len(rows) > size
+        self.object_list = rows[:size]
+        self.has_previous = self.number > 1
+        self.next_page_number = self.number + 1
+        self.previous_page_number = self.number - 1
+        self.start_index = offset + 1 if self.object_list else 0
+        self.end_index = offset + len(self.object_list)
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self):
+        return len(self.object_list)
+
+
+def page_number(request: HttpRequest) -> int:
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
+
+
+def admin_required(view):
+    """Settings pages: admins only; everyone else gets 403 (they are logged in, just not allowed)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            from django.contrib.auth.views import redirect_to_login
+
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_admin:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def local_day_bounds(day: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end (exclusive) of a calendar day in the install's time zone, as aware times."""
+    tz = timezone.get_current_timezone()
+    day = day or timezone.localdate()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    return start, start + dt.timedelta(days=1)
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"

@@ -1,0 +1,288 @@
+"""Deals: kanban board, list, detail with stage history, edit, moves and closing lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from leakmap.crm import selectors, services
+from leakmap.crm.models import Deal, LostReason, Stage, StageKind
+from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
+from leakmap.web.views.common import Page, apply_errors, is_htmx, local_day_bounds, page_number
+
+# Cards shown per kanban column; the rest are behind the column's "more" link (the list view).
+CARDS_PER_COLUMN = 20
+# Won/lost columns show what closed recently, not every deal ever closed.
+CLOSED_WINDOW_DAYS = 30
+
+
+def _get_deal_for_user(request, pk: int) -> Deal:
+    """404 unless the deal is in the user's visible set (a guessed id reveals nothing)."""
+    return get_object_or_404(selectors.visible_deals(request.user).select_related("contact"), pk=pk)
+
+
+def filter_deals(user, form: DealFilterForm):
+    qs = selectors.visible_deals(user)
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})
+    if data.get("q"):
+        q = data["q"].strip()
+        qs = qs.filter(Q(name__icontains=q) | Q(account__name__icontains=q))
+    if data.get("source"):
+        qs = qs.filter(source=data["source"])
+    if data.get("stage"):
+        qs = qs.filter(stage=data["stage"])
+    if data.get("owner"):
+        qs = qs.filter(owner=data["owner"])
+    if data.get("created_from"):
+        qs = qs.filter(created_at__gte=local_day_bounds(data["created_from"])[0])
+    if data.get("created_to"):
+        qs = qs.filter(created_at__lt=local_day_bounds(data["created_to"])[1])
+    return qs
+
+
+def _stages():
+    return list(Stage.objects.filter(pipeline=services.default_pipeline()).order_by("order"))
+
+
+def board_context(request, error: str = "") -> dict:
+    """The kanban: stages, one GROUP BY for every column's count and amount, then a bounded
+    number of cards per non-empty column (one LIMIT query each, served by the
+    (stage, stage_entered_at) index, so the board costs the same at a thousand deals or a
+    million)."""
+    form = DealFilterForm(request.GET or None, user=request.user)
+    form.fields.pop("stage")
+    stages = _stages()
+    now = timezone.now()
+    since = now - dt.timedelta(days=CLOSED_WINDOW_DAYS)
+    deals = filter_deals(request.user, form).filter(pipeline_id=stages[0].pipeline_id)
+    # Closed columns only hold what closed in the window.
+    deals = deals.filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since))
+    totals = {
+        row["stage_id"]: row
+        for row in deals.order_by().values("stage_id").annotate(n=Count("id"), amount=Sum("amount"))
+    }
+    columns = []
+    for stage in stages:
+        total = totals.get(stage.pk, {"n": 0, "amount": 0})
+        # An empty column (per the GROUP BY) needs no card query.
+        cards = (
+            list(
+                deals.filter(stage=stage)
+                .select_related("owner", "account")
+                .order_by("stage_entered_at", "id")[:CARDS_PER_COLUMN]
+            )
+            if total["n"]
+            else []
+        )
+        for card in cards:
+            card.days_in_stage = (now - card.stage_entered_at).days if card.stage_entered_at else 0
+            card.over_sla = bool(
+                stage.is_open and stage.sla_days and card.days_in_stage > stage.sla_days
+            )
+        columns.append(
+            {
+                "stage": stage,
+                "cards": cards,
+                "count": total["n"],
+                "amount": total["amount"] or 0,
+                "more": total["n"] - len(cards),
+            }
+        )
+    return {
+        "form": form,
+        "columns": columns,
+        "error": error,
+        "closed_window_days": CLOSED_WINDOW_DAYS,
+        "query": request.GET.urlencode(),
+    }
+
+
+@login_required
+def deal_board(request):
+    return render(request, "web/deals/board.html", board_context(request))
+
+
+@login_required
+def deal_list(request):
+    form = DealFilterForm(request.GET or None, user=request.user)
+    qs = filter_deals(request.user, form).order_by("-created_at", "-id")
+    page = Page(qs, page_number(request))
+    return render(request, "web/deals/list.html", {"form": form, "page": page})
+
+
+def _history(deal: Deal) -> list[dict]:
+    """Stage history with the time spent in each entry (next entry, or now if still there)."""
+    changes = list(
+        deal.stage_changes.select_related("to_stage", "from_stage", "by").order_by("at", "id")
+    )
+    now = timezone.now()
+    rows = []
+    for i, change in enumerate(changes):
+        until = changes[i + 1].at if i + 1 < len(changes) else None
+        if until is None and change.to_stage.is_closed:
+            duration = None  # a closed deal does not age in won/lost
+        else:
+            duration = ((until or now) - change.at).total_seconds() / 86400
+        rows.append({"change": change, "until": until, "days": duration})
+    return rows
+
+
+def _detail_context(request, deal: Deal, **extra) -> dict:
+    stages = _stages()
+    return {
+        "deal": deal,
+        "now": timezone.now(),
+        "history": _history(deal),
+        "activities": deal.activities.select_related("owner").order_by("-created_at")[:50],
+        "stages": stages,
+        "activity_form": extra.pop("activity_form", None) or ActivityForm(),
+        **extra,
+    }
+
+
+@login_required
+def deal_detail(request, pk: int):
+    deal = _get_deal_for_user(request, pk)
+    return render(request, "web/deals/detail.html", _detail_context(request, deal))
+
+
+@login_required
+def deal_edit(request, pk: int):
+    deal = _get_deal_for_user(request, pk)
+    initial = {f: getattr(deal, f) for f in DealForm.base_fields} | {"owner": deal.owner_id}
+    form = DealForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.deal_update(deal=deal, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, _("Deal saved."))
+            return redirect("deal_detail", pk=deal.pk)
+    return render(
+        request,
+        "web/deals/form.html",
+        {"form": form, "deal": deal},
+        status=422 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def deal_move(request, pk: int):
+    """Move a deal to another stage. From the kanban (htmx) the answer is the re-rendered board,
+    so a refused move shows the service's reason and the card is back where the server says it
+    is; from the detail page it redirects back."""
+    deal = _get_deal_for_user(request, pk)
+    form = DealMoveForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = _("Choose a stage.")
+    else:
+        stage = form.cleaned_data["stage"]
+        if stage.kind == StageKind.LOST:
+            # Closing lost needs a reason; the lost form does that.
+            return redirect("deal_lost", pk=deal.pk)
+        try:
+            services.deal_move(deal=deal, stage=stage, by=request.user)
+        except ValidationError as exc:
+            error = " ".join(m for msgs in exc.message_dict.values() for m in msgs)
+    if is_htmx(request):
+        return render(
+            request,
+            "web/deals/_board.html",
+            board_context(request, error=error),
+            status=422 if error else 200,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, _("Stage changed."))
+    return redirect("deal_detail", pk=deal.pk)
+
+
+@login_required
+def deal_lost(request, pk: int):
+    """Close as lost: the reason is required, and the competitor when the reason names one."""
+    deal = _get_deal_for_user(request, pk)
+    form = LostForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.deal_close_lost(
+                deal=deal,
+                lost_reason=data["lost_reason"],
+                competitor=data["competitor"],
+                notes=data["notes"],
+                by=request.user,
+            )
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, _("Deal closed as lost."))
+            if is_htmx(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = request.POST.get("next") or reverse("deal_board")
+                return response
+            return redirect("deal_detail", pk=deal.pk)
+    template = "web/deals/_lost_form.html" if is_htmx(request) else "web/deals/lost.html"
+    return render(
+        request,
+        template,
+        {
+            "deal": deal,
+            "form": form,
+            "lost_stage": Stage.objects.filter(pipeline=deal.pipeline, kind=StageKind.LOST).first(),
+            "reasons_needing_competitor": list(
+                LostReason.objects.filter(requires_competitor=True).values_list("pk", flat=True)
+            ),
+            "next": request.GET.get("next") or request.POST.get("next", ""),
+            "modal": is_htmx(request),
+        },
+        status=422 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def deal_log_activity(request, pk: int):
+    deal = _get_deal_for_user(request, pk)
+    form = ActivityForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.activity_log(
+                owner=request.user,
+                kind=data["kind"],
+                deal=deal,
+                subject=data["subject"],
+                notes=data["notes"],
+                done_at=timezone.now(),
+                next_follow_up=data["next_follow_up"],
+            )
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            deal = _get_deal_for_user(request, pk)
+            form = ActivityForm()
+            if not is_htmx(request):
+                messages.success(request, _("Follow-up logged."))
+                return redirect("deal_detail", pk=deal.pk)
+    template = "web/deals/_activity.html" if is_htmx(request) else "web/deals/detail.html"
+    return render(
+        request,
+        template,
+        _detail_context(request, deal, activity_form=form),
+        status=422 if form.errors else 200,
+    )

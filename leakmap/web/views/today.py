@@ -1,0 +1,107 @@
+"""Today: what a rep should do now, and for a manager what needs their attention in the team."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.shortcuts import render
+from django.utils import timezone
+
+from leakmap.crm import selectors, services
+from leakmap.crm.models import LeadStatus, Stage, StageKind
+from leakmap.web.views.common import local_day_bounds
+
+LIST_LIMIT = 25
+FUNNEL_DAYS = 90
+
+
+def attention_q(stages: list[Stage], now: dt.datetime) -> Q:
+    """Open deals over their stage's SLA, without a follow-up for N days, or flagged by a rule.
+
+    The SLA differs per stage, so it is one OR-ed condition per stage; every branch is a range
+    on indexed columns and the list is sliced, so it stays bounded on a large database.
+    """
+    stale = now - dt.timedelta(days=settings.LEAKMAP_NO_FOLLOW_UP_DAYS)
+    q = Q(needs_attention=True)
+    q |= Q(last_follow_up_at__lt=stale) | Q(last_follow_up_at__isnull=True, created_at__lt=stale)
+    for stage in stages:
+        if stage.kind == StageKind.OPEN and stage.sla_days:
+            q |= Q(stage=stage, stage_entered_at__lt=now - dt.timedelta(days=stage.sla_days))
+    return Q(stage__kind=StageKind.OPEN) & q
+
+
+def annotate_reasons(deals, now: dt.datetime) -> list:
+    """Say why each listed deal needs attention (display only, on the sliced rows)."""
+    stale = now - dt.timedelta(days=settings.LEAKMAP_NO_FOLLOW_UP_DAYS)
+    rows = list(deals)
+    for d in rows:
+        d.days_in_stage = (now - d.stage_entered_at).days if d.stage_entered_at else 0
+        d.over_sla = bool(d.stage.sla_days and d.days_in_stage > d.stage.sla_days)
+        last = d.last_follow_up_at or d.created_at
+        d.no_follow_up = last < stale
+        d.days_since_follow_up = (now - last).days
+    return rows
+
+
+@login_required
+def today(request):
+    user = request.user
+    now = timezone.now()
+    _, end_of_today = local_day_bounds()
+    stages = list(Stage.objects.filter(pipeline=services.default_pipeline()).order_by("order"))
+    tasks = (
+        selectors.visible_activities(user)
+        .filter(owner=user, done_at__isnull=True, due_at__lt=end_of_today)
+        .order_by("due_at")[:LIST_LIMIT]
+    )
+    mine = selectors.visible_deals(user).filter(owner=user)
+    follow_ups = (
+        mine.filter(stage__kind=StageKind.OPEN, next_follow_up__lt=end_of_today)
+        .select_related("account")
+        .order_by("next_follow_up")[:LIST_LIMIT]
+    )
+    attention = annotate_reasons(
+        mine.filter(attention_q(stages, now)).order_by("stage_entered_at")[:LIST_LIMIT], now
+    )
+    new_leads = (
+        selectors.visible_leads(user)
+        .filter(owner=user, status=LeadStatus.NEW)
+        .order_by("-created_at")[:LIST_LIMIT]
+    )
+    context = {
+        "now": now,
+        "tasks": tasks,
+        "follow_ups": follow_ups,
+        "attention": attention,
+        "new_leads": new_leads,
+        "is_lead": user.is_manager or user.is_admin,
+        "list_limit": LIST_LIMIT,
+    }
+    if context["is_lead"]:
+        # The team's funnel for the last 90 days, from the analytics engine (same figures as the
+        # funnel report), so a manager sees where this quarter's deals stop.
+        from leakmap.analytics import ReportFilters, run_report
+
+        today_local = timezone.localdate()
+        funnel = run_report(
+            "funnel",
+            ReportFilters(
+                date_from=today_local - dt.timedelta(days=FUNNEL_DAYS),
+                date_to=today_local,
+                viewer=user,
+            ),
+        )
+        context["funnel"] = funnel.rows
+        context["funnel_days"] = FUNNEL_DAYS
+        context["funnel_from"] = (today_local - dt.timedelta(days=FUNNEL_DAYS)).isoformat()
+        context["team_attention"] = annotate_reasons(
+            selectors.visible_deals(user)
+            .exclude(owner=user)
+            .filter(attention_q(stages, now))
+            .order_by("stage_entered_at")[:LIST_LIMIT],
+            now,
+        )
+    return render(request, "web/today.html", context)

@@ -1,0 +1,161 @@
+"""Report pages: the figures come from analytics with the viewer's visibility, filters that name
+someone the user may not see are 404s, and the downloads hold exactly the rows shown."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from openpyxl import load_workbook
+
+from leakmap.analytics import ReportFilters, run_report
+from leakmap.analytics.render import render_csv
+from leakmap.crm import services
+from tests.factories import (
+    T0,
+    CompetitorFactory,
+    LeadFactory,
+    SourceFactory,
+    days,
+    lost_reason,
+    make_deal,
+    stage,
+)
+
+PAGES = ["funnel", "owners", "sources", "lost-reasons", "stage-time", "stuck", "cycle", "forecast"]
+
+
+@pytest.fixture
+def company(rep, teammate, outsider):
+    """Alice wins one and loses one, Bob loses one to a competitor, Mallory (another team) wins
+    a big one that nobody in Alice's team may see."""
+    web = SourceFactory(name="官网")
+    fair = SourceFactory(name="展会")
+    won = make_deal(owner=rep, amount=30000, source=web, name="A-赢")
+    services.deal_move(deal=won, stage=stage("proposal"), at=T0 + days(2))
+    services.deal_close_won(deal=won, at=T0 + days(10))
+    lost = make_deal(owner=rep, amount=20000, source=fair, name="A-输")
+    services.deal_close_lost(deal=lost, lost_reason=lost_reason(), at=T0 + days(5))
+    rival = make_deal(owner=teammate, amount=50000, source=web, name="B-输")
+    services.deal_move(deal=rival, stage=stage("negotiation"), at=T0 + days(3))
+    services.deal_close_lost(
+        deal=rival,
+        lost_reason=lost_reason("被竞争对手拿下"),
+        competitor=CompetitorFactory(name="销售易"),
+        at=T0 + days(8),
+    )
+    big = make_deal(owner=outsider, amount=900000, source=web, name="M-赢")
+    services.deal_close_won(deal=big, at=T0 + days(4))
+    LeadFactory(owner=rep, source=web)
+    return {"web": web, "fair": fair}
+
+
+def test_it_opens_every_report_page_for_every_role(login, company, rep, manager, admin_user):
+    for user in (rep, manager, admin_user):
+        client = login(user)
+        for name in PAGES:
+            assert client.get(reverse("report", args=[name])).status_code == 200, name
+        assert client.get(reverse("weekly")).status_code == 200
+        assert client.get(reverse("diagnosis")).status_code == 200
+    assert login(rep).get("/reports/nonsense/").status_code == 404
+
+
+def test_it_shows_a_rep_only_their_own_deals_in_the_reports(login, company, rep):
+    response = login(rep).get(reverse("report", args=["lost-reasons"]))
+    rows = response.context["body"]["rows"]
+    assert [(r["reason"], r["deals"], r["amount"]) for r in rows] == [("价格过高", 1, 20000.0)]
+    funnel = login(rep).get(reverse("report", args=["funnel"])).context["body"]["rows"]
+    counts = {r["step"]: (r["count"], r["amount"]) for r in funnel}
+    assert counts["deals"] == (2, 50000.0)
+    assert counts["won"] == (1, 30000.0)
+
+
+def test_it_shows_a_manager_the_team_but_not_the_outsider(login, company, manager):
+    body = login(manager).get(reverse("report", args=["owners"])).context["body"]
+    assert sorted((r["owner"], r["deals"], r["won"], r["lost"]) for r in body["rows"]) == [
+        ("alice", 2, 1, 1),
+        ("bob", 1, 0, 1),
+    ]
+    html = login(manager).get(reverse("report", args=["lost-reasons"])).content.decode()
+    assert "销售易" in html
+
+
+@pytest.mark.parametrize(
+    "param,value",
+    [("owner", "bob"), ("owner", "mallory"), ("owner", "nobody"), ("team", "华南组")],
+)
+def test_it_answers_404_to_a_filter_naming_someone_the_rep_may_not_see(
+    login, company, rep, param, value
+):
+    client = login(rep)
+    assert client.get(reverse("report", args=["funnel"]), {param: value}).status_code == 404
+    export = reverse("report_export", args=["owners", "csv"])
+    assert client.get(export, {param: value}).status_code == 404
+    assert client.get(reverse("diagnosis"), {param: value}).status_code == 404
+
+
+def test_it_lets_a_manager_filter_by_a_team_member_but_not_an_outsider(login, company, manager):
+    client = login(manager)
+    body = client.get(reverse("report", args=["owners"]), {"owner": "bob"}).context["body"]
+    assert [(r["owner"], r["deals"]) for r in body["rows"]] == [("bob", 1)]
+    assert client.get(reverse("report", args=["owners"]), {"owner": "mallory"}).status_code == 404
+
+
+def test_it_explains_a_backwards_period(login, company, rep):
+    response = login(rep).get(
+        reverse("report", args=["funnel"]), {"date_from": "2026-03-01", "date_to": "2026-01-01"}
+    )
+    assert response.status_code == 400
+    assert "2026-03-01" in response.content.decode()
+
+
+def test_it_downloads_exactly_the_rows_shown_as_csv_and_xlsx(login, company, manager):
+    client = login(manager)
+    params = {"source": "官网", "date_from": "2026-01-01", "date_to": "2026-01-31"}
+    page = client.get(reverse("report", args=["sources"]), params).context["body"]
+    expected = render_csv(
+        run_report(
+            "sources",
+            ReportFilters(
+                date_from=T0.date().replace(day=1),
+                date_to=T0.date().replace(day=31),
+                source="官网",
+                viewer=manager,
+            ),
+        )
+    )
+    response = client.get(reverse("report_export", args=["sources", "csv"]), params)
+    assert response["Content-Disposition"] == 'attachment; filename="leakmap-sources.csv"'
+    text = response.content.decode("utf-8-sig")
+    assert text == expected
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["source"], r["deals"], r["won"]) for r in rows] == [
+        (p["source"], str(p["deals"]), str(p["won"])) for p in page["rows"]
+    ]
+    assert [(r["source"], r["leads"]) for r in rows] == [("官网", "1")]
+
+    xlsx = client.get(reverse("report_export", args=["sources", "xlsx"]), params)
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    header = next(csv.reader(io.StringIO(expected)))
+    assert values[0] == header
+    assert values[1][header.index("source")] == "官网"
+    assert values[1][header.index("leads")] == 1
+    assert len(values) == len(rows) + 1
+
+
+def test_it_lays_out_the_weekly_review_and_the_diagnosis(login, company, manager):
+    client = login(manager)
+    weekly = client.get(reverse("weekly"))
+    assert weekly.status_code == 200
+    assert "window.print()" in weekly.content.decode()
+    diagnosis = client.get(reverse("diagnosis"))
+    stakes = [item["f"].revenue_at_stake for item in diagnosis.context["findings"]]
+    assert stakes == sorted(stakes, reverse=True)
+    assert diagnosis.context["won_amount"] == Decimal("30000.00")
+    for name in ("weekly", "diagnosis"):
+        for fmt in ("csv", "xlsx"):
+            assert client.get(reverse("report_export", args=[name, fmt])).status_code == 200
