@@ -6,6 +6,7 @@ import json
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -16,7 +17,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
 
 from leakmap.api.auth import API_AUTH
-from leakmap.api.routers import accounts, activities, deals, leads
+from leakmap.api.routers import accounts, activities, deals, leads, reports
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ api.add_router("", leads.router)
 api.add_router("", deals.router)
 api.add_router("", accounts.router)
 api.add_router("", activities.router)
+api.add_router("", reports.router)
 
 
 def _errors(items: list[tuple[str | None, str]]) -> dict:
@@ -90,6 +92,15 @@ def _on_django_validation(request, exc: DjangoValidationError):
     else:
         items = [(None, m) for m in exc.messages]
     return api.create_response(request, _errors(items), status=422)
+
+
+@api.exception_handler(IntegrityError)
+def _on_conflict(request, exc):
+    # A race the checks before the write could not see (two clients, one external id): the
+    # transaction was rolled back; the client may retry.
+    logger.info("API write conflict: %s", exc)
+    message = _("This conflicts with an existing record; nothing was saved.")
+    return api.create_response(request, _errors([(None, message)]), status=409)
 
 
 @api.exception_handler(Http404)

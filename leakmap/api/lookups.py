@@ -92,6 +92,15 @@ def contact_ref(user: User, pk: int | None, field: str = "contact_id"):
     return _visible(selectors.visible_contacts(user), pk, field, _("contact"))
 
 
+def unused_external_id(model, value: str | None) -> str | None:
+    """External ids are unique per kind; say so instead of failing on the constraint."""
+    if value and model.objects.filter(external_id=value).exists():
+        raise ValidationError(
+            {"external_id": _("External id “%(v)s” is already in use.") % {"v": value}}
+        )
+    return value
+
+
 def get_visible(qs, pk: int):
     """The record at a URL: 404 when it does not exist or the caller may not see it."""
     return get_object_or_404(qs, pk=pk)

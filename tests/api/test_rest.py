@@ -55,9 +55,14 @@ def test_it_answers_404_for_another_reps_records(as_rep, outsider, teammate):
     assert (deal.name, deal.stage.key) == ("Deal", "qualification")
     assert Deal.objects.filter(pk=deal.pk).exists()
     assert Activity.objects.count() == activity_count
+    # zh-hans is the install's language; a client may ask for English.
     assert as_rep.get(f"/deals/{deal.pk}").json() == {
-        "detail": [{"field": None, "message": "Not found."}]
+        "detail": [{"field": None, "message": "未找到。"}]
     }
+    english = as_rep.client.get(
+        f"/api/v1/deals/{deal.pk}", headers={**as_rep.headers, "Accept-Language": "en"}
+    )
+    assert english.json() == {"detail": [{"field": None, "message": "Not found."}]}
 
 
 def test_it_lets_a_manager_work_on_the_teams_deals(as_manager, rep):
@@ -435,3 +440,31 @@ def test_it_answers_malformed_json_and_bad_ids_with_4xx(as_rep):
     assert as_rep.get("/deals/abc").status_code == 422
     assert fields_of(as_rep.get("/deals", limit=1000)) == {"limit"}
     assert fields_of(as_rep.get("/deals", status="maybe")) == {"status"}
+
+
+def test_it_names_a_reused_external_id_instead_of_failing(as_rep, rep):
+    lead = as_rep.post("/leads", {"name": "a", "external_id": "L-1"})
+    assert lead.status_code == 201
+    again = as_rep.post("/leads", {"name": "b", "external_id": "L-1"})
+    assert (again.status_code, fields_of(again)) == (422, {"external_id"})
+    deal = as_rep.post("/deals", {"name": "d", "external_id": "D-1"})
+    assert deal.status_code == 201
+    dup = as_rep.post("/deals", {"name": "d2", "external_id": "D-1"})
+    assert (dup.status_code, fields_of(dup)) == (422, {"external_id"})
+    act = {"kind": "call", "deal_id": deal.json()["id"], "external_id": "A-1"}
+    assert as_rep.post("/activities", act).status_code == 201
+    assert fields_of(as_rep.post("/activities", act)) == {"external_id"}
+    assert (Lead.objects.count(), Deal.objects.count(), Activity.objects.count()) == (1, 1, 1)
+
+
+def test_it_answers_a_write_race_with_409_and_writes_nothing(as_rep, rep, monkeypatch):
+    from leakmap.api import lookups
+
+    as_rep.post("/deals", {"name": "d", "external_id": "D-1"})
+    # As if another client took the id between our check and our insert.
+    monkeypatch.setattr(lookups, "unused_external_id", lambda model, value: value)
+    raced = as_rep.post("/deals", {"name": "d2", "external_id": "D-1"})
+    assert raced.status_code == 409
+    assert raced.json()["detail"][0]["field"] is None
+    assert Deal.objects.count() == 1
+    assert StageChange.objects.count() == 1

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
-import types
 
 import pytest
 from django.core.cache import cache
@@ -103,7 +101,8 @@ def test_it_names_the_fields_at_fault(form):
     response = _post(form, {"name": "", "email": "not-an-email"})
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Please tell us your name." in html or "请" in html
+    assert "请填写您的姓名。" in html
+    assert "请输入有效的电子邮箱地址。" in html
     json_response = Client(REMOTE_ADDR="198.51.100.1").post(
         "/api/forms/trial/",
         {"name": "", "email": "nope", "_ts": webforms.sign_timestamp(form, now=time.time() - 10)},
@@ -166,29 +165,43 @@ def test_it_answers_cors_only_for_configured_origins(form):
     assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
-def test_it_uses_the_assignment_rules_when_asked(form, rep, teammate, monkeypatch):
+def test_it_uses_the_assignment_rules_when_asked(form, rep, teammate, team):
+    from leakmap.automation.models import AssignmentRule, LeadAssignment
+
     form.owner = None
     form.use_assignment_rules = True
     form.save()
-    calls = []
-
-    def assign_lead(lead):
-        calls.append(lead.pk)
-        Lead.objects.filter(pk=lead.pk).update(owner=teammate)
-
-    module = types.ModuleType("leakmap.automation.assignment")
-    module.assign_lead = assign_lead
-    monkeypatch.setitem(sys.modules, "leakmap.automation.assignment", module)
-    _post(form)
-    lead = Lead.objects.get()
-    assert calls == [lead.pk]
-    assert lead.owner == teammate
+    AssignmentRule.objects.create(name="官网线索", team=team, source=form.source)
+    _post(form, {"email": "a@example.com"})
+    _post(form, {"email": "b@example.com"})
+    owners = list(Lead.objects.order_by("id").values_list("owner__username", flat=True))
+    # Round robin over the team's reps: each gets one, in the same request as the submission.
+    assert sorted(owners) == ["alice", "bob"]
+    assert LeadAssignment.objects.count() == 2
 
 
-def test_it_leaves_the_lead_unowned_without_owner_or_rules(form):
+def test_it_keeps_the_lead_when_assignment_fails(form, monkeypatch):
+    from leakmap.automation import assignment
+
+    form.owner = None
+    form.use_assignment_rules = True
+    form.save()
+
+    def broken(lead):
+        raise RuntimeError("rules table unreadable")
+
+    monkeypatch.setattr(assignment, "assign_lead", broken)
+    assert _post(form).status_code == 200
+    assert Lead.objects.get().owner is None
+
+
+def test_it_leaves_the_lead_unowned_when_no_owner_and_no_rule(
+    form, django_capture_on_commit_callbacks
+):
     form.owner = None
     form.save()
-    _post(form)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _post(form).status_code == 200
     assert Lead.objects.get().owner is None
 
 
@@ -218,3 +231,42 @@ def test_it_shows_admins_an_embed_snippet_that_posts_without_javascript(form, ad
     ts = re.search(r'name="_ts" value="([^"]+)"', snippet)[1]
     stamp = webforms.signing.loads(ts, salt="leakmap.webform")
     assert stamp["f"] == form.pk
+
+
+def test_it_lets_an_admin_create_a_form_in_the_admin(admin_user, rep):
+    client = Client()
+    client.force_login(admin_user)
+    source = SourceFactory(name="展会")
+    response = client.post(
+        "/admin/api/webform/add/",
+        {
+            "name": "展会登记",
+            "slug": "expo",
+            "fields": ["company", "phone"],
+            "source": source.pk,
+            "owner": rep.pk,
+            "thank_you_text": "谢谢",
+            "redirect_url": "",
+            "allowed_origins": "https://expo.example.com",
+            "min_fill_seconds": "3",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    form = WebForm.objects.get(slug="expo")
+    assert (form.fields, form.source, form.owner) == (["company", "phone"], source, rep)
+    assert form.shown_fields == ["name", "company", "phone"]
+
+    both = client.post(
+        "/admin/api/webform/add/",
+        {
+            "name": "x",
+            "slug": "x",
+            "owner": rep.pk,
+            "use_assignment_rules": "on",
+            "allowed_origins": "https://ok.example.com/path",
+            "min_fill_seconds": "3",
+        },
+    )
+    assert both.status_code == 200
+    assert not WebForm.objects.filter(slug="x").exists()

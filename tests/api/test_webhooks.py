@@ -227,3 +227,29 @@ def test_it_never_lets_a_dead_endpoint_touch_the_users_action(
 
 def test_it_registers_the_delivery_job_with_the_scheduler():
     assert ("webhooks", 15, webhooks.deliver_pending_webhooks) in PERIODIC_JOBS
+
+
+def test_it_lets_an_admin_register_a_webhook_for_chosen_events(admin_user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/api/webhook/add/",
+        {
+            "url": "https://hooks.example.com/leakmap",
+            "events": ["deal.won", "deal.lost"],
+            "secret": "topsecret",
+            "description": "ERP",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    hook = Webhook.objects.get()
+    assert (hook.events, hook.secret) == (["deal.won", "deal.lost"], "topsecret")
+    refused = client.post(
+        "/admin/api/webhook/add/",
+        {"url": "https://x.example.com", "events": ["deal.exploded"], "secret": "s"},
+    )
+    assert refused.status_code == 200
+    assert Webhook.objects.count() == 1

@@ -20,6 +20,7 @@ from leakmap.api.schemas import (
     Id,
 )
 from leakmap.crm import selectors, services
+from leakmap.crm.models import Activity
 
 router = Router(tags=["activities"])
 
@@ -67,7 +68,7 @@ def log_activity(request, payload: ActivityIn):
             done_at=payload.done_at,
             notes=payload.notes,
             created_at=payload.created_at,
-            external_id=payload.external_id,
+            external_id=lookups.unused_external_id(Activity, payload.external_id),
             next_follow_up=payload.next_follow_up,
         )
     return Status(201, activity)

@@ -20,6 +20,7 @@ from leakmap.api.schemas import (
     WonIn,
 )
 from leakmap.crm import selectors, services
+from leakmap.crm.models import Deal
 
 router = Router(tags=["deals"])
 
@@ -83,7 +84,7 @@ def create_deal(request, payload: DealIn):
             next_follow_up=payload.next_follow_up,
             created_at=payload.created_at,
             by=user,
-            external_id=payload.external_id,
+            external_id=lookups.unused_external_id(Deal, payload.external_id),
         )
     return Status(201, _fresh(user, deal.pk))
 

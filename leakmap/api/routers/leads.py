@@ -21,6 +21,7 @@ from leakmap.api.schemas import (
     Text,
 )
 from leakmap.crm import selectors, services
+from leakmap.crm.models import Lead
 
 router = Router(tags=["leads"])
 
@@ -73,7 +74,7 @@ def create_lead(request, payload: LeadIn):
             product=payload.product,
             region=payload.region,
             created_at=payload.created_at,
-            external_id=payload.external_id,
+            external_id=lookups.unused_external_id(Lead, payload.external_id),
             utm={
                 "utm_source": payload.utm_source,
                 "utm_medium": payload.utm_medium,
