@@ -198,11 +198,14 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# A database cache by default: the web-form rate limit must be shared by every worker and
+# server, and the database is the one thing they all share. The table is created after every
+# migrate (leakmap.accounts.apps); LEAKMAP_CACHE=locmem gives a per-process cache instead.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache"
-        if envbool("LEAKMAP_DB_CACHE", False)
-        else "django.core.cache.backends.locmem.LocMemCache",
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache"
+        if envstr("LEAKMAP_CACHE", "db") == "locmem"
+        else "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "leakmap_cache",
     }
 }

@@ -418,7 +418,9 @@ def deal_move(
     Every move is recorded. Moving to won/lost sets `closed_at`; lost needs a reason (and a
     competitor when the reason requires one); reopening clears the close.
     """
-    deal = Deal.objects.select_for_update().select_related("stage").get(pk=deal.pk)
+    # of=self: lock the deal row only; locking the joined stage row too deadlocks two moves
+    # through the same stages on PostgreSQL.
+    deal = Deal.objects.select_for_update(of=("self",)).select_related("stage").get(pk=deal.pk)
     at = _now(at)
     if stage.pipeline_id != deal.pipeline_id:
         raise ValidationError({"stage": _("That stage belongs to another pipeline.")})
