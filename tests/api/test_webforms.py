@@ -14,7 +14,7 @@ from tests.factories import LeadFactory, SourceFactory
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
+def _empty_cache(db):
     cache.clear()
     yield
     cache.clear()
