@@ -497,6 +497,8 @@ class LeadsImporter(Importer):
         super().__init__(*a, **kw)
         self.statuses = choice_map(LeadStatus.choices)
         self.seen: dict[str, int] = {}
+        self.unowned: list[str] = []  # external ids of new leads that came without an owner
+        self.assigned = 0
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -535,9 +537,25 @@ class LeadsImporter(Importer):
                 updates.append((*(lead[c] for c in LEAD_COLUMNS), found[0]))
             else:
                 new.append(tuple(lead[c] for c in LEAD_COLUMNS))
+                if lead.owner_id is None:
+                    self.unowned.append(lead.external_id)
         bulk.leads_upsert(columns=LEAD_COLUMNS, new=new, updates=updates)
         self.created += len(new)
         self.updated += len(updates)
+
+    def finish(self) -> None:
+        # New leads without an owner go through the assignment rules, like web-form leads.
+        if self.writing and self.unowned:
+            from leakmap.automation.assignment import assign_unowned_leads
+
+            for start in range(0, len(self.unowned), BATCH):
+                ids = Lead.objects.filter(
+                    external_id__in=self.unowned[start : start + BATCH]
+                ).values_list("pk", flat=True)
+                self.assigned += assign_unowned_leads(list(ids))
+
+    def summary(self) -> dict[str, int]:
+        return {**super().summary(), "assigned": self.assigned}
 
 
 # --- deals --------------------------------------------------------------------------------------

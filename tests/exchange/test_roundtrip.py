@@ -308,3 +308,30 @@ def test_it_records_a_stage_change_when_a_reimport_moves_a_deal(tmp_path, rep):
         stage("won").order,
         deal.closed_at,
     )
+
+
+def test_it_hands_imported_leads_without_an_owner_to_the_assignment_rules(
+    tmp_path, rep, teammate, team
+):
+    from leakmap.automation.models import AssignmentRule
+
+    AssignmentRule.objects.create(name="East", team=team)
+    path = write(
+        tmp_path / "leads.csv",
+        "external_id,name,source,owner,created_at\n"
+        "W1,甲,官网表单,,2026-02-01\n"
+        "W2,乙,官网表单,,2026-02-01\n"
+        "W3,丙,官网表单,alice,2026-02-01\n"
+        "W4,丁,官网表单,,2026-02-01\n",
+    )
+    from django.utils import translation
+
+    with translation.override("en"):
+        out, _err = run_import("leads", path)
+    owners = dict(Lead.objects.values_list("external_id", "owner__username"))
+    assert owners["W3"] == "alice"
+    unowned = [owners[k] for k in ("W1", "W2", "W4")]
+    assert None not in unowned
+    # Round-robin over the team's reps (the manager does not take leads).
+    assert sorted(unowned).count("alice") in (1, 2) and set(unowned) <= {"alice", "bob"}
+    assert "3 new leads without an owner were assigned by the assignment rules" in out

@@ -91,6 +91,11 @@ class Command(BaseCommand):
         if dry_run:
             line = _("dry run, nothing written — %(line)s") % {"line": line}
         self.stdout.write(line)
+        if s.get("assigned"):
+            self.stdout.write(
+                _("%(n)s new leads without an owner were assigned by the assignment rules")
+                % {"n": s["assigned"]}
+            )
         created = importer.lookups.created
         if created:
             parts = ", ".join(f"{n} {what}" for what, n in sorted(created.items()))
