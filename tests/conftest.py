@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# On CI the property tests draw the same examples every run, so a red build is reproducible;
+# on a developer's machine they keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 from tests.factories import TeamFactory, UserFactory
 
@@ -47,18 +56,33 @@ def _is_transactional(request) -> bool:
     )
 
 
+def _uses_db(request) -> bool:
+    return request.node.get_closest_marker("django_db") is not None or "db" in request.fixturenames
+
+
 @pytest.fixture(autouse=True)
 def _defaults_after_flush(request):
-    """Transactional tests (live servers, concurrent processes) end with a flush that also removes
-    what data migrations installed — the default pipeline, lost reasons and rules. Put them back
-    at the start of each such test, so test order never matters."""
+    """A transactional test (live servers, concurrent processes) ends with a flush that also
+    removes what data migrations installed — the default pipeline, lost reasons and rules — and
+    on a shared worker the tests after it would find none. Put them back when they are missing,
+    so test order never matters: for a transactional test for good, for an ordinary one inside
+    its transaction."""
     if _is_transactional(request):
         request.getfixturevalue("transactional_db")
-        from django.apps import apps
+    elif _uses_db(request):
+        request.getfixturevalue("db")
+    else:
+        yield
+        return
+    from django.apps import apps
 
-        from leakmap.automation.defaults import install_default_rules
-        from leakmap.crm.defaults import install_defaults
+    from leakmap.automation.defaults import install_default_rules
+    from leakmap.automation.models import Rule
+    from leakmap.crm.defaults import install_defaults
+    from leakmap.crm.models import Stage
 
+    if not Stage.objects.exists():
         install_defaults(apps)
+    if not Rule.objects.exists():
         install_default_rules(apps)
     yield
