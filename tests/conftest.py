@@ -5,13 +5,13 @@ import os
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.factories import TeamFactory, UserFactory
+
 # On CI the property tests draw the same examples every run, so a red build is reproducible;
 # on a developer's machine they keep exploring new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-from tests.factories import TeamFactory, UserFactory
 
 
 @pytest.fixture
