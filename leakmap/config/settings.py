@@ -173,7 +173,8 @@ LEAKMAP_CURRENCY = envstr("LEAKMAP_CURRENCY", "CNY")
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = Path(envstr("LEAKMAP_STATIC_ROOT", str(BASE_DIR.parent / "staticfiles")))
+# Only for `collectstatic` behind another web server; leakmap serve needs no collected copy.
+STATIC_ROOT = envstr("LEAKMAP_STATIC_ROOT", "") or None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

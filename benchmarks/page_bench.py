@@ -1,0 +1,85 @@
+"""Server time of the main web pages on a generated company, per role.
+
+    python benchmarks/page_bench.py --database-url sqlite:////path/bench.sqlite3 [--repeat 5]
+
+Use a database filled by `leakmap generate` + `leakmap import` (report_bench.py leaves one in its
+workdir). Logs in as one rep, one manager and one admin of that data through Django's test
+client (no network, so the figure is server time: middleware, views, queries, templates) and
+prints, per page and role, the median of --repeat requests after one warm-up, and the number of
+queries of the last request. Target (issue 5): under 200 ms per page at 1,000,000 leads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+PAGES = [
+    ("Today", "/"),
+    ("Lead list", "/leads/"),
+    ("Lead list, page 200", "/leads/?page=200"),
+    ("Lead search", "/leads/?q=%E6%9D%8E"),
+    ("Deal kanban", "/deals/"),
+    ("Deal list", "/deals/list/"),
+    ("Diagnosis", "/reports/diagnosis/"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leakmap.config.settings")
+    os.environ.setdefault("LEAKMAP_ALLOWED_HOSTS", "testserver")
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from leakmap.accounts.models import Role, User
+
+    people = {
+        "rep": User.objects.filter(role=Role.REP, deals__isnull=False).order_by("pk").first(),
+        "manager": User.objects.filter(role=Role.MANAGER).order_by("pk").first(),
+        "admin": User.objects.filter(role=Role.ADMIN).order_by("pk").first()
+        or User.objects.create(username="bench-admin", role=Role.ADMIN, is_superuser=True),
+    }
+    print(f"| page | {' | '.join(people)} |")
+    print(f"|---|{'---:|' * len(people)}")
+    results: dict[str, list[str]] = {name: [] for name, _ in PAGES}
+    for _role, user in people.items():
+        client = Client()
+        if user is None:
+            for name, _ in PAGES:
+                results[name].append("–")
+            continue
+        client.force_login(user)
+        for name, url in PAGES:
+            client.get(url)  # warm-up: caches, first-time imports
+            times = []
+            for _ in range(args.repeat):
+                with CaptureQueriesContext(connection) as queries:
+                    start = time.perf_counter()
+                    response = client.get(url)
+                    times.append((time.perf_counter() - start) * 1000)
+            status = "" if response.status_code == 200 else f" ({response.status_code})"
+            results[name].append(f"{statistics.median(times):.0f} ms, {len(queries)} q{status}")
+    for name, _ in PAGES:
+        print(f"| {name} | {' | '.join(results[name])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
