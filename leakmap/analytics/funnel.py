@@ -82,7 +82,10 @@ def reach_days_sql(scope: Scope, steps: list[tuple[int, int]]) -> tuple[str, lis
     return sql, [StageKind.LOST, *deal_params, scope.now, StageKind.LOST]
 
 
-def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
+def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> list[FunnelRow]:
+    """The funnel's steps. Without medians (pages that show only counts and amounts, such as a
+    manager's Today) the ranking query over every reaching deal is skipped: it is most of the
+    cost on a large history."""
     leads = Lead.objects.filter(scope.lead_q()).order_by().count()
     deals = deal_states(scope, stages)
     won = won_q(stages)
@@ -125,7 +128,7 @@ def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
         g=Value(won_step), v=DaysBetween(F("st_closed"), F("created_at"))
     )
     parts.append(qs.values("g", "v"))
-    medians = grouped_stats(parts)
+    medians = grouped_stats(parts) if with_medians else {}
 
     rows = [
         FunnelRow("leads", _("Leads"), leads, None, None, None),

@@ -83,18 +83,21 @@ def today(request):
     if context["is_lead"]:
         # The team's funnel for the last 90 days, from the analytics engine (same figures as the
         # funnel report), so a manager sees where this quarter's deals stop.
-        from leakmap.analytics import ReportFilters, run_report
+        # Counts and amounts only: the page shows no median days, so their query is skipped.
+        from leakmap.analytics import ReportFilters
+        from leakmap.analytics.base import load_stages
+        from leakmap.analytics.filters import resolve
+        from leakmap.analytics.funnel import funnel_rows
 
         today_local = timezone.localdate()
-        funnel = run_report(
-            "funnel",
+        scope = resolve(
             ReportFilters(
                 date_from=today_local - dt.timedelta(days=FUNNEL_DAYS),
                 date_to=today_local,
                 viewer=user,
-            ),
+            )
         )
-        context["funnel"] = funnel.rows
+        context["funnel"] = funnel_rows(scope, load_stages(), with_medians=False)
         context["funnel_days"] = FUNNEL_DAYS
         context["funnel_from"] = (today_local - dt.timedelta(days=FUNNEL_DAYS)).isoformat()
         context["team_attention"] = annotate_reasons(
