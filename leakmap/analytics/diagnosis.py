@@ -708,6 +708,24 @@ ACTIONS = {
 }
 
 
+METRIC_LABELS = {
+    "leads": ("新线索数", "New leads"),
+    "lead_to_won_rate": ("线索赢单率", "Lead to won rate"),
+    "lead_to_deal_rate": ("线索转商机率", "Lead to deal rate"),
+    "disqualified_share": ("无效线索占比", "Share disqualified"),
+    "return_on_spend": ("每 1 元投入带来的赢单金额", "Won amount per 1 spent"),
+    "first_contact_within_24h": ("24 小时内首次联系占比", "First contact within 24 h"),
+    "proposal_to_negotiation_rate": ("方案→谈判转化率", "Proposal to negotiation rate"),
+    "negotiation_to_won_rate": ("谈判→赢单转化率", "Negotiation to won rate"),
+}
+
+
+def metric_label(metric: str) -> str:
+    """A finding's metric in the reader's language (the key itself stays in the JSON)."""
+    zh, en = METRIC_LABELS.get(metric, (metric, metric))
+    return _t(zh, en)
+
+
 # --- Counts from the database --------------------------------------------------------------------
 
 

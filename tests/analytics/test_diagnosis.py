@@ -317,3 +317,22 @@ def test_the_table_says_why_there_is_no_finding(rep):
     with translation.override("en"):
         call_command("report", "diagnosis", "--format", "table", stdout=out)
     assert "too few to tell leaks from chance" in out.getvalue()
+
+
+def test_every_metric_has_a_label_in_both_languages():
+    from leakmap.analytics.diagnosis import METRIC_LABELS, metric_label
+
+    findings, _ = diagnose(
+        simulate(
+            random.Random(11),
+            leads_per_rep=400,
+            rep_overrides={1: {"win": 0.05}, 2: {"negotiation": 0.15}, 4: {"convert": 0.12}},
+            source_overrides={0: {"win": 0.01, "convert": 0.1, "spend": 200000}},
+            current_rate=0.5,
+        )
+    )
+    assert {f.metric for f in findings} <= set(METRIC_LABELS)
+    with translation.override("en"):
+        assert metric_label("negotiation_to_won_rate") == "Negotiation to won rate"
+    with translation.override("zh-hans"):
+        assert metric_label("negotiation_to_won_rate") == "谈判→赢单转化率"

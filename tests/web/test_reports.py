@@ -155,6 +155,8 @@ def test_it_lays_out_the_weekly_review_and_the_diagnosis(login, company, manager
     diagnosis = client.get(reverse("diagnosis"))
     stakes = [item["f"].revenue_at_stake for item in diagnosis.context["findings"]]
     assert stakes == sorted(stakes, reverse=True)
+    # The headline is the biggest single leak (findings overlap, so no sum), or none at all.
+    assert diagnosis.context["revenue_at_stake"] == (stakes[0] if stakes else None)
     assert diagnosis.context["won_amount"] == Decimal("30000.00")
     for name in ("weekly", "diagnosis"):
         for fmt in ("csv", "xlsx"):

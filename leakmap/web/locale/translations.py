@@ -422,6 +422,8 @@ ZH = {
     "Reps": "销售对比",
     "Rest of team": "团队其他人",
     "Revenue at stake": "涉及业绩",
+    "Biggest leak: revenue at stake": "最大流失点涉及业绩",
+    "API tokens": "API 令牌",
     "Sales cycle": "销售周期",
     "Sample size": "样本量",
     "Scope": "范围",

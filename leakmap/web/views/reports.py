@@ -23,6 +23,7 @@ from leakmap.accounts.models import Team
 from leakmap.accounts.selectors import visible_users
 from leakmap.analytics import ReportFilters, ReportInputError, run_report
 from leakmap.analytics.base import to_jsonable
+from leakmap.analytics.diagnosis import metric_label
 from leakmap.analytics.render import render_csv
 from leakmap.crm.models import Source
 from leakmap.web.forms import DATE
@@ -386,6 +387,7 @@ def diagnosis(request):
             {
                 "f": f,
                 "category_label": CATEGORY_LABELS.get(f.category, f.category),
+                "metric_label": metric_label(f.metric),
                 "is_rate": f.metric.endswith(("_rate", "_share")),
                 "chart": to_jsonable(
                     {"metric": f.metric, "value": f.value, "benchmark": f.benchmark}
@@ -396,6 +398,7 @@ def diagnosis(request):
         context["body"] = result.to_json()
         context["coaching"] = result.extra.get("coaching", [])
         context["notes"] = result.extra.get("notes", [])
-        context["revenue_at_stake"] = result.extra.get("revenue_at_stake")
+        # The biggest single leak: findings overlap, so their sum would count money twice.
+        context["revenue_at_stake"] = findings[0].revenue_at_stake if findings else None
         context["won_amount"] = result.extra.get("won_amount")
     return render(request, "web/reports/diagnosis.html", context, status=200 if result else 400)
