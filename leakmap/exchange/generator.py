@@ -333,7 +333,13 @@ def generate(
                 if rep.stall_after_proposal is not None and stage in (2, 3):
                     stall = rep.stall_after_proposal
                 if rng.random() < stall:
-                    break  # left open, going cold
+                    # Going cold. Most reps close a deal that has been silent for a month or
+                    # two as lost ("失去联系"); the ones gone cold recently are still open.
+                    t_dead = t_next + rng.uniform(30, 75) * DAY
+                    if t_dead < horizon and rng.random() < 0.8:
+                        outcome, closed, lost_reason = "lost", t_dead, "失去联系"
+                        history.append((7, t_dead))
+                    break
                 if rep.username == "xiaoli" and stage == 4:
                     lost_reason = _weighted(rng, NEGOTIATION_LOST_LI)
                 else:
