@@ -219,6 +219,20 @@ class _Run:
             f"notify:{user.username}" + ("+mail" if rule.send_email and user.email else "")
         )
 
+    def notify_people(
+        self, actions: list[str], rule: Rule, owner: User, make, url: str, *, flag_deal=None
+    ) -> None:
+        """What most rules do once they fire: tell the owner and their managers as the rule says,
+        and flag the deal when the rule flags."""
+        if rule.notify_owner:
+            self.notify(actions, rule, owner, make, url)
+        if rule.notify_manager:
+            for manager in self.managers_of(owner):
+                self.notify(actions, rule, manager, make, url)
+        if flag_deal is not None and rule.set_flag:
+            self.flag_ids.append(flag_deal.pk)
+            actions.append("flag")
+
     def finish(self) -> None:
         # One UPDATE for every deal flagged in this run.
         if self.flag_ids:
@@ -350,14 +364,7 @@ def evaluate_stage_sla(run: _Run, rule: Rule) -> None:
 
         def act(actions, deal=deal, make=make):
             url = deal_url(deal.pk)
-            if rule.notify_owner:
-                run.notify(actions, rule, deal.owner, make, url)
-            if rule.notify_manager:
-                for manager in run.managers_of(deal.owner):
-                    run.notify(actions, rule, manager, make, url)
-            if rule.set_flag:
-                run.flag_ids.append(deal.pk)
-                actions.append("flag")
+            run.notify_people(actions, rule, deal.owner, make, url, flag_deal=deal)
 
         run.fire(
             rule,
@@ -405,11 +412,7 @@ def evaluate_lead_not_contacted(run: _Run, rule: Rule) -> None:
             )
 
         def act(actions, lead=lead, make=make, url=url):
-            if rule.notify_owner:
-                run.notify(actions, rule, lead.owner, make, url)
-            if rule.notify_manager:
-                for manager in run.managers_of(lead.owner):
-                    run.notify(actions, rule, manager, make, url)
+            run.notify_people(actions, rule, lead.owner, make, url)
             if rule.reassign:
                 previous = lead.owner
                 new_owner = assign_lead(lead, exclude={previous.pk}, now=run.as_of, plan=run.plan)
@@ -472,14 +475,7 @@ def evaluate_overdue_follow_up(run: _Run, rule: Rule) -> None:
                     created_at=run.as_of,
                 )
                 actions.append("task")
-            if rule.notify_owner:
-                run.notify(actions, rule, deal.owner, make, url)
-            if rule.notify_manager:
-                for manager in run.managers_of(deal.owner):
-                    run.notify(actions, rule, manager, make, url)
-            if rule.set_flag:
-                run.flag_ids.append(deal.pk)
-                actions.append("flag")
+            run.notify_people(actions, rule, deal.owner, make, url, flag_deal=deal)
 
         run.fire(
             rule,
