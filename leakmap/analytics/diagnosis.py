@@ -130,7 +130,6 @@ class DiagnosisInput:
     leads: int
     closed: int
     deals_reaching_negotiation_won_rate: float | None  # P(won | reached negotiation, closed)
-    proposal_to_won_rate: float | None  # P(won | reached proposal, closed)
     deal_won_rate: float | None  # P(won | deal, closed)
     target_leads: float | None = None  # leads needed in the current period to hit the target
 
@@ -747,7 +746,6 @@ def collect(scope: Scope) -> DiagnosisInput:
     stages = load_stages()
     order = {s.key: s.order for s in stages.open}
     neg_order = order.get("negotiation", max(order.values(), default=0))
-    prop_order = order.get("proposal", min(order.values(), default=0))
     reps: dict[str, RepCounts] = {}
 
     owner_rows = owners_report(scope).rows
@@ -883,7 +881,6 @@ def collect(scope: Scope) -> DiagnosisInput:
         won=Count("id", filter=Q(st_stage__in=stages.won_ids)),
         closed=Count("id", filter=closed),
         closed_neg=Count("id", filter=closed & reached_neg),
-        closed_prop=Count("id", filter=closed & Q(st_reached__gte=prop_order)),
     )
     won_amount = sum((r.won_amount for r in reps.values()), Decimal(0))
     n_leads = sum(s.leads for s in sources)
@@ -899,9 +896,6 @@ def collect(scope: Scope) -> DiagnosisInput:
         closed=totals["closed"],
         deals_reaching_negotiation_won_rate=(totals["won"] / totals["closed_neg"])
         if totals["closed_neg"]
-        else None,
-        proposal_to_won_rate=(totals["won"] / totals["closed_prop"])
-        if totals["closed_prop"]
         else None,
         deal_won_rate=(totals["won"] / totals["closed"]) if totals["closed"] else None,
         target_leads=target,
@@ -949,7 +943,7 @@ class CoachingSheet:
     top_lost_reasons: list[dict]
 
 
-def coaching(inp: DiagnosisInput, stage_keys: list[str]) -> list[CoachingSheet]:
+def coaching(inp: DiagnosisInput) -> list[CoachingSheet]:
     """Per rep, for one-on-ones: the rep's share of deals reaching each stage beside the rest of
     the team's, follow-ups per deal beside the best peer's, top lost reasons with notes."""
     sheets = []
@@ -1011,7 +1005,6 @@ def coaching(inp: DiagnosisInput, stage_keys: list[str]) -> list[CoachingSheet]:
 def diagnosis(scope: Scope) -> ReportResult:
     inp = collect(scope)
     findings, notes = diagnose(inp)
-    stage_keys = [s.key for s in load_stages().open]
     won_amount = money(inp.won_amount)
     return ReportResult(
         report="diagnosis",
@@ -1023,7 +1016,7 @@ def diagnosis(scope: Scope) -> ReportResult:
             # and a channel-mix leak), so their sum would count the same money twice.
             "won_amount": won_amount,
             "notes": notes,
-            "coaching": coaching(inp, stage_keys),
+            "coaching": coaching(inp),
         },
         title=_("Where did the revenue go?"),
         columns=[

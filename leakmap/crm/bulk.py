@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F, Min, OuterRef, Q, Subquery
+from django.db.models import F, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from leakmap.accounts.models import Team, User
@@ -411,38 +411,13 @@ def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] 
 
 
 def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
-    """first_contacted_at: the first follow-up on the lead or on one of its deals (as
-    services.leads_refresh_facts); a new lead with one becomes contacted (as activity_log)."""
+    """first_contacted_at as services.leads_refresh_facts keeps it; a new lead with one becomes
+    contacted (as activity_log)."""
     ids = sorted(lead_ids)
     everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
     parts = [None] if everything else list(chunks(ids))
-    # services.leads_refresh_facts matches `lead = X OR deal.lead = X`, which no index serves;
-    # split it: activities on the lead itself (indexed), then the rare activities whose deal
-    # belongs to another lead than the activity names.
-    on_lead = (
-        Activity.objects.filter(lead=OuterRef("pk"), done_at__isnull=False)
-        .order_by("done_at")
-        .values("done_at")
-    )
     for part in parts:
-        leads = Lead.objects.all() if part is None else Lead.objects.filter(pk__in=part)
-        leads.update(first_contacted_at=Subquery(on_lead[:1]))
-    via_deal = (
-        Activity.objects.filter(done_at__isnull=False, deal__isnull=False)
-        .exclude(lead_id=F("deal__lead_id"))
-        .filter(deal__lead__isnull=False)
-    )
-    if not everything:
-        via_deal = via_deal.filter(deal__lead_id__in=ids)
-    for lead_id, first in (
-        via_deal.order_by()
-        .values("deal__lead_id")
-        .annotate(m=Min("done_at"))
-        .values_list("deal__lead_id", "m")
-    ):
-        Lead.objects.filter(pk=lead_id).filter(
-            Q(first_contacted_at__isnull=True) | Q(first_contacted_at__gt=first)
-        ).update(first_contacted_at=first)
+        services.leads_refresh_facts(part)
     for part in parts:
         leads = Lead.objects.all() if part is None else Lead.objects.filter(pk__in=part)
         leads.filter(status=LeadStatus.NEW, first_contacted_at__isnull=False).update(

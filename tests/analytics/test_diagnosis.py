@@ -109,7 +109,6 @@ def simulate(
         leads=total_leads,
         closed=deals,
         deals_reaching_negotiation_won_rate=won / closed_neg if closed_neg else None,
-        proposal_to_won_rate=None,
         deal_won_rate=won / deals if deals else None,
     )
 

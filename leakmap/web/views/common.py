@@ -78,3 +78,17 @@ def local_day_bounds(day: dt.date | None = None) -> tuple[dt.datetime, dt.dateti
 
 def is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def filter_by_common_fields(qs, data: dict):
+    """The filters lead and deal lists share: source, owner and the local created-date range.
+    `qs` is already the user's visible set, so an owner filter can only narrow it."""
+    if data.get("source"):
+        qs = qs.filter(source=data["source"])
+    if data.get("owner"):
+        qs = qs.filter(owner=data["owner"])
+    if data.get("created_from"):
+        qs = qs.filter(created_at__gte=local_day_bounds(data["created_from"])[0])
+    if data.get("created_to"):
+        qs = qs.filter(created_at__lt=local_day_bounds(data["created_to"])[1])
+    return qs

@@ -18,7 +18,13 @@ from django.views.decorators.http import require_POST
 from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
-from leakmap.web.views.common import Page, apply_errors, is_htmx, local_day_bounds, page_number
+from leakmap.web.views.common import (
+    Page,
+    apply_errors,
+    filter_by_common_fields,
+    is_htmx,
+    page_number,
+)
 
 # Cards shown per kanban column; the rest are behind the column's "more" link (the list view).
 CARDS_PER_COLUMN = 20
@@ -38,17 +44,9 @@ def filter_deals(user, form: DealFilterForm):
     if data.get("q"):
         q = data["q"].strip()
         qs = qs.filter(Q(name__icontains=q) | Q(account__name__icontains=q))
-    if data.get("source"):
-        qs = qs.filter(source=data["source"])
     if data.get("stage"):
         qs = qs.filter(stage=data["stage"])
-    if data.get("owner"):
-        qs = qs.filter(owner=data["owner"])
-    if data.get("created_from"):
-        qs = qs.filter(created_at__gte=local_day_bounds(data["created_from"])[0])
-    if data.get("created_to"):
-        qs = qs.filter(created_at__lt=local_day_bounds(data["created_to"])[1])
-    return qs
+    return filter_by_common_fields(qs, data)
 
 
 def _stages():

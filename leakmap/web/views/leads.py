@@ -15,7 +15,13 @@ from django.views.decorators.http import require_POST
 from leakmap.crm import selectors, services
 from leakmap.crm.models import ActivityKind, Lead, LeadStatus
 from leakmap.web.forms import ActivityForm, ConvertForm, DisqualifyForm, LeadFilterForm, LeadForm
-from leakmap.web.views.common import Page, apply_errors, is_htmx, local_day_bounds, page_number
+from leakmap.web.views.common import (
+    Page,
+    apply_errors,
+    filter_by_common_fields,
+    is_htmx,
+    page_number,
+)
 
 
 def _get_lead_for_user(request, pk: int) -> Lead:
@@ -34,17 +40,9 @@ def filter_leads(user, form: LeadFilterForm):
         qs = qs.filter(
             Q(name__icontains=q) | Q(company__icontains=q) | Q(email__iexact=q) | Q(phone=q)
         )
-    if data.get("source"):
-        qs = qs.filter(source=data["source"])
     if data.get("status"):
         qs = qs.filter(status=data["status"])
-    if data.get("owner"):
-        qs = qs.filter(owner=data["owner"])
-    if data.get("created_from"):
-        qs = qs.filter(created_at__gte=local_day_bounds(data["created_from"])[0])
-    if data.get("created_to"):
-        qs = qs.filter(created_at__lt=local_day_bounds(data["created_to"])[1])
-    return qs
+    return filter_by_common_fields(qs, data)
 
 
 @login_required
