@@ -49,9 +49,9 @@ def reach_days_sql(scope: Scope, steps: list[tuple[int, int]]) -> tuple[str, lis
     """(g, v) rows: for each cohort deal with history and each step (g, order) it reached, the
     days from creation to the history entry that first took it to that order or beyond.
 
-    One scan of the history: a running MAX of the non-lost stage orders over the rows before
-    each entry (window over the deal's history by at, id); an entry that lifts the running max
-    from `prev_max` to its own order reaches every step whose order lies in (prev_max, order].
+    One scan of the history: an entry reaches every step whose order lies in
+    (reached_before, its stage's order], where reached_before is the highest non-lost order of
+    the deal's earlier entries (a per-entry fact the services keep). Lost entries reach nothing.
     Step numbers and orders are ours (a VALUES list), the clock and the cohort are parameters.
     """
     qn = connection.ops.quote_name
@@ -64,22 +64,14 @@ def reach_days_sql(scope: Scope, steps: list[tuple[int, int]]) -> tuple[str, lis
     values = ", ".join(f"({int(g)}, {int(o)})" for g, o in steps)
     sc, st = StageChange._meta.db_table, Stage._meta.db_table
     sql = f"""
-        SELECT s.column1 AS g, {days_sql("r.at", "r.created_at")} AS v
-        FROM (
-            SELECT h.{qn("at")} AS at, d.created_at AS created_at, t.{qn("order")} AS o,
-                   COALESCE(MAX(CASE WHEN t.kind <> %s THEN t.{qn("order")} END) OVER (
-                       PARTITION BY h.deal_id ORDER BY h.{qn("at")}, h.id
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS prev_max
-            FROM {qn(sc)} h
-            JOIN {qn(st)} t ON t.id = h.to_stage_id
-            JOIN ({deals_sql}) d ON d.id = h.deal_id
-            WHERE h.{qn("at")} <= %s AND t.kind <> %s
-        ) r
-        JOIN (VALUES {values}) s ON r.prev_max < s.column2 AND s.column2 <= r.o
+        SELECT s.column1 AS g, {days_sql(f"h.{qn('at')}", "d.created_at")} AS v
+        FROM {qn(sc)} h
+        JOIN {qn(st)} t ON t.id = h.to_stage_id
+        JOIN ({deals_sql}) d ON d.id = h.deal_id
+        JOIN (VALUES {values}) s ON h.reached_before < s.column2 AND s.column2 <= t.{qn("order")}
+        WHERE h.{qn("at")} <= %s AND t.kind <> %s
     """
-    # The window must see lost entries too? No: a lost entry never lifts the max, so they are
-    # filtered before the window without changing any running max.
-    return sql, [StageKind.LOST, *deal_params, scope.now, StageKind.LOST]
+    return sql, [*deal_params, scope.now, StageKind.LOST]
 
 
 def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> list[FunnelRow]:

@@ -17,8 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When, Window
-from django.db.models.functions import Coalesce, Lead
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -55,23 +54,17 @@ class StageTimeRow:
 
 
 def observations(scope: Scope, stages):
-    """(g = stage id, v = days, e = left?) for history entries and for deals without history."""
+    """(g = stage id, v = days, e = left?) for history entries and for deals without history.
+
+    An entry's stay ends at its `left_at` (the deal's next entry, kept by the services) when
+    that is not after the clock; otherwise the deal is still there as of the clock: censored.
+    """
     now = at(scope.now)
-    next_at = Window(
-        Lead("at"), partition_by=[F("deal_id")], order_by=[F("at").asc(), F("id").asc()]
-    )
-    entries = (
-        StageChange.objects.filter(scope.deal_q("deal__"), at__lte=scope.now)
-        .annotate(next_at=next_at)
-        .annotate(
-            g=F("to_stage_id"),
-            v=DaysBetween(Coalesce(F("next_at"), now), F("at")),
-            e=Case(
-                When(next_at__isnull=True, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            ),
-        )
+    left = Q(left_at__isnull=False, left_at__lte=scope.now)
+    entries = StageChange.objects.filter(scope.deal_q("deal__"), at__lte=scope.now).annotate(
+        g=F("to_stage_id"),
+        v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
+        e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
     )
     no_history = (
         deal_states(scope, stages)

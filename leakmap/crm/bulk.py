@@ -37,7 +37,9 @@ from leakmap.crm.models import (
     Lead,
     LeadStatus,
     Spend,
+    Stage,
     StageChange,
+    StageKind,
 )
 
 BATCH = 2000
@@ -333,6 +335,9 @@ def deals_upsert(
         Deal.objects.bulk_update(updates, DEAL_FIELDS, BATCH)
         for part in chunks(ids):
             services.deals_refresh_facts(list(part))
+        moved = sorted({m.deal_id for m in moves})
+        for part in chunks(moved):
+            services.stage_entries_refresh_facts(list(part))
 
     lead_ids = {d.lead_id for d in updates if d.lead_id}
     if "lead_id" in columns:
@@ -367,15 +372,25 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
     implies with services.deals_refresh_facts — in SQL, so the facts are by construction those
     the services keep."""
     ids = sorted(histories)
+    # The per-entry facts (what services.stage_entries_refresh_facts computes) come with the
+    # rows: the entries are in order here, so no window over the history is needed afterwards.
+    non_lost_order = {
+        pk: (0 if kind == StageKind.LOST else order)
+        for pk, order, kind in Stage.objects.values_list("pk", "order", "kind")
+    }
+    columns = ["deal_id", "from_stage_id", "to_stage_id", "at", "left_at", "reached_before"]
     for part in chunks(ids, 5000):
         StageChange.objects.filter(deal_id__in=part).delete()
         rows = []
         for deal_id in part:
-            previous = None
-            for stage_id, at in histories[deal_id]:
-                rows.append((deal_id, previous, stage_id, at))
+            entries = histories[deal_id]
+            previous, reached = None, 0
+            for i, (stage_id, at) in enumerate(entries):
+                left_at = entries[i + 1][1] if i + 1 < len(entries) else None
+                rows.append((deal_id, previous, stage_id, at, left_at, reached))
                 previous = stage_id
-        insert_rows(StageChange, ["deal_id", "from_stage_id", "to_stage_id", "at"], rows)
+                reached = max(reached, non_lost_order[stage_id])
+        insert_rows(StageChange, columns, rows)
     _refresh_facts(ids)
 
 

@@ -364,6 +364,14 @@ class StageChange(models.Model):
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Per-entry facts, kept by the services with the history (like the per-deal facts on Deal),
+    # so stage-time and the funnel's days-to-reach need no window over the whole history.
+    # left_at: the deal's next entry's `at` (entries in (at, id) order); null while this entry
+    # is the deal's newest, i.e. the deal is still in the stage.
+    left_at = models.DateTimeField(_("left at"), null=True, blank=True, editable=False)
+    # reached_before: the highest non-lost stage order among the deal's earlier entries (0 for
+    # its first), so this entry reaches every open stage in (reached_before, to_stage.order].
+    reached_before = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["deal", "at", "id"]

@@ -21,8 +21,8 @@ import datetime as dt
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Value
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -442,8 +442,18 @@ def deal_move(
     _check_required_fields(deal, stage)
 
     from_stage = deal.stage
+    history = StageChange.objects.filter(deal=deal)
+    reached_before = (
+        history.exclude(to_stage__kind=StageKind.LOST).aggregate(m=Max("to_stage__order"))["m"] or 0
+    )
+    history.filter(left_at__isnull=True).update(left_at=at)
     change = StageChange.objects.create(
-        deal=deal, from_stage=from_stage, to_stage=stage, at=at, by=by
+        deal=deal,
+        from_stage=from_stage,
+        to_stage=stage,
+        at=at,
+        by=by,
+        reached_before=reached_before,
     )
     deal.stage = stage
     deal.stage_entered_at = at
@@ -662,6 +672,45 @@ def deals_refresh_facts(deal_ids=None) -> int:
         )
         deals.exclude(stage__kind=StageKind.LOST).update(lost_at_stage=None)
     return count
+
+
+def stage_entries_refresh_facts(deal_ids=None) -> None:
+    """Recompute the per-entry facts of the deals' history (StageChange.left_at and
+    reached_before), in one SQL statement over a window by deal in (at, id) order.
+
+    deal_move keeps them incrementally; this is for writes that replace or append history in
+    bulk, and for a reorder of stages. `deal_ids` may be a list or a queryset of ids; None means
+    every deal.
+    """
+    qn = connection.ops.quote_name
+    where, params = "", []
+    if deal_ids is not None:
+        if isinstance(deal_ids, QuerySet):
+            sub, params = deal_ids.query.sql_with_params()
+            where = f"WHERE h.deal_id IN ({sub})"
+        else:
+            ids = list(deal_ids)
+            if not ids:
+                return
+            where = f"WHERE h.deal_id IN ({', '.join(['%s'] * len(ids))})"
+            params = ids
+    sc, st = qn(StageChange._meta.db_table), qn(Stage._meta.db_table)
+    window = f"PARTITION BY h.deal_id ORDER BY h.{qn('at')}, h.id"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            UPDATE {sc} SET left_at = w.nxt, reached_before = w.rb
+            FROM (
+                SELECT h.id AS id, LEAD(h.{qn("at")}) OVER ({window}) AS nxt,
+                       COALESCE(MAX(CASE WHEN t.kind <> %s THEN t.{qn("order")} END) OVER (
+                           {window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS rb
+                FROM {sc} h JOIN {st} t ON t.id = h.to_stage_id
+                {where}
+            ) w
+            WHERE {sc}.id = w.id
+            """,
+            [StageKind.LOST, *params],
+        )
 
 
 def leads_refresh_facts(lead_ids=None) -> None:
@@ -900,7 +949,9 @@ def stage_reorder(*, stage: Stage, direction: str) -> Stage:
         raise ValidationError({"order": _("“%(s)s” is already at that end.") % {"s": stage.label}})
     stage.order, neighbour.order = neighbour.order, stage.order
     Stage.objects.bulk_update([stage, neighbour], ["order"])
-    deals_refresh_facts(Deal.objects.filter(pipeline_id=stage.pipeline_id).values("pk"))
+    deals = Deal.objects.filter(pipeline_id=stage.pipeline_id).values("pk")
+    deals_refresh_facts(deals)
+    stage_entries_refresh_facts(deals)
     return stage
 
 

@@ -77,6 +77,14 @@ def test_history_always_explains_the_deal(steps):
         at = max(at, history[-1].at)
 
     kept = (deal.reached_order, deal.lost_at_stage_id, deal.stage_entered_at)
+    entries = list(deal.stage_changes.order_by("at", "id").values_list("left_at", "reached_before"))
     services.deals_refresh_facts([deal.pk])
+    services.stage_entries_refresh_facts([deal.pk])
     deal.refresh_from_db()
     assert (deal.reached_order, deal.lost_at_stage_id, deal.stage_entered_at) == kept
+    # The per-entry facts deal_move kept are those the SQL recomputation gives.
+    assert entries == list(
+        deal.stage_changes.order_by("at", "id").values_list("left_at", "reached_before")
+    )
+    ats = list(deal.stage_changes.order_by("at", "id").values_list("at", flat=True))
+    assert [left for left, _ in entries] == [*ats[1:], None]

@@ -16,7 +16,7 @@ from django.db.models import Avg
 from django.utils import translation
 
 from leakmap.accounts.models import User
-from leakmap.crm.models import Deal, Lead, Spend, StageKind
+from leakmap.crm.models import Deal, Lead, Spend, StageChange, StageKind
 from leakmap.exchange.columns import FILE_NAMES, IMPORT_ORDER
 from leakmap.exchange.generator import generate
 from tests.exchange.helpers import run_import
@@ -99,8 +99,15 @@ def test_it_imports_a_generated_set_and_its_facts_match_a_recompute(tmp_path):
     leads_before = list(
         Lead.objects.order_by("pk").values_list("pk", "first_contacted_at", "status")
     )
+    entries_before = list(
+        StageChange.objects.order_by("pk").values_list("pk", "left_at", "reached_before")
+    )
     services.deals_refresh_facts()
     services.leads_refresh_facts()
+    services.stage_entries_refresh_facts()
+    assert entries_before == list(
+        StageChange.objects.order_by("pk").values_list("pk", "left_at", "reached_before")
+    )
     assert before == list(
         Deal.objects.order_by("pk").values_list(
             "pk",

@@ -217,6 +217,11 @@ def _facts():
         dict(Lead.objects.values_list("external_id", "first_contacted_at")),
         dict(Lead.objects.values_list("external_id", "status")),
         dict(Lead.objects.values_list("external_id", "converted_at")),
+        list(
+            StageChange.objects.order_by("deal__external_id", "at", "id").values_list(
+                "deal__external_id", "to_stage__key", "at", "left_at", "reached_before"
+            )
+        ),
     )
 
 
