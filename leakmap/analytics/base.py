@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -445,24 +447,6 @@ class Stats:
     p90: float | None
 
 
-def _ranked_sql(inner_sql: str) -> str:
-    # Median = mean of the middle one or two values; p90 = nearest rank ceil(0.9 n).
-    # ROW_NUMBER/COUNT windows exist on SQLite ≥ 3.25 and PostgreSQL; integer division on both.
-    return f"""
-        SELECT g, COUNT(*), AVG(v),
-               AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN v END),
-               MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN v END)
-        FROM (
-            SELECT g, v,
-                   ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn,
-                   COUNT(*) OVER (PARTITION BY g) AS n
-            FROM ({inner_sql}) AS base
-            WHERE v IS NOT NULL
-        ) AS ranked
-        GROUP BY g
-    """
-
-
 def _union(parts: list, columns: str) -> tuple[str, list]:
     """UNION ALL of querysets or ready (sql, params) pairs, each exposing `columns`."""
     sqls, params = [], []
@@ -474,21 +458,80 @@ def _union(parts: list, columns: str) -> tuple[str, list]:
 
 
 def grouped_stats(parts: list[QuerySet]) -> dict[Any, Stats]:
-    """n, mean, median, p90 of `v` per group `g`, in one query.
+    """n, mean, median, p90 of `v` per group `g`.
 
-    `parts` are values-querysets with the two columns g, v, glued with UNION ALL (so several
-    differently-shaped sources can feed one group). Constant group keys are values we choose,
-    never user input.
+    `parts` are values-querysets (or (sql, params) pairs) with the two columns g, v, glued with
+    UNION ALL (so several differently-shaped sources can feed one group). Constant group keys
+    are values we choose, never user input.
     """
     if not parts:
         return {}
     inner, params = _union(parts, "g, v")
+    with temporary_values(inner, params, "g, v") as table:
+        return stats_of_table(table)
+
+
+@contextmanager
+def temporary_values(inner: str, params: list, columns: str) -> Iterator[str]:
+    """The rows of `inner` (non-null v) in a temporary table private to this connection,
+    dropped afterwards. On SQLite the rows go in sorted by (g, v), so their rowids are ranks:
+    the one sort a median needs, done once for every statistic read from the table."""
+    table = f"lm_values_{uuid.uuid4().hex[:12]}"
+    order = " ORDER BY g, v" if connection.vendor == "sqlite" else ""
     with connection.cursor() as cur:
-        cur.execute(_ranked_sql(inner), params)
-        return {
-            g: Stats(int(n), days(mean), days(median), days(p90))
-            for g, n, mean, median, p90 in cur.fetchall()
-        }
+        cur.execute(
+            f"CREATE TEMPORARY TABLE {table} AS SELECT {columns} FROM ({inner}) AS base"
+            f" WHERE v IS NOT NULL{order}",
+            params,
+        )
+        try:
+            yield table
+        finally:
+            cur.execute(f"DROP TABLE {table}")
+
+
+def stats_of_table(table: str) -> dict[Any, Stats]:
+    """n, mean, median (the mean of the middle one or two values) and p90 (nearest rank,
+    the ceil(0.9 n)-th value) of v per g, from a table made by temporary_values."""
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            # percentile_cont(0.5) is the mean of the two middle values; percentile_disc(0.9)
+            # the nearest-rank p90.
+            cur.execute(
+                f"SELECT g, COUNT(*), AVG(v), percentile_cont(0.5) WITHIN GROUP (ORDER BY v),"
+                f" percentile_disc(0.9) WITHIN GROUP (ORDER BY v) FROM {table} GROUP BY g"
+            )
+            return {
+                g: Stats(int(n), days(mean), days(median), days(p90))
+                for g, n, mean, median, p90 in cur.fetchall()
+            }
+        # SQLite: rows are stored in (g, v) order, so the k-th value of group g (1-based) has
+        # rowid first(g) + k - 1: the order statistics are a handful of rowid lookups.
+        cur.execute(f"SELECT g, COUNT(*), AVG(v), MIN(rowid) FROM {table} GROUP BY g")
+        groups = cur.fetchall()
+        wanted = {}
+        for _g, n, _mean, first in groups:
+            for k in {(n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10}:
+                wanted[first + k - 1] = None
+        if wanted:
+            ids = list(wanted)
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                cur.execute(
+                    f"SELECT rowid, v FROM {table} WHERE rowid IN ({', '.join(['%s'] * len(part))})",
+                    part,
+                )
+                wanted.update(cur.fetchall())
+        out = {}
+        for g, n, mean, first in groups:
+            middle = [wanted[first + (n + 1) // 2 - 1], wanted[first + (n + 2) // 2 - 1]]
+            out[g] = Stats(
+                int(n),
+                days(mean),
+                days(sum(middle) / 2),
+                days(wanted[first + (9 * n + 9) // 10 - 1]),
+            )
+        return out
 
 
 def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:

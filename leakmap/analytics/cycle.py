@@ -7,7 +7,7 @@ the body key `overall` with the same figures over all of them (`owner` null).
 mean_days equals owners.avg_cycle_days for the same owner.
 
 Intuition: one UNION ALL of (owner, days) and ('*', days) rows ranked with window functions, so
-every median and p90 comes out of one query. Queries: stages, the statistics.
+every median and p90 comes out of one sort. Queries: stages, the statistics (base.grouped_stats).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Intuition: one pass over the cohort's deals with a filtered COUNT/SUM per step, 
 is the per-deal fact `st_reached >= S.order` (skipping a stage counts as passing it); leads are one
 COUNT. The extra column `median_days` is, per step, the median of days from the deal's creation to
 its first history entry into S or any later non-lost stage (created_at for deals without history);
-for `won`, to its close (closed_at). Queries: stages, leads count, deals aggregate, medians.
+for `won`, to its close (closed_at). Queries: stages, leads count, deals aggregate, then the medians (base.grouped_stats: a temporary
+table of the values, sorted once on SQLite; four statements there, three on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ def reach_days_sql(scope: Scope, steps: list[tuple[int, int]]) -> tuple[str, lis
         FROM {qn(sc)} h
         JOIN {qn(st)} t ON t.id = h.to_stage_id
         JOIN ({deals_sql}) d ON d.id = h.deal_id
-        JOIN (VALUES {values}) s ON h.reached_before < s.column2 AND s.column2 <= t.{qn("order")}
+        CROSS JOIN (VALUES {values}) s
         WHERE h.{qn("at")} <= %s AND t.kind <> %s
+          AND h.reached_before < s.column2 AND s.column2 <= t.{qn("order")}
     """
+    # CROSS JOIN: SQLite keeps the tables in the order written, so the history is scanned
+    # once with the few steps inside, not once per step; PostgreSQL plans it as any join.
     return sql, [*deal_params, scope.now, StageKind.LOST]
 
 
@@ -111,7 +115,7 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
         parts.append(
             (
                 f"SELECT s.column1 AS g, 0.0 AS v FROM ({no_history[0]}) x"
-                f" JOIN (VALUES {values}) s ON s.column2 <= x.st_reached",
+                f" CROSS JOIN (VALUES {values}) s WHERE s.column2 <= x.st_reached",
                 list(no_history[1]),
             )
         )

@@ -1,22 +1,22 @@
 """stage-time: how long deals stay in each open stage, and how many sit there now.
 
-Intuition: every history entry into a stage is one observation; its length is the next entry's
-time (LEAD over the deal's history ordered by at, id) or the clock if the deal is still there
-(CONTRACT §4). Deals without history rows count as having entered their current stage at
-created_at. Mean, median and p90 (nearest rank) come from window functions in SQL; because
-plain statistics over deals that left a stage hide a pile-up, the Kaplan–Meier median treats
-deals still in the stage as censored (grouped in SQL to 0.01-day steps, estimated over those
-points). open_now / open_over_sla: open deals in the stage now, and those past its SLA days.
-Queries: stages, the observations into a temporary table, statistics, survival points,
+Intuition: every history entry into a stage is one observation; its length runs to the entry's
+`left_at` (the deal's next entry, a per-entry fact the services keep) or to the clock if the
+deal is still there (CONTRACT §4). Deals without history rows count as having entered their
+current stage at created_at. Mean, median and p90 (nearest rank) come from SQL over one
+temporary copy of the observations (base.stats_of_table); because plain statistics over deals
+that left a stage hide a pile-up, the Kaplan–Meier median treats deals still in the stage as
+censored (grouped in SQL to 0.01-day steps, estimated over those points). open_now /
+open_over_sla: open deals in the stage now, and those past its SLA days.
+Queries: stages, the observations into a temporary table (sorted on SQLite), the statistics
+(group bounds and middle values on SQLite, one query on PostgreSQL), survival points,
 dropping the table, open-now counts.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When
 from django.utils.translation import gettext as _
 
@@ -28,12 +28,13 @@ from leakmap.analytics.base import (
     at,
     days,
     deal_states,
-    grouped_stats,
     km_curves,
     km_median,
     load_stages,
     open_q,
     register,
+    stats_of_table,
+    temporary_values,
 )
 from leakmap.analytics.filters import Scope
 from leakmap.crm.models import StageChange
@@ -79,19 +80,13 @@ def observations(scope: Scope, stages):
 def stage_time(scope: Scope) -> ReportResult:
     stages = load_stages()
     entries, no_history = observations(scope, stages)
-    # The observations need a window over the whole history; compute them once into a temporary
-    # table (private to this connection, dropped at once) and read both summaries from it.
+    # Both summaries read one temporary copy of the observations (sorted once on SQLite).
     inner, params = _union(
         [entries.values("g", "v", "e"), no_history.values("g", "v", "e")], "g, v, e"
     )
-    table = f"lm_stage_obs_{uuid.uuid4().hex[:12]}"
-    with connection.cursor() as cur:
-        cur.execute(f"CREATE TEMPORARY TABLE {table} AS {inner}", params)
-        try:
-            stats = grouped_stats([(f"SELECT g, v FROM {table}", [])])
-            curves = km_curves([(f"SELECT g, v, e FROM {table}", [])])
-        finally:
-            cur.execute(f"DROP TABLE {table}")
+    with temporary_values(inner, params, "g, v, e") as table:
+        stats = stats_of_table(table)
+        curves = km_curves([(f"SELECT g, v, e FROM {table}", [])])
     over_sla = Q(sla__isnull=False) & Q(in_stage__gt=F("sla"))
     open_now = {
         g["st_stage"]: g

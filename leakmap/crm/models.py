@@ -339,6 +339,30 @@ class Deal(models.Model):
             models.Index(fields=["source", "created_at"]),
             models.Index(fields=["stage", "stage_entered_at"]),
             models.Index(fields=["expected_close_date"]),
+            # Every column the reports read, so their scans over all deals read this narrow
+            # index instead of the wide rows (3x faster at 300k deals on SQLite, measured in
+            # benchmarks/RESULTS.md); owner first for the per-rep reports and a rep's own view.
+            models.Index(
+                fields=[
+                    "owner",
+                    "stage",
+                    "created_at",
+                    "reached_order",
+                    "amount",
+                    "closed_at",
+                    "stage_entered_at",
+                    "last_follow_up_at",
+                    "follow_up_count",
+                    "lost_at_stage",
+                    "source",
+                    "lead",
+                    "lost_reason",
+                    "competitor",
+                    "industry",
+                    "expected_close_date",
+                ],
+                name="deal_report_cover",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
