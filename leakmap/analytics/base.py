@@ -111,9 +111,23 @@ class ReportResult:
         return body
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_ROW_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    # Exact-type checks first: a report can have tens of thousands of rows (stuck deals), and
+    # this runs once per value.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is Decimal:
+        return float(value.quantize(CENT))
+    names = _ROW_FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _ROW_FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Decimal):
         return float(value.quantize(CENT))
     if isinstance(value, dt.datetime):

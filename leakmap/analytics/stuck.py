@@ -5,7 +5,7 @@ days since follow-up = clock − last follow-up (null when there was none; then 
 creation is the reference for the N-day test, so a deal made yesterday is not stuck). N is
 --no-follow-up-days, else settings.LEAKMAP_NO_FOLLOW_UP_DAYS (7). reason is over_sla when the
 stage's SLA is passed (it wins when both hold), else no_follow_up. Rows are the stuck deals,
-longest in stage first. Queries: stages, the deals.
+longest in stage first. Queries: stages, the deals, their owners' names.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from leakmap.accounts.models import User
 from leakmap.analytics.base import (
     Column,
     DaysBetween,
@@ -70,22 +72,28 @@ def stuck(scope: Scope) -> ReportResult:
             )
         )
         .order_by("-in_stage", "id")
-        .values(
-            "id", "name", "owner__username", "st_stage", "in_stage", "since_fu", "why", "amount"
-        )
+        .values_list("id", "name", "owner_id", "st_stage", "in_stage", "since_fu", "why", "amount")
     )
+    # Every open deal can be stuck (tens of thousands of rows): plain tuples from the cursor,
+    # the owners' names from one small query, instead of per-row joins and field converters.
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        found = cur.fetchall()
+    owners = dict(User.objects.filter(pk__in={r[2] for r in found}).values_list("pk", "username"))
+    stage_key = {pk: s.key for pk, s in stages.by_id.items()}
     rows = [
         StuckRow(
-            deal=d["name"],
-            deal_id=d["id"],
-            owner=d["owner__username"],
-            stage=stages.by_id[d["st_stage"]].key,
-            days_in_stage=days(d["in_stage"]),
-            days_since_follow_up=days(d["since_fu"]),
-            reason=d["why"],
-            amount=money(d["amount"]),
+            deal=name,
+            deal_id=pk,
+            owner=owners[owner_id],
+            stage=stage_key[stage_id],
+            days_in_stage=days(in_stage),
+            days_since_follow_up=days(since_fu),
+            reason=why,
+            amount=money(amount),
         )
-        for d in qs
+        for pk, name, owner_id, stage_id, in_stage, since_fu, why, amount in found
     ]
     return ReportResult(
         report="stuck",
