@@ -10,6 +10,7 @@ longest in stage first. Queries: stages, the deals, their owners' names.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,6 +34,7 @@ from leakmap.analytics.base import (
     register,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm.models import StageKind
 
 
 @dataclass
@@ -47,10 +49,41 @@ class StuckRow:
     amount: Decimal
 
 
+def no_follow_up_limit(days: int | None = None) -> int:
+    return days or getattr(settings, "LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
+
+
+def stuck_now_q(stages, now: dt.datetime, limit: int | None = None) -> Q:
+    """The stuck rule on the deals' current facts, as index-friendly ranges (the Today page's
+    bounded lists): open, and in the stage longer than its SLA, or silent for more than
+    `limit` days (since the last follow-up, else since creation), or flagged by a rule.
+    The same rule as the report below, which also works as of a past moment."""
+    stale = now - dt.timedelta(days=no_follow_up_limit(limit))
+    q = Q(needs_attention=True)
+    q |= Q(last_follow_up_at__lt=stale) | Q(last_follow_up_at__isnull=True, created_at__lt=stale)
+    for stage in stages:
+        if stage.kind == StageKind.OPEN and stage.sla_days:
+            q |= Q(stage=stage, stage_entered_at__lt=now - dt.timedelta(days=stage.sla_days))
+    return Q(stage__kind=StageKind.OPEN) & q
+
+
+def stuck_reasons(deal, now: dt.datetime, limit: int | None = None) -> dict:
+    """Why one deal (current facts) matches stuck_now_q: the same comparisons, for display."""
+    entered = deal.stage_entered_at or deal.created_at
+    last = deal.last_follow_up_at or deal.created_at
+    sla = deal.stage.sla_days
+    return {
+        "days_in_stage": (now - entered).days,
+        "over_sla": bool(sla) and entered < now - dt.timedelta(days=sla),
+        "no_follow_up": last < now - dt.timedelta(days=no_follow_up_limit(limit)),
+        "days_since_follow_up": (now - last).days,
+    }
+
+
 @register("stuck")
 def stuck(scope: Scope) -> ReportResult:
     stages = load_stages()
-    limit = scope.filters.no_follow_up_days or getattr(settings, "LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
+    limit = no_follow_up_limit(scope.filters.no_follow_up_days)
     now = at(scope.now)
     over_sla = Q(sla__isnull=False) & Q(in_stage__gt=F("sla"))
     silent = Q(silent_for__gt=limit)

@@ -434,18 +434,27 @@ def test_it_lists_todays_work_for_a_rep_and_team_alerts_for_a_manager(
     team_stale = make_deal(owner=teammate, name="同事的单", created_at=now - dt.timedelta(days=30))
     LeadFactory(owner=rep, name="新线索", created_at=now)
 
+    # Past the 7-day SLA by half a day but followed up yesterday: listed, and the reason shown
+    # must be the SLA (whole days would say 7 d, not over 7).
+    just_over = make_deal(owner=rep, name="刚超时", created_at=now - dt.timedelta(days=7.5))
+    services.activity_log(
+        owner=rep, kind="call", deal=just_over, done_at=now - dt.timedelta(days=1)
+    )
+
     page = login(rep).get("/")
     assert [d.name for d in page.context["follow_ups"]] == ["逾期跟进"]
-    assert [d.name for d in page.context["attention"]] == ["久未跟进"]
-    assert page.context["attention"][0].over_sla  # 9 days in qualification, SLA 7
+    attention = page.context["attention"]
+    assert [d.name for d in attention] == ["久未跟进", "刚超时"]
+    assert attention[0].over_sla  # 9 days in qualification, SLA 7
+    assert attention[1].over_sla and not attention[1].no_follow_up
     assert [lead.name for lead in page.context["new_leads"]] == ["新线索"]
     assert "team_attention" not in page.context
 
     manager_page = login(manager).get("/")
     funnel = {row.step: row.count for row in manager_page.context["funnel"]}
-    assert (funnel["leads"], funnel["deals"], funnel["won"]) == (1, 4, 0)
+    assert (funnel["leads"], funnel["deals"], funnel["won"]) == (1, 5, 0)
     team = manager_page.context["team_attention"]
-    assert [d.name for d in team] == ["同事的单", "久未跟进"]
+    assert [d.name for d in team] == ["同事的单", "久未跟进", "刚超时"]
     assert team_stale.pk == team[0].pk
 
 

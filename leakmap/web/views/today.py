@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.shortcuts import render
 from django.utils import timezone
 
+from leakmap.analytics.stuck import stuck_now_q, stuck_reasons
 from leakmap.crm import selectors, services
 from leakmap.crm.models import LeadStatus, Stage, StageKind
 from leakmap.web.views.common import local_day_bounds
@@ -18,31 +17,13 @@ LIST_LIMIT = 25
 FUNNEL_DAYS = 90
 
 
-def attention_q(stages: list[Stage], now: dt.datetime) -> Q:
-    """Open deals over their stage's SLA, without a follow-up for N days, or flagged by a rule.
-
-    The SLA differs per stage, so it is one OR-ed condition per stage; every branch is a range
-    on indexed columns and the list is sliced, so it stays bounded on a large database.
-    """
-    stale = now - dt.timedelta(days=settings.LEAKMAP_NO_FOLLOW_UP_DAYS)
-    q = Q(needs_attention=True)
-    q |= Q(last_follow_up_at__lt=stale) | Q(last_follow_up_at__isnull=True, created_at__lt=stale)
-    for stage in stages:
-        if stage.kind == StageKind.OPEN and stage.sla_days:
-            q |= Q(stage=stage, stage_entered_at__lt=now - dt.timedelta(days=stage.sla_days))
-    return Q(stage__kind=StageKind.OPEN) & q
-
-
 def annotate_reasons(deals, now: dt.datetime) -> list:
-    """Say why each listed deal needs attention (display only, on the sliced rows)."""
-    stale = now - dt.timedelta(days=settings.LEAKMAP_NO_FOLLOW_UP_DAYS)
+    """Say why each listed deal needs attention (display only, on the sliced rows), with the
+    comparisons the list was filtered by (analytics.stuck)."""
     rows = list(deals)
     for d in rows:
-        d.days_in_stage = (now - d.stage_entered_at).days if d.stage_entered_at else 0
-        d.over_sla = bool(d.stage.sla_days and d.days_in_stage > d.stage.sla_days)
-        last = d.last_follow_up_at or d.created_at
-        d.no_follow_up = last < stale
-        d.days_since_follow_up = (now - last).days
+        for key, value in stuck_reasons(d, now).items():
+            setattr(d, key, value)
     return rows
 
 
@@ -64,7 +45,7 @@ def today(request):
         .order_by("next_follow_up")[:LIST_LIMIT]
     )
     attention = annotate_reasons(
-        mine.filter(attention_q(stages, now)).order_by("stage_entered_at")[:LIST_LIMIT], now
+        mine.filter(stuck_now_q(stages, now)).order_by("stage_entered_at")[:LIST_LIMIT], now
     )
     new_leads = (
         selectors.visible_leads(user)
@@ -103,7 +84,7 @@ def today(request):
         context["team_attention"] = annotate_reasons(
             selectors.visible_deals(user)
             .exclude(owner=user)
-            .filter(attention_q(stages, now))
+            .filter(stuck_now_q(stages, now))
             .order_by("stage_entered_at")[:LIST_LIMIT],
             now,
         )
