@@ -28,6 +28,23 @@ PAGES = [
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
     ("Diagnosis", "/reports/diagnosis/"),
+    ("Weekly review", "/reports/weekly/"),
+    *[
+        (f"Report: {name}", f"/reports/{name}/")
+        for name in (
+            "funnel",
+            "owners",
+            "sources",
+            "lost-reasons",
+            "stage-time",
+            "stuck",
+            "cycle",
+            "forecast",
+        )
+    ],
+    # Detail pages: the newest lead and deal the user may see (filled in per user below).
+    ("Lead detail", "lead:{lead}"),
+    ("Deal detail", "deal:{deal}"),
 ]
 
 
@@ -49,6 +66,7 @@ def main() -> int:
     from django.test.utils import CaptureQueriesContext
 
     from leakmap.accounts.models import Role, User
+    from leakmap.crm import selectors
 
     people = {
         "rep": User.objects.filter(role=Role.REP, deals__isnull=False).order_by("pk").first(),
@@ -66,7 +84,13 @@ def main() -> int:
                 results[name].append("–")
             continue
         client.force_login(user)
+        newest_lead = selectors.visible_leads(user).order_by("-pk").values_list("pk", flat=True)
+        newest_deal = selectors.visible_deals(user).order_by("-pk").values_list("pk", flat=True)
         for name, url in PAGES:
+            if url.startswith("lead:"):
+                url = f"/leads/{newest_lead.first()}/"
+            elif url.startswith("deal:"):
+                url = f"/deals/{newest_deal.first()}/"
             client.get(url)  # warm-up: caches, first-time imports
             times = []
             for _ in range(args.repeat):

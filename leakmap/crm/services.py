@@ -9,7 +9,8 @@ point (web, API, CLI, import, rules):
 - closing lost needs a lost reason, and a competitor when the reason says so;
 - a stage's required fields must be filled to enter it;
 - the per-deal facts that analytics reads (`reached_order`, `lost_at_stage`, `stage_entered_at`,
-  `last_follow_up_at`, `follow_up_count`) move in the same transaction as the change.
+  `last_follow_up_at`, `follow_up_count`) and the per-entry facts of the history
+  (`StageChange.left_at`, `reached_before`) move in the same transaction as the change.
 
 Errors are `django.core.exceptions.ValidationError` keyed by the field at fault, so forms, the
 API (4xx) and the CLI (exit 2) can all name it.

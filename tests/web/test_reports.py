@@ -147,6 +147,26 @@ def test_it_downloads_exactly_the_rows_shown_as_csv_and_xlsx(login, company, man
     assert len(values) == len(rows) + 1
 
 
+def test_it_cuts_a_long_report_for_the_page_but_not_for_the_download(
+    login, company, admin_user, monkeypatch
+):
+    from leakmap.web.views import reports
+
+    # Every open deal of the company may be stuck; the page shows the longest-stuck first.
+    for i in range(3):
+        make_deal(owner=admin_user, name=f"久拖-{i}", created_at=T0 - days(30 + i))
+    monkeypatch.setattr(reports, "PAGE_ROWS", 2)
+    client = login(admin_user)
+    page = client.get(reverse("report", args=["stuck"]))
+    assert (page.context["shown_rows"], page.context["all_rows"]) == (2, 3)
+    assert [r["deal"] for r in page.context["body"]["rows"]] == ["久拖-2", "久拖-1"]
+    assert len(page.context["table"]["rows"]) == 2
+    assert 'id="rows-cut"' in page.content.decode()
+    download = client.get(reverse("report_export", args=["stuck", "csv"]))
+    names = [r["deal"] for r in csv.DictReader(io.StringIO(download.content.decode("utf-8-sig")))]
+    assert names == ["久拖-2", "久拖-1", "久拖-0"]
+
+
 def test_it_lays_out_the_weekly_review_and_the_diagnosis(login, company, manager):
     client = login(manager)
     weekly = client.get(reverse("weekly"))

@@ -461,4 +461,7 @@ ZH = {
     "Team funnel, last %(n)s days": "团队漏斗(最近 %(n)s 天)",
     "Open the funnel report": "查看漏斗报表",
     "Show the figures": "查看明细数据",
+    "Showing the first %(shown)s of %(all)s rows; the CSV and XLSX downloads have all of them.": (
+        "仅显示前 %(shown)s 行(共 %(all)s 行);下载 CSV 或 XLSX 可获得全部数据。"
+    ),
 }

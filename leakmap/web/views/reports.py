@@ -29,6 +29,9 @@ from leakmap.crm.models import Source
 from leakmap.web.forms import DATE
 
 # Report pages in menu order: URL name → title.
+# Rows a report page shows; the CSV/XLSX downloads have them all.
+PAGE_ROWS = 200
+
 REPORT_PAGES = {
     "funnel": gettext_lazy("Funnel"),
     "owners": gettext_lazy("Reps"),
@@ -269,6 +272,12 @@ def report_page(request, name: str):
         "chart_labels": _chart_labels(),
     }
     if result is not None:
+        if len(result.rows) > PAGE_ROWS:
+            # A long list (every stuck deal of a company) is cut for the page and its chart;
+            # the downloads keep every row, and the page says so.
+            context["shown_rows"], context["all_rows"] = PAGE_ROWS, len(result.rows)
+            result = dataclasses.replace(result, rows=result.rows[:PAGE_ROWS])
+            context["result"] = result
         context["body"] = result.to_json()
         names = _names()
         # Stage keys in the breakdowns (the leak map's axis) shown by their labels.
