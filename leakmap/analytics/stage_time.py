@@ -17,7 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -62,10 +73,20 @@ def observations(scope: Scope, stages):
     """
     now = at(scope.now)
     left = Q(left_at__isnull=False, left_at__lte=scope.now)
-    entries = StageChange.objects.filter(scope.deal_q("deal__"), at__lte=scope.now).annotate(
-        g=F("to_stage_id"),
-        v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
-        e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
+    # Only the stages the report has rows for: entries into won and lost (a fifth of the
+    # history) would be sorted for nothing.
+    shown = [s.id for s in stages.open]
+    # (`+ 0`: a scan of the history, not a walk of the stage index with a row lookup each.)
+    entries = (
+        StageChange.objects.alias(
+            stage_plain=ExpressionWrapper(F("to_stage_id") + 0, output_field=IntegerField())
+        )
+        .filter(scope.deal_q("deal__"), at__lte=scope.now, stage_plain__in=shown)
+        .annotate(
+            g=F("to_stage_id"),
+            v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
+            e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        )
     )
     no_history = (
         deal_states(scope, stages)
