@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='deal',
-            index=models.Index(fields=['owner', 'stage', 'created_at', 'reached_order', 'amount', 'closed_at', 'stage_entered_at', 'last_follow_up_at', 'follow_up_count', 'lost_at_stage', 'source', 'lead', 'lost_reason', 'competitor', 'industry', 'expected_close_date'], name='deal_report_cover'),
+            index=models.Index(fields=['owner', 'stage', 'created_at', 'reached_order', 'amount', 'closed_at', 'stage_entered_at', 'last_follow_up_at', 'follow_up_count', 'lost_at_stage', 'source', 'lead', 'lost_reason', 'competitor', 'industry', 'expected_close_date', 'pipeline'], name='deal_report_cover'),
         ),
     ]
