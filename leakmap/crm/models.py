@@ -206,6 +206,7 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="leads",
+        db_index=False,  # (source, created_at) serves its lookups
     )
     industry = models.ForeignKey(
         Industry, verbose_name=_("industry"), null=True, blank=True, on_delete=models.PROTECT
@@ -221,6 +222,7 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="leads",
+        db_index=False,  # lead_owner_cover starts with it
     )
     status = models.CharField(
         _("status"), max_length=12, choices=LeadStatus.choices, default=LeadStatus.NEW
@@ -240,7 +242,19 @@ class Lead(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["created_at"]),
-            models.Index(fields=["owner", "created_at"]),
+            # A rep's leads by date, and the per-rep lead counts of the diagnosis read only this
+            # index (no row lookups over a million leads).
+            models.Index(
+                fields=[
+                    "owner",
+                    "created_at",
+                    "source",
+                    "status",
+                    "converted_at",
+                    "first_contacted_at",
+                ],
+                name="lead_owner_cover",
+            ),
             models.Index(fields=["source", "created_at"]),
             models.Index(fields=["email"]),
             models.Index(fields=["phone"]),
@@ -286,13 +300,18 @@ class Deal(models.Model):
     )
     pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals")
     stage = models.ForeignKey(
-        Stage, verbose_name=_("stage"), on_delete=models.PROTECT, related_name="deals"
+        Stage,
+        verbose_name=_("stage"),
+        on_delete=models.PROTECT,
+        related_name="deals",
+        db_index=False,  # (stage, stage_entered_at) serves its lookups
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("owner"),
         on_delete=models.PROTECT,
         related_name="deals",
+        db_index=False,  # (owner, created_at) serves its lookups
     )
     source = models.ForeignKey(
         Source,
@@ -301,6 +320,7 @@ class Deal(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="deals",
+        db_index=False,  # (source, created_at) serves its lookups
     )
     industry = models.ForeignKey(
         Industry, verbose_name=_("industry"), null=True, blank=True, on_delete=models.PROTECT
@@ -380,11 +400,14 @@ class Deal(models.Model):
 class StageChange(models.Model):
     """One entry of a deal into a stage. The newest entry is always the deal's current stage."""
 
-    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes")
+    # Single-column indexes on these two would repeat the composite ones below.
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, related_name="stage_changes", db_index=False
+    )
     from_stage = models.ForeignKey(
         Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+", db_index=False)
     at = models.DateTimeField(_("at"))
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -434,12 +457,24 @@ class Activity(models.Model):
         verbose_name=_("owner"),
         on_delete=models.PROTECT,
         related_name="activities",
+        db_index=False,  # (owner, due_at) serves its lookups
     )
+    # (deal, done_at) and (lead, done_at) serve these: no single-column copies.
     deal = models.ForeignKey(
-        Deal, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+        Deal,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        db_index=False,
     )
     lead = models.ForeignKey(
-        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+        Lead,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        db_index=False,
     )
     due_at = models.DateTimeField(_("due at"), null=True, blank=True)
     done_at = models.DateTimeField(_("done at"), null=True, blank=True)
