@@ -71,14 +71,29 @@ def _datetime_adapter():
     conversion without its per-value settings lookups, which dominate a million-row insert."""
     ops = connection.ops
     if connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone == dt.UTC:
-
-        def adapt(value):
-            if value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            return str(value)
-
-        return adapt
+        return _adapt_utc_text
     return ops.adapt_datetimefield_value
+
+
+# Datetime → its SQLite text, for values met again: imported times repeat (minutes, a deal's
+# created_at on each of its rows), and the conversion is several µs. Equal aware datetimes are
+# the same instant, hence the same UTC text; fold=1 values are not cached (equality ignores
+# fold within one zone). Bounded, so memory stays flat.
+_UTC_TEXT: dict[dt.datetime, str] = {}
+
+
+def _adapt_utc_text(value: dt.datetime) -> str:
+    text = _UTC_TEXT.get(value)
+    if text is None:
+        if value.tzinfo is not None:
+            text = str(value.astimezone(dt.UTC).replace(tzinfo=None))
+        else:
+            text = str(value)
+        if not value.fold:
+            if len(_UTC_TEXT) >= 100_000:
+                _UTC_TEXT.clear()
+            _UTC_TEXT[value] = text
+    return text
 
 
 def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
