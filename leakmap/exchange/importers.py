@@ -634,6 +634,7 @@ class DealsImporter(Importer):
         super().__init__(*a, **kw)
         self.stages = Stages()
         self.seen: dict[str, int] = {}
+        self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -780,14 +781,18 @@ class DealsImporter(Importer):
         for r in ok:
             if r["account"]:
                 account_at.setdefault(r["account"], r["deal"].created_at)
-        accounts = bulk.accounts_get_or_create(set(account_at), created_at=account_at)
+        accounts = bulk.accounts_get_or_create(
+            set(account_at), created_at=account_at, cache=self.names
+        )
         contact_at = {}
         for r in ok:
             if r["contact"]:
                 contact_at.setdefault(
                     (accounts.get(r["account"]), r["contact"]), r["deal"].created_at
                 )
-        contacts = bulk.contacts_get_or_create(set(contact_at), created_at=contact_at)
+        contacts = bulk.contacts_get_or_create(
+            set(contact_at), created_at=contact_at, cache=self.names
+        )
         new, updates = [], []
         first_open = self.stages.first_open.pk
         for r in ok:
