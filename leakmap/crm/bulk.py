@@ -19,8 +19,13 @@ Callers validate first and call these inside one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import queue
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
+from itertools import chain
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -96,8 +101,11 @@ def _adapt_utc_text(value: dt.datetime) -> str:
     return text
 
 
-def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
-    """INSERT many rows of `model` with one executemany per 5,000 rows.
+def insert_rows(
+    model, columns: list[str], rows: Sequence[Sequence], *, background: bool = True
+) -> None:
+    """INSERT many rows of `model` with one executemany per 5,000 rows (or, within
+    `background_writes`, queued for the writer thread unless background=False).
 
     This is bulk_create without its per-value compilation, which costs more than the database
     on a million rows: `columns` are attnames, values are Python values converted once per
@@ -138,8 +146,11 @@ def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
     )
     tail = tuple(rest_values)
     plain = all(c is None for c in converters)
+    writer = _writer if background else None
+    if writer is not None:
+        writer.check()
     with connection.cursor() as cursor:
-        for part in chunks(rows, 5000):
+        for part in chunks(rows, writer.rows_per_statement(len(names)) if writer else 5000):
             if plain:
                 params = [tuple(r) + tail for r in part]
             else:
@@ -151,7 +162,105 @@ def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
                     + tail
                     for r in part
                 ]
-            cursor.executemany(sql, params)
+            if writer is not None:
+                writer.insert(model._meta.db_table, names, params)
+            else:
+                cursor.executemany(sql, params)
+
+
+class _Writer:
+    """INSERTs of an import run on a second thread, on the import's own SQLite connection and
+    inside its transaction, while the first thread parses and checks the next batch.
+
+    SQLite releases the GIL while it works, so the B-tree work of the inserts (most of the time
+    of a large import, with a dozen indexes per table) overlaps the Python work on a second
+    core. Each statement inserts a few thousand rows (a multi-row VALUES), so the writer needs
+    the GIL only briefly per statement. Statements run in the order they were queued; `flush`
+    waits for them all, and must precede any read of rows written this way (the bulk functions
+    below do it). The first error stops the writer and is raised in the importing thread.
+    """
+
+    def __init__(self, conn):
+        self.conn = conn  # the DB-API connection of django.db.connection
+        self.limit = min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+        self.queue: queue.Queue = queue.Queue(maxsize=3)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def rows_per_statement(self, width: int) -> int:
+        return max(1, min(5000, self.limit // max(width, 1)))
+
+    def insert(self, table: str, names: list[str], params: list[tuple]) -> None:
+        self.check()
+        row = "({})".format(", ".join(["?"] * len(names)))
+        sql = "INSERT INTO {} ({}) VALUES {}".format(
+            connection.ops.quote_name(table),
+            ", ".join(connection.ops.quote_name(n) for n in names),
+            ", ".join([row] * len(params)),
+        )
+        self.queue.put((sql, list(chain.from_iterable(params))))
+
+    def _run(self) -> None:
+        cursor = self.conn.cursor()
+        try:
+            while True:
+                job = self.queue.get()
+                try:
+                    if job is None:
+                        return
+                    if self.error is None:
+                        cursor.execute(*job)
+                except BaseException as exc:  # raised in the importing thread by check()
+                    self.error = exc
+                finally:
+                    self.queue.task_done()
+        finally:
+            cursor.close()
+
+    def check(self) -> None:
+        if self.error is not None:
+            with connection.wrap_database_errors:
+                raise self.error
+
+    def flush(self) -> None:
+        self.queue.join()
+        self.check()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+_writer: _Writer | None = None
+
+
+@contextlib.contextmanager
+def background_writes():
+    """Within this block (inside the import's transaction), `insert_rows` on SQLite queues
+    its INSERTs for a second thread (see _Writer); on leaving it every one has run, or on an
+    error the rest are dropped before the transaction rolls back. Other backends: a no-op."""
+    global _writer
+    if connection.vendor != "sqlite" or _writer is not None:
+        yield
+        return
+    connection.ensure_connection()
+    writer = _Writer(connection.connection)
+    _writer = writer
+    try:
+        yield
+        writer.flush()
+    finally:
+        _writer = None
+        if writer.error is None and not writer.queue.empty():
+            writer.error = RuntimeError("import aborted")  # drop what is still queued
+        writer.stop()
+
+
+def flush_writes() -> None:
+    """Wait for the queued INSERTs (background_writes) before reading what they wrote."""
+    if _writer is not None:
+        _writer.flush()
 
 
 def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
@@ -241,6 +350,7 @@ def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) 
     one with a follow-up is at least contacted."""
     insert_rows(Lead, columns, new)
     if updates:
+        flush_writes()
         update_rows(Lead, columns, updates)
         for part in chunks([row[-1] for row in updates]):
             leads = Lead.objects.filter(pk__in=part)
@@ -275,7 +385,7 @@ def _insert_returning_ids(model, columns: list[str], rows: list[tuple], key) -> 
     if not rows:
         return {}
     before = model.objects.aggregate(m=models.Max("pk"))["m"] or 0
-    insert_rows(model, columns, rows)
+    insert_rows(model, columns, rows, background=False)
     out: dict = {}
     for row in model.objects.filter(pk__gt=before).order_by("pk").values_list(*columns, "pk"):
         out.setdefault(key(row), row[-1])
@@ -350,14 +460,18 @@ def deals_upsert(
     new: list[tuple],
     updates: list[Deal],
     now: dt.datetime,
-) -> None:
+    mark_converted: bool = True,
+) -> set[int]:
     """Insert new deals (`columns` attnames, which must include the facts a deal without
     history has — CONTRACT §4 — computed by the caller) and update existing ones. An existing
     deal with history whose stage changes gets a StageChange, as deal_move would record; its
-    facts are then recomputed from the record."""
+    facts are then recomputed from the record. Returns the ids of the deals' leads, which are
+    marked converted here, or with mark_converted=False by the caller's leads_mark_converted
+    once its last batch is written (one pass instead of one per batch)."""
     insert_rows(Deal, columns, new)
 
     if updates:
+        flush_writes()
         ids = [d.pk for d in updates]
         latest: dict[int, tuple[int, dt.datetime]] = {}
         newest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("-at", "-id")
@@ -392,11 +506,14 @@ def deals_upsert(
     if "lead_id" in columns:
         i = columns.index("lead_id")
         lead_ids.update(r[i] for r in new if r[i])
-    leads_mark_converted(sorted(lead_ids))
+    if mark_converted:
+        leads_mark_converted(sorted(lead_ids))
+    return lead_ids
 
 
 def leads_mark_converted(lead_ids: Sequence[int]) -> None:
     """A lead with a deal is converted, at its earliest deal's created_at (lead_convert)."""
+    flush_writes()
     first_deal = (
         Deal.objects.filter(lead=OuterRef("pk"))
         .values("lead")
@@ -434,6 +551,7 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
 
 
 def _refresh_facts(ids: Sequence[int]) -> None:
+    flush_writes()
     # One statement over every deal is far cheaper than many over long IN lists once an import
     # touches a good part of them; the facts of the others come out unchanged.
     if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
@@ -467,6 +585,7 @@ def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] 
 def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
     """first_contacted_at as services.leads_refresh_facts keeps it; a new lead with one becomes
     contacted (as activity_log)."""
+    flush_writes()
     ids = sorted(lead_ids)
     everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
     parts = [None] if everything else list(chunks(ids))

@@ -407,6 +407,7 @@ class Importer:
             self.batch(records)
             if progress:
                 progress()
+        bulk.flush_writes()  # what finish() reads was written
         self.finish()
 
     def parse(self, row: Row):
@@ -635,6 +636,7 @@ class DealsImporter(Importer):
         self.stages = Stages()
         self.seen: dict[str, int] = {}
         self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
+        self.lead_ids: set[int] = set()  # leads of the deals written, converted at the end
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -813,9 +815,19 @@ class DealsImporter(Importer):
                         first_open if lost else None,
                     )
                 )
-        bulk.deals_upsert(columns=DEAL_COLUMNS + DEAL_FACTS, new=new, updates=updates, now=self.now)
+        self.lead_ids |= bulk.deals_upsert(
+            columns=DEAL_COLUMNS + DEAL_FACTS,
+            new=new,
+            updates=updates,
+            now=self.now,
+            mark_converted=False,
+        )
         self.created += len(new)
         self.updated += len(updates)
+
+    def finish(self) -> None:
+        if self.writing:
+            bulk.leads_mark_converted(sorted(self.lead_ids))
 
 
 # --- stage history ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from leakmap.crm import bulk
 from leakmap.exchange.columns import KINDS
 from leakmap.exchange.importers import IMPORTERS
 from leakmap.exchange.readers import FileError, check_header, open_table
@@ -56,7 +57,7 @@ class Command(BaseCommand):
         gc.disable()
         try:
             with transaction.atomic():
-                with self._progress(table, kind) as tick:
+                with self._progress(table, kind) as tick, bulk.background_writes():
                     importer.run(progress=tick)
                 if importer.errors or dry_run:
                     raise _Rollback
