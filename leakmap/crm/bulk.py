@@ -14,7 +14,9 @@ moved, so that they end up exactly as the services would have left them:
 - a follow-up on a new lead makes it contacted, and clears a passed next follow-up and
   "needs attention" on the deal, as `activity_log` does.
 
-Callers validate first and call these inside one transaction.
+Callers validate first and call these inside one transaction; on their own each is atomic, and
+within the caller's transaction they set no savepoint of their own (an import that fails
+rolls back as a whole, and a savepoint per batch would wait for the writer thread).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import datetime as dt
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -189,7 +192,9 @@ class _Writer:
         self.thread.start()
 
     def rows_per_statement(self, width: int) -> int:
-        return max(1, min(5000, self.limit // max(width, 1)))
+        # Small enough that a read of the importing thread, which waits for the statement
+        # running, waits a few ms; large enough that the GIL is taken rarely.
+        return max(1, min(self.limit, 8192) // max(width, 1))
 
     def insert(self, table: str, names: list[str], params: list[tuple]) -> None:
         self.check()
@@ -247,6 +252,10 @@ def background_writes():
     connection.ensure_connection()
     writer = _Writer(connection.connection)
     _writer = writer
+    # The writer wants the GIL back after each statement; the default 5 ms switch interval
+    # would leave it idle that long every time.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     try:
         yield
         writer.flush()
@@ -255,6 +264,7 @@ def background_writes():
         if writer.error is None and not writer.queue.empty():
             writer.error = RuntimeError("import aborted")  # drop what is still queued
         writer.stop()
+        sys.setswitchinterval(interval)
 
 
 def flush_writes() -> None:
@@ -300,7 +310,7 @@ def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
 # --- Users --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def users_upsert(*, new: list[User], updates: list[User], managers: dict[str, str | None]) -> None:
     """Create and update logins; new ones without a usable password (an admin sets it).
     `managers` maps username → manager's username, set once every user exists."""
@@ -342,7 +352,7 @@ def team_get_or_create(name: str) -> Team:
 # --- Leads --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
     """Insert new leads (`columns` attnames, one tuple per lead) and update existing ones' own
     fields (`updates`: the same columns then the pk). Facts kept by the system (converted_at,
@@ -453,7 +463,7 @@ def contacts_get_or_create(
 # --- Deals --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def deals_upsert(
     *,
     columns: list[str],
@@ -531,7 +541,7 @@ def leads_mark_converted(lead_ids: Sequence[int]) -> None:
 # --- Stage history ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -> None:
     """Replace each deal's history with `[(stage id, entered at), …]` (oldest first; the caller
     has checked that the newest is the deal's current stage), then recompute the facts it
@@ -564,7 +574,7 @@ def _refresh_facts(ids: Sequence[int]) -> None:
 # --- Activities ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
     """Insert new activities and update existing ones (`updates`: the columns then the pk)."""
     insert_rows(Activity, columns, new)
@@ -601,7 +611,7 @@ def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
 # --- Spend --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def spend_upsert(*, new: list[Spend], updates: list[Spend]) -> None:
     Spend.objects.bulk_create(new, batch_size=BATCH)
     Spend.objects.bulk_update(updates, ["amount"], BATCH)

@@ -163,6 +163,8 @@ def row_maker(index: dict[str, int]) -> Callable[[int, list[str]], Row]:
 # Domains seen in e-mail addresses and whether Django's EmailValidator accepts them: a file of
 # a million leads has a handful of domains, and the domain check is most of the validator's cost.
 _EMAIL_DOMAINS: dict[str, bool] = {}
+# The validator's user-part pattern, compiled once (it is a lazy object, costly per access).
+_EMAIL_USER = re.compile(validate_email.user_regex.pattern, validate_email.user_regex.flags)
 
 
 def email_ok(value: str) -> bool:
@@ -170,7 +172,7 @@ def email_ok(value: str) -> bool:
     if not value or "@" not in value or len(value) > 320:
         return False
     user_part, domain_part = value.rsplit("@", 1)
-    if not validate_email.user_regex.match(user_part):
+    if not _EMAIL_USER.match(user_part):
         return False
     ok = _EMAIL_DOMAINS.get(domain_part)
     if ok is None:
@@ -224,6 +226,10 @@ class Lookups:
 class Importer:
     kind = ""
     batch_size = BATCH
+    # Whether the table was empty when the import began: then no row of the file can exist
+    # already (one named twice in the file is an error, and then nothing is written), and the
+    # per-batch query for existing external ids is skipped.
+    fresh = False
 
     def __init__(self, table: Table, index: dict[str, int], *, lookups: Lookups | None = None):
         self.table = table
@@ -565,6 +571,7 @@ class LeadsImporter(Importer):
         self.statuses = choice_map(LeadStatus.choices)
         self.seen: dict[str, int] = {}
         self.unowned: list[str] = []  # external ids of new leads that came without an owner
+        self.fresh = not Lead.objects.exists()  # see Importer.fresh
         self.assigned = 0
 
     def parse(self, row: Row):
@@ -594,7 +601,7 @@ class LeadsImporter(Importer):
         return lead
 
     def batch(self, records: list[Rec]) -> None:
-        existing = _existing(Lead, (r.external_id for r in records), "id")
+        existing = {} if self.fresh else _existing(Lead, (r.external_id for r in records), "id")
         if not self.writing:
             return
         new, updates = [], []
@@ -637,6 +644,7 @@ class DealsImporter(Importer):
         self.seen: dict[str, int] = {}
         self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
         self.lead_ids: set[int] = set()  # leads of the deals written, converted at the end
+        self.fresh = not Deal.objects.exists()  # see Importer.fresh
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -719,7 +727,9 @@ class DealsImporter(Importer):
             "industry_id",
             "created_at",
         )
-        existing = _existing(Deal, (r["deal"].external_id for r in records), "id")
+        existing = (
+            {} if self.fresh else _existing(Deal, (r["deal"].external_id for r in records), "id")
+        )
         ok = []
         for r in records:
             deal, row = r["deal"], r["row"]
@@ -940,6 +950,7 @@ class ActivitiesImporter(Importer):
         self.deal_ids: set[int] = set()
         self.touched_deals: set[int] = set()
         self.lead_ids: set[int] = set()
+        self.fresh = not Activity.objects.exists()  # see Importer.fresh
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -983,8 +994,12 @@ class ActivitiesImporter(Importer):
         leads = _existing(
             Lead, {r["lead"] for r in records if r["lead"]}, "id", "owner_id", "created_at"
         )
-        existing = _existing(
-            Activity, (r["activity"].external_id for r in records), "id", "deal_id", "lead_id"
+        existing = (
+            {}
+            if self.fresh
+            else _existing(
+                Activity, (r["activity"].external_id for r in records), "id", "deal_id", "lead_id"
+            )
         )
         new, updates = [], []
         for r in records:
