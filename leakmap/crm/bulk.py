@@ -388,17 +388,20 @@ class NameCache:
         self.complete: set[int] = set()
 
 
-def _insert_returning_ids(model, columns: list[str], rows: list[tuple], key) -> dict:
-    """insert_rows, then key(row) → id for the rows just inserted, read back by primary key
-    above the largest one before (the caller holds the write transaction; should another
-    session add an equal row meanwhile, the first one by id wins, as a lookup would)."""
+def _insert_returning_ids(model, columns: list[str], rows: list[tuple], keys: int) -> dict:
+    """insert_rows, then (the first `keys` columns) → id for the rows just inserted, read back
+    by primary key above the largest one before (the caller holds the write transaction;
+    should another session add an equal row meanwhile, the first one by id wins, as a lookup
+    would). One column: the key is the value itself."""
     if not rows:
         return {}
     before = model.objects.aggregate(m=models.Max("pk"))["m"] or 0
     insert_rows(model, columns, rows, background=False)
     out: dict = {}
-    for row in model.objects.filter(pk__gt=before).order_by("pk").values_list(*columns, "pk"):
-        out.setdefault(key(row), row[-1])
+    for row in (
+        model.objects.filter(pk__gt=before).order_by("pk").values_list(*columns[:keys], "pk")
+    ):
+        out.setdefault(row[0] if keys == 1 else row[:-1], row[-1])
     return out
 
 
@@ -415,7 +418,7 @@ def accounts_get_or_create(
         ):
             found[name] = pk
     missing = [(n, created_at[n]) for n in wanted if n not in found]
-    created = _insert_returning_ids(Account, ["name", "created_at"], missing, lambda r: r[0])
+    created = _insert_returning_ids(Account, ["name", "created_at"], missing, 1)
     found.update(created)
     cache.complete.update(created.values())  # a new account has no contacts yet
     return {n: found[n] for n in names}
@@ -450,13 +453,10 @@ def contacts_get_or_create(
             found[(None, name)] = pk
     missing = [
         (k[0], k[1], created_at[k])
-        for k in sorted(keys - found.keys(), key=lambda k: (k[0] or 0, k[1]))
+        # Not `keys - found.keys()`: that walks every contact found so far, per batch.
+        for k in sorted((k for k in keys if k not in found), key=lambda k: (k[0] or 0, k[1]))
     ]
-    found.update(
-        _insert_returning_ids(
-            Contact, ["account_id", "name", "created_at"], missing, lambda r: (r[0], r[1])
-        )
-    )
+    found.update(_insert_returning_ids(Contact, ["account_id", "name", "created_at"], missing, 2))
     return {k: found[k] for k in keys}
 
 
