@@ -27,7 +27,7 @@ import queue
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 
 from django.conf import settings
@@ -149,6 +149,7 @@ def insert_rows(
     )
     tail = tuple(rest_values)
     plain = all(c is None for c in converters)
+    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
     writer = _writer if background else None
     if writer is not None:
         writer.check()
@@ -157,18 +158,21 @@ def insert_rows(
             if plain:
                 params = [tuple(r) + tail for r in part]
             else:
-                params = [
-                    tuple(
-                        v if c is None or v is None else c(v)
-                        for v, c in zip(r, converters, strict=True)
-                    )
-                    + tail
-                    for r in part
-                ]
+                params = [_converted(r, convert) + tail for r in part]
             if writer is not None:
                 writer.insert(model._meta.db_table, names, params)
             else:
                 cursor.executemany(sql, params)
+
+
+def _converted(row: Sequence, convert: list[tuple[int, Callable]]) -> tuple:
+    """`row` with the values at the given positions converted (None stays None)."""
+    out = list(row)
+    for i, c in convert:
+        v = out[i]
+        if v is not None:
+            out[i] = c(v)
+    return tuple(out)
 
 
 class _Writer:
@@ -548,8 +552,10 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
     implies with services.deals_refresh_facts — in SQL, so the facts are by construction those
     the services keep."""
     ids = sorted(histories)
+    replacing = StageChange.objects.exists()  # nothing to delete in an empty table
     for part in chunks(ids, 5000):
-        StageChange.objects.filter(deal_id__in=part).delete()
+        if replacing:
+            StageChange.objects.filter(deal_id__in=part).delete()
         rows = []
         for deal_id in part:
             previous = None
