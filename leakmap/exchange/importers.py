@@ -226,9 +226,11 @@ class Lookups:
 class Importer:
     kind = ""
     batch_size = BATCH
-    # Whether the table was empty when the import began: then no row of the file can exist
-    # already (one named twice in the file is an error, and then nothing is written), and the
-    # per-batch query for existing external ids is skipped.
+    # Whether `model`'s table was empty when the import began (checked inside its
+    # transaction): then no row of the file can exist already (one named twice in the file is
+    # an error, and then nothing is written), and the per-batch query for existing external
+    # ids is skipped.
+    model = None
     fresh = False
 
     def __init__(self, table: Table, index: dict[str, int], *, lookups: Lookups | None = None):
@@ -397,6 +399,7 @@ class Importer:
     # --- the run --------------------------------------------------------------------------------
 
     def run(self, progress: Callable[[], None] | None = None) -> None:
+        self.fresh = self.model is not None and not self.model.objects.exists()
         it = iter(self.table.rows)
         make_row = row_maker(self.index)
         while True:
@@ -565,13 +568,13 @@ class UsersImporter(Importer):
 
 class LeadsImporter(Importer):
     kind = "leads"
+    model = Lead
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.statuses = choice_map(LeadStatus.choices)
         self.seen: dict[str, int] = {}
         self.unowned: list[str] = []  # external ids of new leads that came without an owner
-        self.fresh = not Lead.objects.exists()  # see Importer.fresh
         self.assigned = 0
 
     def parse(self, row: Row):
@@ -637,6 +640,7 @@ class LeadsImporter(Importer):
 
 class DealsImporter(Importer):
     kind = "deals"
+    model = Deal
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -644,7 +648,6 @@ class DealsImporter(Importer):
         self.seen: dict[str, int] = {}
         self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
         self.lead_ids: set[int] = set()  # leads of the deals written, converted at the end
-        self.fresh = not Deal.objects.exists()  # see Importer.fresh
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -942,6 +945,7 @@ class StageHistoryImporter(Importer):
 
 class ActivitiesImporter(Importer):
     kind = "activities"
+    model = Activity
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -950,7 +954,6 @@ class ActivitiesImporter(Importer):
         self.deal_ids: set[int] = set()
         self.touched_deals: set[int] = set()
         self.lead_ids: set[int] = set()
-        self.fresh = not Activity.objects.exists()  # see Importer.fresh
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
