@@ -67,6 +67,8 @@ def main() -> None:
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs"
     )
+    # The machine may be shared: the load average belongs beside every figure.
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     secs, rss, out = run_measured(
         [
             "generate",
@@ -97,6 +99,7 @@ def main() -> None:
     n = sum(rows.get(k, 0) for k in KINDS)
     print(f"{'total':<14}{n:>10}{total:>10.1f}{n / total:>10.0f}{peak:>10.0f}")
     print(f"database file: {db.stat().st_size / 2**20:.0f} MiB in {work}")
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

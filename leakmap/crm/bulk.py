@@ -14,13 +14,21 @@ moved, so that they end up exactly as the services would have left them:
 - a follow-up on a new lead makes it contacted, and clears a passed next follow-up and
   "needs attention" on the deal, as `activity_log` does.
 
-Callers validate first and call these inside one transaction.
+Callers validate first and call these inside one transaction; on their own each is atomic, and
+within the caller's transaction they set no savepoint of their own (an import that fails
+rolls back as a whole, and a savepoint per batch would wait for the writer thread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import queue
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -73,18 +81,36 @@ def _datetime_adapter():
     conversion without its per-value settings lookups, which dominate a million-row insert."""
     ops = connection.ops
     if connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone == dt.UTC:
-
-        def adapt(value):
-            if value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            return str(value)
-
-        return adapt
+        return _adapt_utc_text
     return ops.adapt_datetimefield_value
 
 
-def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
-    """INSERT many rows of `model` with one executemany per 5,000 rows.
+# Datetime → its SQLite text, for values met again: imported times repeat (minutes, a deal's
+# created_at on each of its rows), and the conversion is several µs. Equal aware datetimes are
+# the same instant, hence the same UTC text; fold=1 values are not cached (equality ignores
+# fold within one zone). Bounded, so memory stays flat.
+_UTC_TEXT: dict[dt.datetime, str] = {}
+
+
+def _adapt_utc_text(value: dt.datetime) -> str:
+    text = _UTC_TEXT.get(value)
+    if text is None:
+        if value.tzinfo is not None:
+            text = str(value.astimezone(dt.UTC).replace(tzinfo=None))
+        else:
+            text = str(value)
+        if not value.fold:
+            if len(_UTC_TEXT) >= 100_000:
+                _UTC_TEXT.clear()
+            _UTC_TEXT[value] = text
+    return text
+
+
+def insert_rows(
+    model, columns: list[str], rows: Sequence[Sequence], *, background: bool = True
+) -> None:
+    """INSERT many rows of `model` with one executemany per 5,000 rows (or, within
+    `background_writes`, queued for the writer thread unless background=False).
 
     This is bulk_create without its per-value compilation, which costs more than the database
     on a million rows: `columns` are attnames, values are Python values converted once per
@@ -125,20 +151,132 @@ def insert_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
     )
     tail = tuple(rest_values)
     plain = all(c is None for c in converters)
+    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
+    writer = _writer if background else None
+    if writer is not None:
+        writer.check()
     with connection.cursor() as cursor:
-        for part in chunks(rows, 5000):
+        for part in chunks(rows, writer.rows_per_statement(len(names)) if writer else 5000):
             if plain:
                 params = [tuple(r) + tail for r in part]
             else:
-                params = [
-                    tuple(
-                        v if c is None or v is None else c(v)
-                        for v, c in zip(r, converters, strict=True)
-                    )
-                    + tail
-                    for r in part
-                ]
-            cursor.executemany(sql, params)
+                params = [_converted(r, convert) + tail for r in part]
+            if writer is not None:
+                writer.insert(model._meta.db_table, names, params)
+            else:
+                cursor.executemany(sql, params)
+
+
+def _converted(row: Sequence, convert: list[tuple[int, Callable]]) -> tuple:
+    """`row` with the values at the given positions converted (None stays None)."""
+    out = list(row)
+    for i, c in convert:
+        v = out[i]
+        if v is not None:
+            out[i] = c(v)
+    return tuple(out)
+
+
+class _Writer:
+    """INSERTs of an import run on a second thread, on the import's own SQLite connection and
+    inside its transaction, while the first thread parses and checks the next batch.
+
+    SQLite releases the GIL while it works, so the B-tree work of the inserts (most of the time
+    of a large import, with a dozen indexes per table) overlaps the Python work on a second
+    core. Each statement inserts a few thousand rows (a multi-row VALUES), so the writer needs
+    the GIL only briefly per statement. Statements run in the order they were queued; `flush`
+    waits for them all, and must precede any read of rows written this way (the bulk functions
+    below do it). The first error stops the writer and is raised in the importing thread.
+    """
+
+    def __init__(self, conn):
+        self.conn = conn  # the DB-API connection of django.db.connection
+        self.limit = min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+        self.queue: queue.Queue = queue.Queue(maxsize=3)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def rows_per_statement(self, width: int) -> int:
+        # Small enough that a read of the importing thread, which waits for the statement
+        # running, waits a few ms; large enough that the GIL is taken rarely.
+        return max(1, min(self.limit, 8192) // max(width, 1))
+
+    def insert(self, table: str, names: list[str], params: list[tuple]) -> None:
+        self.check()
+        row = "({})".format(", ".join(["?"] * len(names)))
+        sql = "INSERT INTO {} ({}) VALUES {}".format(
+            connection.ops.quote_name(table),
+            ", ".join(connection.ops.quote_name(n) for n in names),
+            ", ".join([row] * len(params)),
+        )
+        self.queue.put((sql, list(chain.from_iterable(params))))
+
+    def _run(self) -> None:
+        cursor = self.conn.cursor()
+        try:
+            while True:
+                job = self.queue.get()
+                try:
+                    if job is None:
+                        return
+                    if self.error is None:
+                        cursor.execute(*job)
+                except BaseException as exc:  # raised in the importing thread by check()
+                    self.error = exc
+                finally:
+                    self.queue.task_done()
+        finally:
+            cursor.close()
+
+    def check(self) -> None:
+        if self.error is not None:
+            with connection.wrap_database_errors:
+                raise self.error
+
+    def flush(self) -> None:
+        self.queue.join()
+        self.check()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+_writer: _Writer | None = None
+
+
+@contextlib.contextmanager
+def background_writes():
+    """Within this block (inside the import's transaction), `insert_rows` on SQLite queues
+    its INSERTs for a second thread (see _Writer); on leaving it every one has run, or on an
+    error the rest are dropped before the transaction rolls back. Other backends: a no-op."""
+    global _writer
+    if connection.vendor != "sqlite" or _writer is not None:
+        yield
+        return
+    connection.ensure_connection()
+    writer = _Writer(connection.connection)
+    _writer = writer
+    # The writer wants the GIL back after each statement; the default 5 ms switch interval
+    # would leave it idle that long every time.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        yield
+        writer.flush()
+    finally:
+        _writer = None
+        if writer.error is None and not writer.queue.empty():
+            writer.error = RuntimeError("import aborted")  # drop what is still queued
+        writer.stop()
+        sys.setswitchinterval(interval)
+
+
+def flush_writes() -> None:
+    """Wait for the queued INSERTs (background_writes) before reading what they wrote."""
+    if _writer is not None:
+        _writer.flush()
 
 
 def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
@@ -178,7 +316,7 @@ def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
 # --- Users --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def users_upsert(*, new: list[User], updates: list[User], managers: dict[str, str | None]) -> None:
     """Create and update logins; new ones without a usable password (an admin sets it).
     `managers` maps username → manager's username, set once every user exists."""
@@ -220,7 +358,7 @@ def team_get_or_create(name: str) -> Team:
 # --- Leads --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
     """Insert new leads (`columns` attnames, one tuple per lead) and update existing ones' own
     fields (`updates`: the same columns then the pk). Facts kept by the system (converted_at,
@@ -228,6 +366,7 @@ def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) 
     one with a follow-up is at least contacted."""
     insert_rows(Lead, columns, new)
     if updates:
+        flush_writes()
         update_rows(Lead, columns, updates)
         for part in chunks([row[-1] for row in updates]):
             leads = Lead.objects.filter(pk__in=part)
@@ -242,36 +381,75 @@ def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) 
 # --- Accounts and contacts named by deals -------------------------------------------------------
 
 
-def accounts_get_or_create(names: set[str], *, created_at: dict[str, dt.datetime]) -> dict:
+class NameCache:
+    """What accounts_get_or_create and contacts_get_or_create learnt in earlier batches of one
+    import: account name → id, (account id, contact name) → id, and the accounts whose contacts
+    are all in `contacts` (loaded once, or created here). Without it every batch re-read every
+    contact of its accounts, and a popular company name has thousands: deals at 1M spent a
+    third of their time there."""
+
+    def __init__(self):
+        self.accounts: dict[str, int] = {}
+        self.contacts: dict[tuple[int | None, str], int] = {}
+        self.complete: set[int] = set()
+
+
+def _insert_returning_ids(model, columns: list[str], rows: list[tuple], keys: int) -> dict:
+    """insert_rows, then (the first `keys` columns) → id for the rows just inserted, read back
+    by primary key above the largest one before (the caller holds the write transaction;
+    should another session add an equal row meanwhile, the first one by id wins, as a lookup
+    would). One column: the key is the value itself."""
+    if not rows:
+        return {}
+    before = model.objects.aggregate(m=models.Max("pk"))["m"] or 0
+    insert_rows(model, columns, rows, background=False)
+    out: dict = {}
+    for row in (
+        model.objects.filter(pk__gt=before).order_by("pk").values_list(*columns[:keys], "pk")
+    ):
+        out.setdefault(row[0] if keys == 1 else row[:-1], row[-1])
+    return out
+
+
+def accounts_get_or_create(
+    names: set[str], *, created_at: dict[str, dt.datetime], cache: NameCache | None = None
+) -> dict:
     """Account name → id, creating those that do not exist (the oldest one wins a name)."""
-    found: dict[str, int] = {}
-    for part in chunks(sorted(names)):
+    cache = cache or NameCache()
+    found = cache.accounts
+    wanted = sorted(n for n in names if n not in found)
+    for part in chunks(wanted):
         for name, pk in (
             Account.objects.filter(name__in=part).order_by("-id").values_list("name", "id")
         ):
             found[name] = pk
-    missing = [Account(name=n, created_at=created_at[n]) for n in sorted(names - found.keys())]
-    Account.objects.bulk_create(missing, batch_size=BATCH)
-    found.update({a.name: a.pk for a in missing})
-    return found
+    missing = [(n, created_at[n]) for n in wanted if n not in found]
+    created = _insert_returning_ids(Account, ["name", "created_at"], missing, 1)
+    found.update(created)
+    cache.complete.update(created.values())  # a new account has no contacts yet
+    return {n: found[n] for n in names}
 
 
 def contacts_get_or_create(
-    keys: set[tuple[int | None, str]], *, created_at: dict[tuple[int | None, str], dt.datetime]
+    keys: set[tuple[int | None, str]],
+    *,
+    created_at: dict[tuple[int | None, str], dt.datetime],
+    cache: NameCache | None = None,
 ) -> dict:
-    """(account id, contact name) → id, creating the missing ones."""
-    found: dict[tuple[int | None, str], int] = {}
-    # By account (an indexed foreign key); contacts without an account by name.
-    account_ids = sorted({a for a, _ in keys if a is not None})
+    """(account id, contact name) → id, creating the missing ones (the oldest one wins)."""
+    cache = cache or NameCache()
+    found = cache.contacts
+    # By account (an indexed foreign key), once per account; contacts without one by name.
+    account_ids = sorted({a for a, _ in keys if a is not None and a not in cache.complete})
     for part in chunks(account_ids):
         for account_id, name, pk in (
             Contact.objects.filter(account_id__in=part)
             .order_by("-id")
             .values_list("account_id", "name", "id")
         ):
-            if (account_id, name) in keys:
-                found[(account_id, name)] = pk
-    loose = sorted({n for a, n in keys if a is None})
+            found[(account_id, name)] = pk
+        cache.complete.update(part)
+    loose = sorted({n for a, n in keys if a is None and (None, n) not in found})
     for part in chunks(loose):
         for name, pk in (
             Contact.objects.filter(account__isnull=True, name__in=part)
@@ -280,32 +458,36 @@ def contacts_get_or_create(
         ):
             found[(None, name)] = pk
     missing = [
-        Contact(account_id=k[0], name=k[1], created_at=created_at[k])
-        for k in sorted(keys - found.keys(), key=lambda k: (k[0] or 0, k[1]))
+        (k[0], k[1], created_at[k])
+        # Not `keys - found.keys()`: that walks every contact found so far, per batch.
+        for k in sorted((k for k in keys if k not in found), key=lambda k: (k[0] or 0, k[1]))
     ]
-    Contact.objects.bulk_create(missing, batch_size=BATCH)
-    found.update({(c.account_id, c.name): c.pk for c in missing})
-    return found
+    found.update(_insert_returning_ids(Contact, ["account_id", "name", "created_at"], missing, 2))
+    return {k: found[k] for k in keys}
 
 
 # --- Deals --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def deals_upsert(
     *,
     columns: list[str],
     new: list[tuple],
     updates: list[Deal],
     now: dt.datetime,
-) -> None:
+    mark_converted: bool = True,
+) -> set[int]:
     """Insert new deals (`columns` attnames, which must include the facts a deal without
     history has — CONTRACT §4 — computed by the caller) and update existing ones. An existing
     deal with history whose stage changes gets a StageChange, as deal_move would record; its
-    facts are then recomputed from the record."""
+    facts are then recomputed from the record. Returns the ids of the deals' leads, which are
+    marked converted here, or with mark_converted=False by the caller's leads_mark_converted
+    once its last batch is written (one pass instead of one per batch)."""
     insert_rows(Deal, columns, new)
 
     if updates:
+        flush_writes()
         ids = [d.pk for d in updates]
         latest: dict[int, tuple[int, dt.datetime]] = {}
         newest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("-at", "-id")
@@ -343,11 +525,14 @@ def deals_upsert(
     if "lead_id" in columns:
         i = columns.index("lead_id")
         lead_ids.update(r[i] for r in new if r[i])
-    leads_mark_converted(sorted(lead_ids))
+    if mark_converted:
+        leads_mark_converted(sorted(lead_ids))
+    return lead_ids
 
 
 def leads_mark_converted(lead_ids: Sequence[int]) -> None:
     """A lead with a deal is converted, at its earliest deal's created_at (lead_convert)."""
+    flush_writes()
     first_deal = (
         Deal.objects.filter(lead=OuterRef("pk"))
         .values("lead")
@@ -365,7 +550,7 @@ def leads_mark_converted(lead_ids: Sequence[int]) -> None:
 # --- Stage history ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -> None:
     """Replace each deal's history with `[(stage id, entered at), …]` (oldest first; the caller
     has checked that the newest is the deal's current stage), then recompute the facts it
@@ -379,8 +564,10 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
         for pk, order, kind in Stage.objects.values_list("pk", "order", "kind")
     }
     columns = ["deal_id", "from_stage_id", "to_stage_id", "at", "left_at", "reached_before"]
+    replacing = StageChange.objects.exists()  # nothing to delete in an empty table
     for part in chunks(ids, 5000):
-        StageChange.objects.filter(deal_id__in=part).delete()
+        if replacing:
+            StageChange.objects.filter(deal_id__in=part).delete()
         rows = []
         for deal_id in part:
             entries = histories[deal_id]
@@ -395,6 +582,7 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
 
 
 def _refresh_facts(ids: Sequence[int]) -> None:
+    flush_writes()
     # One statement over every deal is far cheaper than many over long IN lists once an import
     # touches a good part of them; the facts of the others come out unchanged.
     if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
@@ -407,7 +595,7 @@ def _refresh_facts(ids: Sequence[int]) -> None:
 # --- Activities ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) -> None:
     """Insert new activities and update existing ones (`updates`: the columns then the pk)."""
     insert_rows(Activity, columns, new)
@@ -428,6 +616,7 @@ def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] 
 def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
     """first_contacted_at as services.leads_refresh_facts keeps it; a new lead with one becomes
     contacted (as activity_log)."""
+    flush_writes()
     ids = sorted(lead_ids)
     everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
     parts = [None] if everything else list(chunks(ids))
@@ -443,7 +632,7 @@ def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
 # --- Spend --------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def spend_upsert(*, new: list[Spend], updates: list[Spend]) -> None:
     Spend.objects.bulk_create(new, batch_size=BATCH)
     Spend.objects.bulk_update(updates, ["amount"], BATCH)

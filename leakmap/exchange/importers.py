@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from itertools import islice
+from operator import itemgetter
 
 from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -44,6 +45,7 @@ from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
 from leakmap.exchange.readers import Table
 
 BATCH = 2000
+CACHE_SIZE = 100_000  # parsed cells kept per kind of cell (see Importer._remember)
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("999999999999.99")  # 14 digits, 2 places
 MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
@@ -134,6 +136,54 @@ class Row(dict):
         return ""
 
 
+def row_maker(index: dict[str, int]) -> Callable[[int, list[str]], Row]:
+    """A faster `Row(n, cells, index)` for one file: the cells are picked with one itemgetter
+    and stripped with map; a short row (fewer cells than the header) takes the general path."""
+    cols = tuple(index)
+    if not cols:
+        return lambda n, cells: Row(n, cells, index)
+    width = max(index.values()) + 1
+    pick = itemgetter(*index.values())
+    one = len(cols) == 1
+    strip = str.strip
+    new = dict.__new__
+    init = dict.__init__
+
+    def make(n: int, cells: list[str]) -> Row:
+        if len(cells) < width:
+            return Row(n, cells, index)
+        row = new(Row)
+        init(row, zip(cols, map(strip, (pick(cells),) if one else pick(cells)), strict=True))
+        row.n = n
+        return row
+
+    return make
+
+
+# Domains seen in e-mail addresses and whether Django's EmailValidator accepts them: a file of
+# a million leads has a handful of domains, and the domain check is most of the validator's cost.
+_EMAIL_DOMAINS: dict[str, bool] = {}
+# The validator's user-part pattern, compiled once (it is a lazy object, costly per access).
+_EMAIL_USER = re.compile(validate_email.user_regex.pattern, validate_email.user_regex.flags)
+
+
+def email_ok(value: str) -> bool:
+    """validate_email(value) as a bool, with the domain part's verdict cached (same rules)."""
+    if not value or "@" not in value or len(value) > 320:
+        return False
+    user_part, domain_part = value.rsplit("@", 1)
+    if not _EMAIL_USER.match(user_part):
+        return False
+    ok = _EMAIL_DOMAINS.get(domain_part)
+    if ok is None:
+        ok = domain_part in validate_email.domain_allowlist or bool(
+            validate_email.validate_domain_part(domain_part)
+        )
+        if len(_EMAIL_DOMAINS) < 10_000:
+            _EMAIL_DOMAINS[domain_part] = ok
+    return ok
+
+
 class Lookups:
     """Name → id maps of the small lists imports refer to, loaded once; names not yet known are
     created (owners as reps without a usable password) and counted for the summary."""
@@ -176,6 +226,12 @@ class Lookups:
 class Importer:
     kind = ""
     batch_size = BATCH
+    # Whether `model`'s table was empty when the import began (checked inside its
+    # transaction): then no row of the file can exist already (one named twice in the file is
+    # an error, and then nothing is written), and the per-batch query for existing external
+    # ids is skipped.
+    model = None
+    fresh = False
 
     def __init__(self, table: Table, index: dict[str, int], *, lookups: Lookups | None = None):
         self.table = table
@@ -189,6 +245,8 @@ class Importer:
         self.lookups = lookups or Lookups()
         self.tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
         self.now = timezone.now()
+        self._times: dict[str, dt.datetime] = {}
+        self._amounts: dict[str, Decimal] = {}
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -221,6 +279,9 @@ class Importer:
             if required:
                 self.error(row, col, value, _("required, cannot be blank"))
             return None
+        amount = self._amounts.get(value)
+        if amount is not None:
+            return amount
         try:
             amount = Decimal(value.replace(",", "").replace("¥", "").replace("￥", ""))
         except InvalidOperation:
@@ -235,7 +296,17 @@ class Importer:
         if amount > MAX_MONEY:
             self.error(row, col, value, _("too large"))
             return None
-        return amount.quantize(CENT)
+        amount = amount.quantize(CENT)
+        self._remember(self._amounts, value, amount)
+        return amount
+
+    @staticmethod
+    def _remember(cache: dict, key, value) -> None:
+        """Keep a parsed cell for the next row with the same text: amounts and times repeat
+        (budgets, minutes) across a big file. Bounded, so memory stays flat."""
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[key] = value
 
     def when(self, row: Row, col: str, *, required: bool = False) -> dt.datetime | None:
         """ISO 8601; without an offset the time is in settings.TIME_ZONE; a bare date is 00:00."""
@@ -244,6 +315,9 @@ class Importer:
             if required:
                 self.error(row, col, value, _("required, cannot be blank"))
             return None
+        parsed = self._times.get(value)
+        if parsed is not None:
+            return parsed
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
@@ -259,6 +333,7 @@ class Importer:
                 return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.tz)
+        self._remember(self._times, value, parsed)
         return parsed
 
     def date(self, row: Row, col: str) -> dt.date | None:
@@ -303,9 +378,7 @@ class Importer:
     def email(self, row: Row, col: str) -> str | None:
         value = row[col]
         if value:
-            try:
-                validate_email(value)
-            except ValidationError:
+            if not email_ok(value):
                 self.error(row, col, value, _("not an e-mail address"))
                 return None
             if len(value) > 254:
@@ -326,7 +399,9 @@ class Importer:
     # --- the run --------------------------------------------------------------------------------
 
     def run(self, progress: Callable[[], None] | None = None) -> None:
+        self.fresh = self.model is not None and not self.model.objects.exists()
         it = iter(self.table.rows)
+        make_row = row_maker(self.index)
         while True:
             raw = list(islice(it, self.batch_size))
             if not raw:
@@ -335,12 +410,13 @@ class Importer:
             for n, cells in raw:
                 self.rows += 1
                 before = len(self.errors)
-                rec = self.parse(Row(n, cells, self.index))
+                rec = self.parse(make_row(n, cells))
                 if rec is not None and len(self.errors) == before:
                     records.append(rec)
             self.batch(records)
             if progress:
                 progress()
+        bulk.flush_writes()  # what finish() reads was written
         self.finish()
 
     def parse(self, row: Row):
@@ -492,6 +568,7 @@ class UsersImporter(Importer):
 
 class LeadsImporter(Importer):
     kind = "leads"
+    model = Lead
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -527,7 +604,7 @@ class LeadsImporter(Importer):
         return lead
 
     def batch(self, records: list[Rec]) -> None:
-        existing = _existing(Lead, (r.external_id for r in records), "id")
+        existing = {} if self.fresh else _existing(Lead, (r.external_id for r in records), "id")
         if not self.writing:
             return
         new, updates = [], []
@@ -563,11 +640,14 @@ class LeadsImporter(Importer):
 
 class DealsImporter(Importer):
     kind = "deals"
+    model = Deal
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.stages = Stages()
         self.seen: dict[str, int] = {}
+        self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
+        self.lead_ids: set[int] = set()  # leads of the deals written, converted at the end
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -650,7 +730,9 @@ class DealsImporter(Importer):
             "industry_id",
             "created_at",
         )
-        existing = _existing(Deal, (r["deal"].external_id for r in records), "id")
+        existing = (
+            {} if self.fresh else _existing(Deal, (r["deal"].external_id for r in records), "id")
+        )
         ok = []
         for r in records:
             deal, row = r["deal"], r["row"]
@@ -714,14 +796,18 @@ class DealsImporter(Importer):
         for r in ok:
             if r["account"]:
                 account_at.setdefault(r["account"], r["deal"].created_at)
-        accounts = bulk.accounts_get_or_create(set(account_at), created_at=account_at)
+        accounts = bulk.accounts_get_or_create(
+            set(account_at), created_at=account_at, cache=self.names
+        )
         contact_at = {}
         for r in ok:
             if r["contact"]:
                 contact_at.setdefault(
                     (accounts.get(r["account"]), r["contact"]), r["deal"].created_at
                 )
-        contacts = bulk.contacts_get_or_create(set(contact_at), created_at=contact_at)
+        contacts = bulk.contacts_get_or_create(
+            set(contact_at), created_at=contact_at, cache=self.names
+        )
         new, updates = [], []
         first_open = self.stages.first_open.pk
         for r in ok:
@@ -742,9 +828,19 @@ class DealsImporter(Importer):
                         first_open if lost else None,
                     )
                 )
-        bulk.deals_upsert(columns=DEAL_COLUMNS + DEAL_FACTS, new=new, updates=updates, now=self.now)
+        self.lead_ids |= bulk.deals_upsert(
+            columns=DEAL_COLUMNS + DEAL_FACTS,
+            new=new,
+            updates=updates,
+            now=self.now,
+            mark_converted=False,
+        )
         self.created += len(new)
         self.updated += len(updates)
+
+    def finish(self) -> None:
+        if self.writing:
+            bulk.leads_mark_converted(sorted(self.lead_ids))
 
 
 # --- stage history ------------------------------------------------------------------------------
@@ -849,6 +945,7 @@ class StageHistoryImporter(Importer):
 
 class ActivitiesImporter(Importer):
     kind = "activities"
+    model = Activity
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -900,8 +997,12 @@ class ActivitiesImporter(Importer):
         leads = _existing(
             Lead, {r["lead"] for r in records if r["lead"]}, "id", "owner_id", "created_at"
         )
-        existing = _existing(
-            Activity, (r["activity"].external_id for r in records), "id", "deal_id", "lead_id"
+        existing = (
+            {}
+            if self.fresh
+            else _existing(
+                Activity, (r["activity"].external_id for r in records), "id", "deal_id", "lead_id"
+            )
         )
         new, updates = [], []
         for r in records:

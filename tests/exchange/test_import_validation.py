@@ -236,3 +236,50 @@ def test_it_explains_in_chinese_by_default(tmp_path, rep):
         f"{path}:2: column budget: value '-10': 不能为负数",
         f"{path} 中有 1 行错误;未导入任何数据",
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@example.com",
+        "a.b+c@sub.example.cn",
+        "a@localhost",
+        "a@[127.0.0.1]",
+        "a@[::1]",
+        "a@[999.1.1.1]",
+        "a@example",
+        "a@-bad.com",
+        "a b@example.com",
+        "@example.com",
+        "a@",
+        "noatsign",
+        '"quoted user"@example.com',
+        "张三@例子.中国",
+        "x" * 310 + "@example.com",
+    ],
+)
+def test_the_cached_email_check_agrees_with_djangos_validator(value):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from leakmap.exchange.importers import email_ok
+
+    try:
+        validate_email(value)
+        expected = True
+    except ValidationError:
+        expected = False
+    assert email_ok(value) is expected
+    assert email_ok(value) is expected  # again, from the domain cache
+
+
+def test_rows_shorter_than_the_header_read_blank_cells():
+    from leakmap.exchange.importers import row_maker
+
+    make = row_maker({"a": 0, "b": 2, "c": 1})
+    row = make(7, [" x ", "y", " z"])
+    assert (row.n, dict(row)) == (7, {"a": "x", "b": "z", "c": "y"})
+    short = make(8, ["x"])
+    assert (short.n, short["a"], short["b"], short["c"]) == (8, "x", "", "")
+    assert make(9, ["  q "])["a"] == "q"
+    assert dict(row_maker({"only": 1})(3, ["", " v "])) == {"only": "v"}

@@ -340,3 +340,46 @@ def test_it_hands_imported_leads_without_an_owner_to_the_assignment_rules(
     # Round-robin over the team's reps (the manager does not take leads).
     assert sorted(unowned).count("alice") in (1, 2) and set(unowned) <= {"alice", "bob"}
     assert "3 new leads without an owner were assigned by the assignment rules" in out
+
+
+def test_deals_reuse_accounts_and_contacts_across_batches_and_create_the_missing_once(
+    tmp_path, rep, monkeypatch
+):
+    from leakmap.exchange.importers import DealsImporter
+
+    monkeypatch.setattr(DealsImporter, "batch_size", 2)  # the name cache must span batches
+    old = Account.objects.create(name="老客户", created_at=T0)
+    Account.objects.create(name="老客户", created_at=T0)  # a duplicate name: the oldest wins
+    wang = Contact.objects.create(account=old, name="王经理", created_at=T0)
+    loose = Contact.objects.create(name="散客", created_at=T0)
+    rows = [
+        "D1,老客户,王经理",
+        "D2,新客户,李总",
+        "D3,老客户,赵工",
+        "D4,新客户,李总",
+        "D5,,散客",
+        "D6,老客户,赵工",
+        "D7,,新散客",
+        "D8,,新散客",
+    ]
+    run_import(
+        "deals",
+        write(
+            tmp_path / "d.csv",
+            "external_id,account,contact,name,stage,owner,created_at\n"
+            + "".join(f"{r},单,qualification,alice,2026-01-08T10:00\n" for r in rows),
+        ),
+    )
+    deal = {d.external_id: d for d in Deal.objects.all()}
+    assert deal["D1"].account == old and deal["D1"].contact == wang
+    assert deal["D3"].account == old and deal["D3"].contact == deal["D6"].contact
+    assert deal["D3"].contact.account == old and deal["D3"].contact.name == "赵工"
+    assert deal["D2"].account == deal["D4"].account != old
+    assert deal["D2"].account.name == "新客户"
+    assert deal["D2"].contact == deal["D4"].contact and deal["D2"].contact.name == "李总"
+    assert deal["D5"].account is None and deal["D5"].contact == loose
+    assert deal["D7"].contact == deal["D8"].contact and deal["D7"].contact.account is None
+    assert Account.objects.count() == 3
+    assert Contact.objects.count() == 5
+    run_import("deals", tmp_path / "d.csv")  # a re-import creates none
+    assert (Account.objects.count(), Contact.objects.count()) == (3, 5)

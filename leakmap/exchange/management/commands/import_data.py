@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from leakmap.crm import bulk
 from leakmap.exchange.columns import KINDS
 from leakmap.exchange.importers import IMPORTERS
 from leakmap.exchange.readers import FileError, check_header, open_table
@@ -26,6 +27,9 @@ class _Rollback(Exception):
 
 class Command(BaseCommand):
     help = "Import users, leads, deals, stage-history, activities or spend from .csv or .xlsx."
+    # The system checks import every URLconf and API router (about a second per run), which
+    # nothing here needs; `leakmap check` and the server still run them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=list(KINDS))
@@ -53,7 +57,7 @@ class Command(BaseCommand):
         gc.disable()
         try:
             with transaction.atomic():
-                with self._progress(table, kind) as tick:
+                with self._progress(table, kind) as tick, bulk.background_writes():
                     importer.run(progress=tick)
                 if importer.errors or dry_run:
                     raise _Rollback
