@@ -279,6 +279,23 @@ def flush_writes() -> None:
         _writer.flush()
 
 
+def refresh_statistics() -> None:
+    """On PostgreSQL, refresh the planner's statistics of the tables an import fills, before
+    the facts are recomputed from them.
+
+    A bulk import grows tables from nothing faster than autovacuum analyzes them, and the facts
+    refresh is then planned as if they were still empty. Measured on 100k leads, fresh
+    database, wall time: stage-history 30.1 s → 15.9 s, activities 46.8 s → 31.7 s (the 1M
+    import took about an hour in all before)."""
+    flush_writes()
+    if connection.vendor == "postgresql":
+        tables = ", ".join(
+            connection.ops.quote_name(m._meta.db_table) for m in (Lead, Deal, StageChange, Activity)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+
+
 def update_rows(model, columns: list[str], rows: Sequence[Sequence]) -> None:
     """UPDATE `columns` (attnames) of many rows by primary key — rows are (values…, pk) — with
     one executemany per 5,000 rows; Django's bulk_update builds a CASE per column and row,
@@ -532,7 +549,7 @@ def deals_upsert(
 
 def leads_mark_converted(lead_ids: Sequence[int]) -> None:
     """A lead with a deal is converted, at its earliest deal's created_at (lead_convert)."""
-    flush_writes()
+    refresh_statistics()
     first_deal = (
         Deal.objects.filter(lead=OuterRef("pk"))
         .values("lead")
@@ -582,7 +599,7 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
 
 
 def _refresh_facts(ids: Sequence[int]) -> None:
-    flush_writes()
+    refresh_statistics()
     # One statement over every deal is far cheaper than many over long IN lists once an import
     # touches a good part of them; the facts of the others come out unchanged.
     if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
@@ -616,7 +633,7 @@ def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] 
 def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
     """first_contacted_at as services.leads_refresh_facts keeps it; a new lead with one becomes
     contacted (as activity_log)."""
-    flush_writes()
+    refresh_statistics()
     ids = sorted(lead_ids)
     everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
     parts = [None] if everything else list(chunks(ids))

@@ -400,6 +400,8 @@ class Importer:
 
     def run(self, progress: Callable[[], None] | None = None) -> None:
         self.fresh = self.model is not None and not self.model.objects.exists()
+        # The previous kind's import just filled the tables this one looks ids up in.
+        bulk.refresh_statistics()
         it = iter(self.table.rows)
         make_row = row_maker(self.index)
         while True:
