@@ -285,7 +285,7 @@ def refresh_statistics() -> None:
 
     A bulk import grows tables from nothing faster than autovacuum analyzes them, and the facts
     refresh is then planned as if they were still empty. Measured on 100k leads, fresh
-    database, wall time: stage-history 30.1 s → 15.9 s, activities 46.8 s → 31.7 s (the 1M
+    database, wall time: stage-history 30.1 s → 16.3 s, activities 46.8 s → 32.3 s (the 1M
     import took about an hour in all before)."""
     flush_writes()
     if connection.vendor == "postgresql":
