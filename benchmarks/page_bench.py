@@ -29,19 +29,7 @@ PAGES = [
     ("Deal list", "/deals/list/"),
     ("Diagnosis", "/reports/diagnosis/"),
     ("Weekly review", "/reports/weekly/"),
-    *[
-        (f"Report: {name}", f"/reports/{name}/")
-        for name in (
-            "funnel",
-            "owners",
-            "sources",
-            "lost-reasons",
-            "stage-time",
-            "stuck",
-            "cycle",
-            "forecast",
-        )
-    ],
+    ("Report: {name}", "report:{name}"),  # one row per report page of the web app (below)
     # Detail pages: the newest lead and deal the user may see (filled in per user below).
     ("Lead detail", "lead:{lead}"),
     ("Deal detail", "deal:{deal}"),
@@ -67,6 +55,14 @@ def main() -> int:
 
     from leakmap.accounts.models import Role, User
     from leakmap.crm import selectors
+    from leakmap.web.views.reports import REPORT_PAGES
+
+    pages = []
+    for name, url in PAGES:
+        if url.startswith("report:"):
+            pages += [(f"Report: {key}", f"/reports/{key}/") for key in REPORT_PAGES]
+        else:
+            pages.append((name, url))
 
     people = {
         "rep": User.objects.filter(role=Role.REP, deals__isnull=False).order_by("pk").first(),
@@ -76,17 +72,17 @@ def main() -> int:
     }
     print(f"| page | {' | '.join(people)} |")
     print(f"|---|{'---:|' * len(people)}")
-    results: dict[str, list[str]] = {name: [] for name, _ in PAGES}
+    results: dict[str, list[str]] = {name: [] for name, _ in pages}
     for _role, user in people.items():
         client = Client()
         if user is None:
-            for name, _ in PAGES:
+            for name, _ in pages:
                 results[name].append("–")
             continue
         client.force_login(user)
         newest_lead = selectors.visible_leads(user).order_by("-pk").values_list("pk", flat=True)
         newest_deal = selectors.visible_deals(user).order_by("-pk").values_list("pk", flat=True)
-        for name, url in PAGES:
+        for name, url in pages:
             if url.startswith("lead:"):
                 url = f"/leads/{newest_lead.first()}/"
             elif url.startswith("deal:"):
@@ -100,7 +96,7 @@ def main() -> int:
                     times.append((time.perf_counter() - start) * 1000)
             status = "" if response.status_code == 200 else f" ({response.status_code})"
             results[name].append(f"{statistics.median(times):.0f} ms, {len(queries)} q{status}")
-    for name, _ in PAGES:
+    for name, _ in pages:
         print(f"| {name} | {' | '.join(results[name])} |")
     return 0
 
