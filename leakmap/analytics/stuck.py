@@ -20,7 +20,6 @@ from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from leakmap.accounts.models import User
 from leakmap.analytics.base import (
     Column,
     DaysBetween,
@@ -32,9 +31,10 @@ from leakmap.analytics.base import (
     money,
     open_q,
     register,
+    usernames,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import StageKind
+from leakmap.crm.models import Stage, StageKind
 
 
 @dataclass
@@ -64,20 +64,24 @@ def stuck_now_q(stages, now: dt.datetime, limit: int | None = None) -> Q:
     for stage in stages:
         if stage.kind == StageKind.OPEN and stage.sla_days:
             q |= Q(stage=stage, stage_entered_at__lt=now - dt.timedelta(days=stage.sla_days))
-    # Open stages by id: the (stage, stage_entered_at) index then narrows the scan to open
-    # deals, already in the order the lists are sorted by.
-    open_ids = [stage.pk for stage in stages if stage.kind == StageKind.OPEN]
+    # Open stages (of every pipeline) by id: the (stage, stage_entered_at) index then narrows
+    # the scan to open deals, already in the order the lists are sorted by.
+    open_ids = Stage.objects.filter(kind=StageKind.OPEN).values("pk")
     return Q(stage_id__in=open_ids) & q
+
+
+def over_sla(entered: dt.datetime, sla_days: int | None, now: dt.datetime) -> bool:
+    """In the stage longer than its SLA: the rule's exact comparison, not whole days."""
+    return bool(sla_days) and entered < now - dt.timedelta(days=sla_days)
 
 
 def stuck_reasons(deal, now: dt.datetime, limit: int | None = None) -> dict:
     """Why one deal (current facts) matches stuck_now_q: the same comparisons, for display."""
     entered = deal.stage_entered_at or deal.created_at
     last = deal.last_follow_up_at or deal.created_at
-    sla = deal.stage.sla_days
     return {
         "days_in_stage": (now - entered).days,
-        "over_sla": bool(sla) and entered < now - dt.timedelta(days=sla),
+        "over_sla": over_sla(entered, deal.stage.sla_days, now),
         "no_follow_up": last < now - dt.timedelta(days=no_follow_up_limit(limit)),
         "days_since_follow_up": (now - last).days,
     }
@@ -116,13 +120,13 @@ def stuck(scope: Scope) -> ReportResult:
     with connection.cursor() as cur:
         cur.execute(sql, params)
         found = cur.fetchall()
-    owners = dict(User.objects.filter(pk__in={r[2] for r in found}).values_list("pk", "username"))
+    owners = usernames({r[2] for r in found})
     stage_key = {pk: s.key for pk, s in stages.by_id.items()}
     rows = [
         StuckRow(
             deal=name,
             deal_id=pk,
-            owner=owners[owner_id],
+            owner=owners[owner_id][0],
             stage=stage_key[stage_id],
             days_in_stage=days(in_stage),
             days_since_follow_up=days(since_fu),

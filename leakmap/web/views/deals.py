@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leakmap.analytics.stuck import over_sla
 from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
@@ -99,12 +100,7 @@ def board_context(request, error: str = "") -> dict:
         for card in cards:
             entered = card.stage_entered_at or card.created_at
             card.days_in_stage = (now - entered).days
-            # The stuck rule's comparison (analytics.stuck), not whole days.
-            card.over_sla = bool(
-                stage.is_open
-                and stage.sla_days
-                and entered < now - dt.timedelta(days=stage.sla_days)
-            )
+            card.over_sla = stage.is_open and over_sla(entered, stage.sla_days, now)
         columns.append(
             {
                 "stage": stage,
