@@ -570,9 +570,9 @@ def leads_mark_converted(lead_ids: Sequence[int]) -> None:
 @transaction.atomic(savepoint=False)
 def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -> None:
     """Replace each deal's history with `[(stage id, entered at), …]` (oldest first; the caller
-    has checked that the newest is the deal's current stage), then recompute the facts it
-    implies with services.deals_refresh_facts — in SQL, so the facts are by construction those
-    the services keep."""
+    has checked that the newest is the deal's current stage), and set the facts it implies:
+    those of each entry (StageChange.left_at, reached_before) and the deal's stage facts
+    (services.deals_refresh_stage_facts). The follow-up facts do not depend on it."""
     ids = sorted(histories)
     # The per-entry facts (what services.stage_entries_refresh_facts computes) come with the
     # rows: the entries are in order here, so no window over the history is needed afterwards.
@@ -595,18 +595,22 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
                 previous = stage_id
                 reached = max(reached, non_lost_order[stage_id])
         insert_rows(StageChange, columns, rows)
-    _refresh_facts(ids)
+    # In SQL, so the deals' stage facts are by construction those the services keep. (Computed
+    # here from the rows at hand instead, they cost more: every UPDATE rewrites the deal's entry
+    # in the covering report index, and one statement per deal adds to that.)
+    _refresh_facts(ids, services.deals_refresh_stage_facts)
 
 
-def _refresh_facts(ids: Sequence[int]) -> None:
+def _refresh_facts(ids: Sequence[int], refresh: Callable) -> None:
+    """Run a services.deals_refresh_* function over the deals `ids`."""
     refresh_statistics()
     # One statement over every deal is far cheaper than many over long IN lists once an import
     # touches a good part of them; the facts of the others come out unchanged.
     if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
-        services.deals_refresh_facts()
+        refresh()
     else:
         for part in chunks(list(ids)):
-            services.deals_refresh_facts(list(part))
+            refresh(list(part))
 
 
 # --- Activities ---------------------------------------------------------------------------------
@@ -620,10 +624,10 @@ def activities_upsert(*, columns: list[str], new: list[tuple], updates: list[tup
 
 
 def deals_refresh_follow_ups(deal_ids: Sequence[int], *, touched: Sequence[int] = ()) -> None:
-    """follow_up_count and last_follow_up_at from the done activities (with the other facts,
-    by services.deals_refresh_facts). Deals in `touched` got a follow-up in this import: like
+    """follow_up_count and last_follow_up_at from the done activities
+    (services.deals_refresh_follow_up_facts). Deals in `touched` got a follow-up in this import: like
     activity_log, that clears "needs attention" and a next follow-up date it has passed."""
-    _refresh_facts(sorted(deal_ids))
+    _refresh_facts(sorted(deal_ids), services.deals_refresh_follow_up_facts)
     for part in chunks(sorted(touched)):
         deals = Deal.objects.filter(pk__in=part, last_follow_up_at__isnull=False)
         deals.filter(needs_attention=True).update(needs_attention=False)

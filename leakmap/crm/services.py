@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -626,14 +626,30 @@ def deals_refresh_facts(deal_ids=None) -> int:
 
     Used after bulk imports and after a pipeline's stages are reordered; the per-change services
     above keep the same facts incrementally. `deal_ids` may be a list or a queryset of ids;
-    None means every deal. Returns the number of deals updated.
+    None means every deal. Returns the number of deals updated. The two halves are separate
+    functions because a bulk write usually moves only one of them: a history import leaves
+    follow-ups alone, an activities import leaves the stages alone.
+    """
+    with transaction.atomic():
+        count = deals_refresh_stage_facts(deal_ids)
+        deals_refresh_follow_up_facts(deal_ids)
+    return count
+
+
+def _deals(deal_ids):
+    return Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+
+
+def deals_refresh_stage_facts(deal_ids=None) -> int:
+    """The facts that come from the stage history: reached_order, stage_entered_at and
+    lost_at_stage. Returns the number of deals updated.
 
     A deal with no history row counts as having entered its current stage at created_at, and
     every open stage before it (CONTRACT §4). A lost deal with no history has no stage it was
     lost from on record: it counts as lost at the pipeline's first open stage, so it is not
     credited with stages it never showed it reached.
     """
-    deals = Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+    deals = _deals(deal_ids)
     history = StageChange.objects.filter(deal=OuterRef("pk"))
     newest = history.order_by("-at", "-id")
     reached = (
@@ -652,17 +668,10 @@ def deals_refresh_facts(deal_ids=None) -> int:
         Subquery(first_open.values("order")[:1]),
         Value(0),
     )
-    follow_ups = (
-        Activity.objects.filter(deal=OuterRef("pk"), done_at__isnull=False)
-        .values("deal")
-        .annotate(n=Count("id"), last=Max("done_at"))
-    )
     with transaction.atomic():
         count = deals.update(
             reached_order=Coalesce(Subquery(reached[:1]), fallback_order),
             stage_entered_at=Coalesce(Subquery(newest.values("at")[:1]), F("created_at")),
-            last_follow_up_at=Subquery(follow_ups.values("last")[:1]),
-            follow_up_count=Coalesce(Subquery(follow_ups.values("n")[:1]), Value(0)),
         )
         # The stage it was in when it entered lost: the newest change's from_stage.
         deals.filter(stage__kind=StageKind.LOST).update(
@@ -671,8 +680,23 @@ def deals_refresh_facts(deal_ids=None) -> int:
                 Subquery(first_open.values("pk")[:1]),
             )
         )
-        deals.exclude(stage__kind=StageKind.LOST).update(lost_at_stage=None)
+        deals.exclude(stage__kind=StageKind.LOST).exclude(lost_at_stage=None).update(
+            lost_at_stage=None
+        )
     return count
+
+
+def deals_refresh_follow_up_facts(deal_ids=None) -> None:
+    """follow_up_count and last_follow_up_at: the deal's done activities."""
+    follow_ups = (
+        Activity.objects.filter(deal=OuterRef("pk"), done_at__isnull=False)
+        .values("deal")
+        .annotate(n=Count("id"), last=Max("done_at"))
+    )
+    _deals(deal_ids).update(
+        last_follow_up_at=Subquery(follow_ups.values("last")[:1]),
+        follow_up_count=Coalesce(Subquery(follow_ups.values("n")[:1]), Value(0)),
+    )
 
 
 def stage_entries_refresh_facts(deal_ids=None) -> None:
@@ -729,7 +753,11 @@ def leads_refresh_facts(lead_ids=None) -> None:
         .order_by("done_at")
         .values("done_at")
     )
-    leads.update(first_contacted_at=Subquery(on_lead[:1]))
+    # Two statements so that a lead without follow-ups is written only if it had a date: after
+    # an import over every lead most have none, and rewriting them all costs seconds.
+    done_on_lead = Exists(Activity.objects.filter(lead=OuterRef("pk"), done_at__isnull=False))
+    leads.filter(~done_on_lead).exclude(first_contacted_at=None).update(first_contacted_at=None)
+    leads.filter(done_on_lead).update(first_contacted_at=Subquery(on_lead[:1]))
     via_deal = Activity.objects.filter(done_at__isnull=False, deal__lead__isnull=False).exclude(
         lead_id=F("deal__lead_id")
     )

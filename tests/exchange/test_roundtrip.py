@@ -383,3 +383,42 @@ def test_deals_reuse_accounts_and_contacts_across_batches_and_create_the_missing
     assert Contact.objects.count() == 5
     run_import("deals", tmp_path / "d.csv")  # a re-import creates none
     assert (Account.objects.count(), Contact.objects.count()) == (3, 5)
+
+
+def test_a_history_import_sets_the_facts_the_services_would_compute(tmp_path, rep):
+    """The import computes a deal's stage facts from the rows it has in hand; they must be what
+    services.deals_refresh_stage_facts reads back from the table, edge cases included: a history
+    of only the entry into lost, a skipped stage, a deal lost after moving back, a won deal."""
+    write(
+        tmp_path / "deals.csv",
+        "external_id,name,amount,stage,owner,created_at,expected_close_date,closed_at,lost_reason\n"
+        "H1,只有输单,1000,lost,alice,2026-01-05,2026-03-01,2026-01-06T10:00,价格过高\n"
+        "H2,跳过阶段,1000,negotiation,alice,2026-01-05,2026-03-01,,\n"
+        "H3,回退后输单,1000,lost,alice,2026-01-05,2026-03-01,2026-01-20T10:00,价格过高\n"
+        "H4,赢单,1000,won,alice,2026-01-05,2026-03-01,2026-01-25T10:00,\n",
+    )
+    run_import("deals", tmp_path / "deals.csv")
+    write(
+        tmp_path / "history.csv",
+        "deal_external_id,stage,entered_at\n"
+        "H1,lost,2026-01-06T10:00\n"
+        "H2,qualification,2026-01-05T09:00\n"
+        "H2,negotiation,2026-01-09T09:00\n"
+        "H3,qualification,2026-01-05T09:00\n"
+        "H3,proposal,2026-01-10T09:00\n"
+        "H3,needs_analysis,2026-01-15T09:00\n"
+        "H3,lost,2026-01-20T10:00\n"
+        "H4,qualification,2026-01-05T09:00\n"
+        "H4,won,2026-01-25T10:00\n",
+    )
+    run_import("stage-history", tmp_path / "history.csv")
+    fields = ("external_id", "reached_order", "lost_at_stage__key", "stage_entered_at")
+    imported = sorted(Deal.objects.values_list(*fields))
+    assert [(e, r, lost) for e, r, lost, _at in imported] == [
+        ("H1", stage("qualification").order, "qualification"),
+        ("H2", stage("negotiation").order, None),
+        ("H3", stage("proposal").order, "needs_analysis"),
+        ("H4", stage("won").order, None),
+    ]
+    services.deals_refresh_stage_facts()
+    assert sorted(Deal.objects.values_list(*fields)) == imported
