@@ -283,3 +283,33 @@ def test_rows_shorter_than_the_header_read_blank_cells():
     assert (short.n, short["a"], short["b"], short["c"]) == (8, "x", "", "")
     assert make(9, ["  q "])["a"] == "q"
     assert dict(row_maker({"only": 1})(3, ["", " v "])) == {"only": "v"}
+
+
+@pytest.mark.parametrize("preload_after", [0, 20_000])
+def test_activity_references_resolve_alike_read_per_batch_or_all_at_once(
+    tmp_path, existing, rep, monkeypatch, preload_after
+):
+    """A big activities import reads every deal's and lead's ids once instead of per batch
+    (References); a small one looks them up per batch. Both give the same rows and errors."""
+    from leakmap.crm.models import Activity
+    from leakmap.exchange.importers import References
+
+    monkeypatch.setattr(References, "PRELOAD_AFTER", preload_after)
+    head = "external_id,deal_external_id,lead_external_id,kind,done_at,due_at\n"
+    bad = write(
+        tmp_path / "bad.csv", head + "A1,D-OLD,,call,2026-01-08,\nA2,,L-NOPE,call,,2026-01-09\n"
+    )
+    lines = import_fails("activities", bad)
+    assert lines[0].endswith(
+        "3: column lead_external_id: value 'L-NOPE': no lead with this external_id in the database"
+    )
+    good = write(
+        tmp_path / "good.csv", head + "A1,D-OLD,,call,2026-01-08,\nA2,,L-OLD,email,,2026-01-09\n"
+    )
+    run_import("activities", good)
+    lead, deal = existing
+    assert sorted(
+        Activity.objects.values_list("external_id", "deal_id", "lead_id", "owner__username")
+    ) == [("A1", deal.pk, deal.lead_id, "alice"), ("A2", None, lead.pk, "alice")]
+    deal.refresh_from_db()
+    assert deal.follow_up_count == 1
