@@ -31,48 +31,59 @@ def _text(value) -> str:
     return str(value)
 
 
-def _rows(kind: str) -> Iterator[tuple]:
+def _rows(kind: str, queryset=None) -> Iterator[tuple]:
     """Rows of `kind` in the export's column order, oldest first (a stable order, so that two
-    exports of the same data are the same file)."""
+    exports of the same data are the same file). `queryset` (leads or deals only) narrows the
+    rows, for a list page's download of what its user may see and has filtered."""
+    if queryset is not None and kind not in ("leads", "deals"):
+        raise ValueError(kind)
     if kind == "users":
         qs = User.objects.order_by("username").values_list(
             "username", "display_name", "role", "team__name", "manager__username", "email"
         )
     elif kind == "leads":
-        qs = Lead.objects.order_by("created_at", "external_id", "id").values_list(
-            "external_id",
-            "name",
-            "company",
-            "email",
-            "phone",
-            "source__name",
-            "industry__name",
-            "title",
-            "budget",
-            "product",
-            "owner__username",
-            "status",
-            "created_at",
-            "disqualified_reason",
+        qs = (
+            (Lead.objects.all() if queryset is None else queryset)
+            .order_by("created_at", "external_id", "id")
+            .values_list(
+                "external_id",
+                "name",
+                "company",
+                "email",
+                "phone",
+                "source__name",
+                "industry__name",
+                "title",
+                "budget",
+                "product",
+                "owner__username",
+                "status",
+                "created_at",
+                "disqualified_reason",
+            )
         )
     elif kind == "deals":
-        qs = Deal.objects.order_by("created_at", "external_id", "id").values_list(
-            "external_id",
-            "lead__external_id",
-            "name",
-            "account__name",
-            "contact__name",
-            "amount",
-            "stage__key",
-            "owner__username",
-            "source__name",
-            "industry__name",
-            "created_at",
-            "expected_close_date",
-            "closed_at",
-            "lost_reason__name",
-            "competitor__name",
-            "next_follow_up",
+        qs = (
+            (Deal.objects.all() if queryset is None else queryset)
+            .order_by("created_at", "external_id", "id")
+            .values_list(
+                "external_id",
+                "lead__external_id",
+                "name",
+                "account__name",
+                "contact__name",
+                "amount",
+                "stage__key",
+                "owner__username",
+                "source__name",
+                "industry__name",
+                "created_at",
+                "expected_close_date",
+                "closed_at",
+                "lost_reason__name",
+                "competitor__name",
+                "next_follow_up",
+            )
         )
     elif kind == "stage-history":
         qs = StageChange.objects.order_by(
@@ -104,23 +115,51 @@ def _rows(kind: str) -> Iterator[tuple]:
     yield from qs.iterator(chunk_size=CHUNK)
 
 
+class _Line:
+    """A file-like object whose write returns what it was given: csv.writer then yields lines."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_chunks(kind: str, queryset=None, *, rows_per_chunk: int = 1000) -> Iterator[str]:
+    """The CSV file of `kind` (UTF-8 text with a BOM, so Excel opens the Chinese right) as
+    pieces of about `rows_per_chunk` lines, for a streamed HTTP response."""
+    writer = csv.writer(_Line())
+    lines = ["\ufeff" + writer.writerow(KINDS[kind])]
+    for row in _rows(kind, queryset):
+        lines.append(writer.writerow([_text(v) for v in row]))
+        if len(lines) >= rows_per_chunk:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
+
+
+def write_xlsx(kind: str, target, queryset=None) -> int:
+    """Write `kind` as a one-sheet .xlsx to `target` (a path or a binary file object); returns
+    the number of rows. openpyxl's write-only mode keeps one row in memory at a time."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(kind)
+    ws.append(KINDS[kind])
+    n = 0
+    for row in _rows(kind, queryset):
+        ws.append([_text(v) for v in row])
+        n += 1
+    wb.save(target)
+    return n
+
+
 def export(kind: str, path: str | Path) -> int:
     """Write `kind` to `path` (.csv as UTF-8 with BOM so Excel opens it right, or .xlsx).
     Returns the number of rows written."""
     path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        return write_xlsx(kind, path)
     columns = KINDS[kind]
     n = 0
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet(kind)
-        ws.append(columns)
-        for row in _rows(kind):
-            ws.append([_text(v) for v in row])
-            n += 1
-        wb.save(path)
-        return n
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)

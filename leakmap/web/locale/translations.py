@@ -464,4 +464,9 @@ ZH = {
     "Showing the first %(shown)s of %(all)s rows; the CSV and XLSX downloads have all of them.": (
         "仅显示前 %(shown)s 行(共 %(all)s 行);下载 CSV 或 XLSX 可获得全部数据。"
     ),
+    "Every row that matches the filters, in the import columns": "符合筛选条件的全部记录,列与导入格式相同",
+    "%(n)s rows are too many for an .xlsx download (at most %(max)s); narrow the filters or download CSV.": (
+        "共 %(n)s 行,超过 .xlsx 下载的上限(%(max)s 行);请缩小筛选范围,或下载 CSV。"
+    ),
+    "left at": "离开时间",
 }

@@ -7,10 +7,14 @@ from functools import wraps
 
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 PAGE_SIZE = 50
+# A list's .xlsx download stops here: beyond it the file takes minutes to build and Excel grows
+# sluggish; the CSV download has no limit (it is streamed).
+XLSX_MAX_ROWS = 100_000
 
 
 def apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
@@ -43,6 +47,13 @@ class Page:
 
     def __len__(self):
         return len(self.object_list)
+
+
+def without_page(request: HttpRequest) -> str:
+    """The request's query string without its page number: the filters, for a download link."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 def page_number(request: HttpRequest) -> int:
@@ -92,3 +103,39 @@ def filter_by_common_fields(qs, data: dict):
     if data.get("created_to"):
         qs = qs.filter(created_at__lt=local_day_bounds(data["created_to"])[1])
     return qs
+
+
+def list_download(kind: str, queryset, fmt: str) -> HttpResponse:
+    """A list page's download: the rows of `queryset` (what the user may see, filtered as on
+    the page) in the import columns of `kind`, so the file can be imported again."""
+    from leakmap.exchange import exporters
+
+    stem = f"leakmap-{kind}-{timezone.localdate().isoformat()}"
+    if fmt == "csv":
+        response = StreamingHttpResponse(
+            exporters.csv_chunks(kind, queryset), content_type="text/csv; charset=utf-8"
+        )
+    elif fmt == "xlsx":
+        n = queryset.count()
+        if n > XLSX_MAX_ROWS:
+            return HttpResponse(
+                _(
+                    "%(n)s rows are too many for an .xlsx download (at most %(max)s); "
+                    "narrow the filters or download CSV."
+                )
+                % {"n": n, "max": XLSX_MAX_ROWS},
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        import io
+
+        buffer = io.BytesIO()
+        exporters.write_xlsx(kind, buffer, queryset)
+        response = HttpResponse(
+            buffer.getvalue(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    else:
+        raise Http404
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
+    return response

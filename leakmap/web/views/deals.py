@@ -24,7 +24,9 @@ from leakmap.web.views.common import (
     apply_errors,
     filter_by_common_fields,
     is_htmx,
+    list_download,
     page_number,
+    without_page,
 )
 
 # Cards shown per kanban column; the rest are behind the column's "more" link (the list view).
@@ -129,7 +131,18 @@ def deal_list(request):
     form = DealFilterForm(request.GET or None, user=request.user)
     qs = filter_deals(request.user, form).order_by("-created_at", "-id")
     page = Page(qs, page_number(request))
-    return render(request, "web/deals/list.html", {"form": form, "page": page})
+    return render(
+        request,
+        "web/deals/list.html",
+        {"form": form, "page": page, "download_query": without_page(request)},
+    )
+
+
+@login_required
+def deal_export(request, fmt: str):
+    """The deals the list shows for the same filters, every page of them, as CSV or XLSX."""
+    form = DealFilterForm(request.GET or None, user=request.user)
+    return list_download("deals", filter_deals(request.user, form), fmt)
 
 
 def _history(deal: Deal) -> list[dict]:

@@ -20,7 +20,9 @@ from leakmap.web.views.common import (
     apply_errors,
     filter_by_common_fields,
     is_htmx,
+    list_download,
     page_number,
+    without_page,
 )
 
 
@@ -52,8 +54,17 @@ def lead_list(request):
     page = Page(qs, page_number(request))
     filtered = bool(request.GET.get("q") or len([k for k in request.GET if k != "page"]))
     return render(
-        request, "web/leads/list.html", {"form": form, "page": page, "filtered": filtered}
+        request,
+        "web/leads/list.html",
+        {"form": form, "page": page, "filtered": filtered, "download_query": without_page(request)},
     )
+
+
+@login_required
+def lead_export(request, fmt: str):
+    """The leads the list shows for the same filters, every page of them, as CSV or XLSX."""
+    form = LeadFilterForm(request.GET or None, user=request.user)
+    return list_download("leads", filter_leads(request.user, form), fmt)
 
 
 @login_required

@@ -1,0 +1,115 @@
+"""The lead and deal lists' downloads: every row the list would show for the same filters (all
+pages), nothing the user may not see, in the import columns so the file imports again."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from openpyxl import load_workbook
+
+from leakmap.crm.models import Deal, Lead, LeadStatus
+from leakmap.exchange.columns import KINDS
+from leakmap.web.views import common
+from tests.factories import LeadFactory, make_deal
+
+
+def _csv(response) -> list[dict]:
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff")  # so Excel reads the Chinese as UTF-8
+    reader = csv.DictReader(io.StringIO(text[1:]))
+    rows = list(reader)
+    assert reader.fieldnames == KINDS[response.kind]
+    return rows
+
+
+def _get(client, name: str, fmt: str, kind: str, params=None):
+    response = client.get(reverse(name, args=[fmt]), params or {})
+    response.kind = kind
+    return response
+
+
+@pytest.fixture
+def leads(rep, teammate, outsider, source):
+    LeadFactory(owner=rep, source=source, name="张伟", external_id="L-1")
+    LeadFactory(
+        owner=rep, source=source, name="王芳", external_id="L-2", status=LeadStatus.CONTACTED
+    )
+    LeadFactory(owner=teammate, source=source, name="李强", external_id="L-3")
+    LeadFactory(owner=outsider, source=source, name="赵敏", external_id="L-4")
+
+
+def test_a_rep_downloads_only_their_own_leads_whatever_the_filters_say(login, leads, rep):
+    client = login(rep)
+    rows = _csv(_get(client, "lead_export", "csv", "leads"))
+    assert sorted(r["name"] for r in rows) == ["张伟", "王芳"]
+    assert {r["owner"] for r in rows} == {"alice"}
+    # Naming someone else's leads in the query string does not widen the set.
+    rows = _csv(_get(client, "lead_export", "csv", "leads", {"owner": "mallory"}))
+    assert sorted(r["name"] for r in rows) == ["张伟", "王芳"]
+
+
+def test_the_download_applies_the_list_filters_to_every_page(login, leads, rep, manager):
+    rows = _csv(_get(login(rep), "lead_export", "csv", "leads", {"status": "contacted"}))
+    assert [r["name"] for r in rows] == ["王芳"]
+    LeadFactory.create_batch(60, owner=rep, name="批量")  # more than one list page (50)
+    rows = _csv(_get(login(manager), "lead_export", "csv", "leads", {"page": "2"}))
+    assert len(rows) == 63  # the page number is not a filter: every page of the team's leads
+    assert "赵敏" not in {r["name"] for r in rows}
+
+
+def test_a_manager_downloads_the_team_deals_and_an_admin_everyone(
+    login, rep, teammate, outsider, manager, admin_user
+):
+    make_deal(owner=rep, name="云帆 ERP", amount=120000, external_id="D-1")
+    make_deal(owner=teammate, name="东方 MES", amount=80000, external_id="D-2")
+    make_deal(owner=outsider, name="华南 CRM", amount=50000, external_id="D-3")
+    rows = _csv(_get(login(manager), "deal_export", "csv", "deals"))
+    assert sorted(r["name"] for r in rows) == ["东方 MES", "云帆 ERP"]
+    assert {r["name"]: r["amount"] for r in rows}["云帆 ERP"] == "120000.00"
+    rows = _csv(_get(login(admin_user), "deal_export", "csv", "deals", {"q": "CRM"}))
+    assert [r["name"] for r in rows] == ["华南 CRM"]
+
+
+def test_a_downloaded_file_imports_again_unchanged(login, leads, rep, tmp_path):
+    response = _get(login(rep), "lead_export", "csv", "leads")
+    path = tmp_path / "leads.csv"
+    path.write_bytes(b"".join(response.streaming_content))
+    before = list(Lead.objects.order_by("external_id").values_list("external_id", "name", "status"))
+    out = io.StringIO()
+    call_command("import_data", "leads", str(path), stdout=out)
+    assert "0" in out.getvalue()  # nothing created: the rows are the same leads
+    assert Lead.objects.count() == 4
+    assert (
+        list(Lead.objects.order_by("external_id").values_list("external_id", "name", "status"))
+        == before
+    )
+
+
+def test_xlsx_has_the_same_rows_and_refuses_a_list_too_long_for_it(login, rep, monkeypatch):
+    for i in range(3):
+        make_deal(owner=rep, name=f"单 {i}", amount=1000 + i, external_id=f"D-{i}")
+    client = login(rep)
+    response = _get(client, "deal_export", "xlsx", "deals")
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('.xlsx"')
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert values[0] == KINDS["deals"]
+    assert sorted(v[values[0].index("name")] for v in values[1:]) == ["单 0", "单 1", "单 2"]
+
+    monkeypatch.setattr(common, "XLSX_MAX_ROWS", 2)
+    refused = _get(client, "deal_export", "xlsx", "deals")
+    assert refused.status_code == 400
+    assert "3" in refused.content.decode() and "CSV" in refused.content.decode()
+    assert Deal.objects.count() == 3
+
+
+def test_unknown_formats_and_anonymous_users_get_nothing(client, login, leads, rep):
+    assert client.get(reverse("lead_export", args=["csv"])).status_code == 302  # to the login
+    assert login(rep).get(reverse("lead_export", args=["pdf"])).status_code == 404
