@@ -194,6 +194,7 @@ class _Writer:
         self.limit = min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
         self.queue: queue.Queue = queue.Queue(maxsize=3)
         self.error: BaseException | None = None
+        self.next_ids: dict[str, int] = {}  # table → next primary key (reserve_ids)
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self.thread.start()
 
@@ -211,6 +212,29 @@ class _Writer:
             ", ".join([row] * len(params)),
         )
         self.queue.put((sql, list(chain.from_iterable(params))))
+
+    def reserve_ids(self, model, n: int) -> range:
+        """`n` primary keys for rows of `model` that this import will insert with explicit ids
+        (so that their ids are known without waiting for the INSERT). Safe because the import
+        holds SQLite's write lock from the first call on: no other connection can add rows
+        until it commits. Every insert of `model` during the import must take its ids here."""
+        table = model._meta.db_table
+        if table not in self.next_ids:
+            self.flush()
+            qn = connection.ops.quote_name
+            with connection.cursor() as cursor:
+                # A write that changes nothing still takes the database's write lock.
+                cursor.execute(f"UPDATE {qn(table)} SET id = id WHERE 0")
+                cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {qn(table)}")
+                self.next_ids[table] = cursor.fetchone()[0] + 1
+        start = self.next_ids[table]
+        self.next_ids[table] = start + n
+        return range(start, start + n)
+
+    def execute(self, sql: str, params: list) -> None:
+        """Queue any statement (written with %s placeholders) to run after the ones before."""
+        self.check()
+        self.queue.put((sql.replace("%s", "?"), list(params)))
 
     def _run(self) -> None:
         cursor = self.conn.cursor()
@@ -271,6 +295,11 @@ def background_writes():
             writer.error = RuntimeError("import aborted")  # drop what is still queued
         writer.stop()
         sys.setswitchinterval(interval)
+
+
+def writing_in_background() -> bool:
+    """Whether writes may be queued for the writer thread (an import on SQLite)."""
+    return _writer is not None
 
 
 def flush_writes() -> None:
@@ -418,6 +447,16 @@ def _insert_returning_ids(model, columns: list[str], rows: list[tuple], keys: in
     would). One column: the key is the value itself."""
     if not rows:
         return {}
+    if _writer is not None:
+        # SQLite import: the ids are chosen here and the INSERT goes to the writer thread.
+        ids = _writer.reserve_ids(model, len(rows))
+        insert_rows(
+            model, ["id", *columns], [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
+        )
+        return {
+            (row[0] if keys == 1 else tuple(row[:keys])): pk
+            for pk, row in zip(ids, rows, strict=True)
+        }
     before = model.objects.aggregate(m=models.Max("pk"))["m"] or 0
     insert_rows(model, columns, rows, background=False)
     out: dict = {}
@@ -545,6 +584,21 @@ def deals_upsert(
     if mark_converted:
         leads_mark_converted(sorted(lead_ids))
     return lead_ids
+
+
+def leads_mark_converted_queued(lead_ids: Sequence[int]) -> None:
+    """leads_mark_converted for one batch of an import, queued after the batch's deals on the
+    writer thread (background_writes), so the main thread goes on parsing. A lead whose deals
+    come in several batches is marked by each, the last time with all its deals written."""
+    qn = connection.ops.quote_name
+    lead, deal = qn(Lead._meta.db_table), qn(Deal._meta.db_table)
+    for part in chunks(list(lead_ids)):
+        _writer.execute(
+            f"UPDATE {lead} SET status = %s, disqualified_reason = '',"
+            f" converted_at = (SELECT MIN(d.created_at) FROM {deal} d WHERE d.lead_id = {lead}.id)"
+            f" WHERE id IN ({', '.join(['%s'] * len(part))})",
+            [LeadStatus.CONVERTED, *part],
+        )
 
 
 def leads_mark_converted(lead_ids: Sequence[int]) -> None:

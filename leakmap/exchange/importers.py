@@ -674,12 +674,13 @@ class LeadsImporter(Importer):
         if not self.writing:
             return
         new, updates = [], []
+        values = itemgetter(*LEAD_COLUMNS)
         for lead in records:
-            found = existing.get(lead.external_id)
+            found = existing.get(lead.external_id) if existing else None
             if found:
-                updates.append((*(lead[c] for c in LEAD_COLUMNS), found[0]))
+                updates.append((*values(lead), found[0]))
             else:
-                new.append(tuple(lead[c] for c in LEAD_COLUMNS))
+                new.append(values(lead))
                 if lead.owner_id is None:
                     self.unowned.append(lead.external_id)
         bulk.leads_upsert(columns=LEAD_COLUMNS, new=new, updates=updates)
@@ -713,7 +714,7 @@ class DealsImporter(Importer):
         self.stages = Stages()
         self.seen: dict[str, int] = {}
         self.names = bulk.NameCache()  # accounts and contacts met in earlier batches
-        self.lead_ids: set[int] = set()  # leads of the deals written, converted at the end
+        self.lead_ids: set[int] = set()  # leads of the deals written, to convert at the end
 
     def parse(self, row: Row):
         ext = self.text(row, "external_id", required=True, max_length=100)
@@ -876,6 +877,7 @@ class DealsImporter(Importer):
         )
         new, updates = [], []
         first_open = self.stages.first_open.pk
+        values = itemgetter(*DEAL_COLUMNS)
         for r in ok:
             deal = r["deal"]
             deal.account_id = accounts.get(r["account"]) if r["account"] else None
@@ -888,24 +890,30 @@ class DealsImporter(Importer):
                 lost = deal.stage_id in self.stages.lost_ids
                 new.append(
                     (
-                        *(deal[c] for c in DEAL_COLUMNS),
+                        *values(deal),
                         self.stages.order[first_open if lost else deal.stage_id],
                         deal.created_at,
                         first_open if lost else None,
                     )
                 )
-        self.lead_ids |= bulk.deals_upsert(
+        lead_ids = bulk.deals_upsert(
             columns=DEAL_COLUMNS + DEAL_FACTS,
             new=new,
             updates=updates,
             now=self.now,
             mark_converted=False,
         )
+        if bulk.writing_in_background():
+            # SQLite: the writer thread marks them while this one parses the next batch.
+            bulk.leads_mark_converted_queued(sorted(lead_ids))
+        else:
+            # PostgreSQL: once at the end, with fresh planner statistics of the deals.
+            self.lead_ids |= lead_ids
         self.created += len(new)
         self.updated += len(updates)
 
     def finish(self) -> None:
-        if self.writing:
+        if self.writing and self.lead_ids:
             bulk.leads_mark_converted(sorted(self.lead_ids))
 
 

@@ -422,3 +422,34 @@ def test_a_history_import_sets_the_facts_the_services_would_compute(tmp_path, re
     ]
     services.deals_refresh_stage_facts()
     assert sorted(Deal.objects.values_list(*fields)) == imported
+
+
+def test_a_lead_with_deals_in_several_batches_is_converted_at_its_earliest_deal(
+    tmp_path, rep, monkeypatch
+):
+    from leakmap.exchange.importers import DealsImporter
+
+    monkeypatch.setattr(DealsImporter, "batch_size", 1)  # each deal its own batch
+    write(
+        tmp_path / "leads.csv",
+        "external_id,name,owner,status,created_at,disqualified_reason\n"
+        "L1,甲,alice,disqualified,2026-01-01,预算不足\nL2,乙,alice,new,2026-01-01,\n",
+    )
+    run_import("leads", tmp_path / "leads.csv")
+    write(
+        tmp_path / "deals.csv",
+        "external_id,lead_external_id,name,amount,stage,owner,created_at\n"
+        "D1,L1,后来的,1000,qualification,alice,2026-01-10T09:00\n"
+        "D2,L1,先来的,1000,qualification,alice,2026-01-05T09:00\n",
+    )
+    run_import("deals", tmp_path / "deals.csv")
+    converted = {
+        ext: (status, at, reason)
+        for ext, status, at, reason in Lead.objects.values_list(
+            "external_id", "status", "converted_at", "disqualified_reason"
+        )
+    }
+    assert converted == {
+        "L1": ("converted", dt.datetime(2026, 1, 5, 1, tzinfo=dt.UTC), ""),
+        "L2": ("new", None, ""),
+    }
