@@ -1134,10 +1134,12 @@ class ActivitiesImporter(Importer):
                     lead_ids.add(found[2])
             else:
                 new.append(values(a))
-            if a.deal_id:
-                deal_ids.add(a.deal_id)
+            if deal:
+                deal_ids.add(deal[0])
                 if a.done_at:
-                    touched.add(a.deal_id)
+                    touched.add(deal[0])
+                if deal[1]:
+                    lead_ids.add(deal[1])  # a follow-up on a deal counts for its lead
             if a.lead_id:
                 lead_ids.add(a.lead_id)
         if not self.writing:

@@ -453,3 +453,63 @@ def test_a_lead_with_deals_in_several_batches_is_converted_at_its_earliest_deal(
         "L1": ("converted", dt.datetime(2026, 1, 5, 1, tzinfo=dt.UTC), ""),
         "L2": ("new", None, ""),
     }
+
+
+def test_follow_up_facts_add_up_over_batches(tmp_path, rep, monkeypatch):
+    """A deal whose activities span an import's batches ends with all of them counted, and a
+    follow-up on a deal counts for the deal's lead."""
+    from leakmap.exchange.importers import ActivitiesImporter
+
+    monkeypatch.setattr(ActivitiesImporter, "batch_size", 1)
+    write(tmp_path / "leads.csv", "external_id,name,owner,created_at\nL1,甲,alice,2026-01-01\n")
+    run_import("leads", tmp_path / "leads.csv")
+    write(
+        tmp_path / "deals.csv",
+        "external_id,lead_external_id,name,amount,stage,owner,created_at,next_follow_up\n"
+        "D1,L1,单,1000,qualification,alice,2026-01-02T09:00,2026-01-06\n",
+    )
+    run_import("deals", tmp_path / "deals.csv")
+    Deal.objects.filter(external_id="D1").update(needs_attention=True)
+    write(
+        tmp_path / "activities.csv",
+        "external_id,deal_external_id,lead_external_id,kind,done_at,due_at\n"
+        "A1,D1,,call,2026-01-08T10:00,\n"
+        "A2,,L1,call,2026-01-03T10:00,\n"
+        "A3,D1,,email,2026-01-05T10:00,\n"
+        "A4,D1,,task,,2026-02-01T10:00\n",
+    )
+    run_import("activities", tmp_path / "activities.csv")
+    deal = Deal.objects.get(external_id="D1")
+    assert (deal.follow_up_count, deal.last_follow_up_at) == (
+        2,
+        dt.datetime(2026, 1, 8, 2, tzinfo=dt.UTC),
+    )
+    assert (deal.needs_attention, deal.next_follow_up) == (False, None)
+    lead = Lead.objects.get(external_id="L1")
+    assert (lead.status, lead.first_contacted_at) == (
+        "converted",
+        dt.datetime(2026, 1, 3, 2, tzinfo=dt.UTC),
+    )
+
+
+def test_a_follow_up_filed_under_another_lead_still_counts_for_the_deals_lead(tmp_path, rep):
+    write(
+        tmp_path / "leads.csv",
+        "external_id,name,owner,created_at\nL1,甲,alice,2026-01-01\nL2,乙,alice,2026-01-01\n",
+    )
+    run_import("leads", tmp_path / "leads.csv")
+    write(
+        tmp_path / "deals.csv",
+        "external_id,lead_external_id,name,amount,stage,owner,created_at\n"
+        "D1,L1,单,1000,qualification,alice,2026-01-02T09:00\n",
+    )
+    run_import("deals", tmp_path / "deals.csv")
+    write(
+        tmp_path / "activities.csv",
+        "external_id,deal_external_id,lead_external_id,kind,done_at\n"
+        "A1,D1,L2,call,2026-01-04T10:00\n",
+    )
+    run_import("activities", tmp_path / "activities.csv")
+    first = dict(Lead.objects.values_list("external_id", "first_contacted_at"))
+    at = dt.datetime(2026, 1, 4, 2, tzinfo=dt.UTC)
+    assert first == {"L1": at, "L2": at}
