@@ -9,6 +9,7 @@ while every bad row is still reported, in a single pass over a file of a million
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import zoneinfo
@@ -233,6 +234,9 @@ class Importer:
     # ids is skipped.
     model = None
     fresh = False
+    # Indexes of `model` the import reads through while it fills the table; the others are
+    # built once at the end of an import into an empty table (bulk.indexes_deferred).
+    indexes_read: tuple[str, ...] = ()
 
     def __init__(self, table: Table, index: dict[str, int], *, lookups: Lookups | None = None):
         self.table = table
@@ -405,20 +409,25 @@ class Importer:
         bulk.refresh_statistics()
         it = iter(self.table.rows)
         make_row = row_maker(self.index)
-        while True:
-            raw = list(islice(it, self.batch_size))
-            if not raw:
-                break
-            records = []
-            for n, cells in raw:
-                self.rows += 1
-                before = len(self.errors)
-                rec = self.parse(make_row(n, cells))
-                if rec is not None and len(self.errors) == before:
-                    records.append(rec)
-            self.batch(records)
-            if progress:
-                progress()
+        with (
+            bulk.indexes_deferred(self.model, keep=self.indexes_read)
+            if self.fresh
+            else contextlib.nullcontext()
+        ):
+            while True:
+                raw = list(islice(it, self.batch_size))
+                if not raw:
+                    break
+                records = []
+                for n, cells in raw:
+                    self.rows += 1
+                    before = len(self.errors)
+                    rec = self.parse(make_row(n, cells))
+                    if rec is not None and len(self.errors) == before:
+                        records.append(rec)
+                self.batch(records)
+                if progress:
+                    progress()
         bulk.flush_writes()  # what finish() reads was written
         self.finish()
 
@@ -708,6 +717,8 @@ class LeadsImporter(Importer):
 class DealsImporter(Importer):
     kind = "deals"
     model = Deal
+    # Marking leads converted batch by batch looks up each lead's deals.
+    indexes_read = ("deal_lead_cover",)
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
