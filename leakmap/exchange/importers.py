@@ -234,8 +234,12 @@ class Importer:
     # ids is skipped.
     model = None
     fresh = False
-    # Indexes of `model` the import reads through while it fills the table; the others are
-    # built once at the end of an import into an empty table (bulk.indexes_deferred).
+    # Build `model`'s indexes once at the end of an import into an empty table
+    # (bulk.indexes_deferred), but for those the import reads through while it runs. It pays
+    # where the writer thread is the bottleneck (leads, deals: wide rows, many indexes); where
+    # parsing is (activities, stage history), the writer keeps the indexes for free meanwhile
+    # and a rebuild at the end would only add to the wall time.
+    defer_indexes = False
     indexes_read: tuple[str, ...] = ()
 
     def __init__(self, table: Table, index: dict[str, int], *, lookups: Lookups | None = None):
@@ -411,7 +415,7 @@ class Importer:
         make_row = row_maker(self.index)
         with (
             bulk.indexes_deferred(self.model, keep=self.indexes_read)
-            if self.fresh
+            if self.fresh and self.defer_indexes
             else contextlib.nullcontext()
         ):
             while True:
@@ -644,6 +648,7 @@ class UsersImporter(Importer):
 class LeadsImporter(Importer):
     kind = "leads"
     model = Lead
+    defer_indexes = True
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -717,6 +722,7 @@ class LeadsImporter(Importer):
 class DealsImporter(Importer):
     kind = "deals"
     model = Deal
+    defer_indexes = True
     # Marking leads converted batch by batch looks up each lead's deals.
     indexes_read = ("deal_lead_cover",)
 
