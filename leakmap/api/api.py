@@ -46,7 +46,8 @@ api = NinjaAPI(
     version="1",
     description=(
         "The leakmap CRM: leads, deals, accounts, contacts, activities and reports. "
-        "Authenticate with `Authorization: Bearer <token>` (create one at /api/tokens/)."
+        "Authenticate with `Authorization: Bearer <token>` (create one at /api/tokens/). "
+        "A read-only token gets 403 on anything but GET."
     ),
     urls_namespace="api-v1",
     auth=API_AUTH,

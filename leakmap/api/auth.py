@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from ninja.errors import HttpError
 from ninja.security import HttpBearer, django_auth
 
-from leakmap.api.tokens import token_authenticate
+from leakmap.api.tokens import token_lookup
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request, token: str):
-        user = token_authenticate(token)
-        if user is not None:
-            # Code below the API (selectors, services' `by`) sees the token's user.
-            request.user = user
-        return user
+        found = token_lookup(token)
+        if found is None:
+            return None
+        if found.read_only and request.method not in READ_METHODS:
+            # Refused before the operation runs, so nothing is written.
+            raise HttpError(
+                403,
+                _(
+                    "This API token is read-only: it can read but not change anything. "
+                    "Create a read-and-write token for this."
+                ),
+            )
+        # Code below the API (selectors, services' `by`) sees the token's user.
+        request.user = found.user
+        return found.user
 
 
 # Token first: a request carrying a bearer token never needs a session or a CSRF token.

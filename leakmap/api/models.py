@@ -52,6 +52,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # A read-only token may call GET (and HEAD/OPTIONS) only: for reporting tools and
+    # dashboards that need the figures, not the right to change the record.
+    read_only = models.BooleanField(_("read only"), default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

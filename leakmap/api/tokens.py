@@ -30,8 +30,9 @@ def _digest(token: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
-    """A new token for `user`. Returns the row and the clear token, which is never stored."""
+def token_create(*, user: User, name: str, read_only: bool = False) -> tuple[ApiToken, str]:
+    """A new token for `user` (read_only: it may only read). Returns the row and the clear
+    token, which is never stored."""
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": _("Give the token a name, e.g. the tool that uses it.")})
@@ -42,7 +43,9 @@ def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
         if not ApiToken.objects.filter(prefix=prefix).exists():
             break
     clear = f"lmk_{prefix}_{secrets.token_urlsafe(32)}"
-    token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_digest(clear))
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=prefix, digest=_digest(clear), read_only=read_only
+    )
     return token, clear
 
 
@@ -58,6 +61,12 @@ def token_revoke(*, token: ApiToken, by: User) -> ApiToken:
 
 def token_authenticate(clear: str) -> User | None:
     """The active user a bearer token belongs to, or None."""
+    token = token_lookup(clear)
+    return None if token is None else token.user
+
+
+def token_lookup(clear: str) -> ApiToken | None:
+    """The active token (with its active user) that `clear` is, or None."""
     parts = (clear or "").split("_", 2)
     if len(parts) != 3 or parts[0] != "lmk" or len(parts[1]) != PREFIX_LEN:
         return None
@@ -73,4 +82,4 @@ def token_authenticate(clear: str) -> User | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token

@@ -28,7 +28,9 @@ def tokens(request):
     if request.method == "POST":
         try:
             _token, created = token_services.token_create(
-                user=request.user, name=request.POST.get("name", "")
+                user=request.user,
+                name=request.POST.get("name", ""),
+                read_only=request.POST.get("access") == "read",
             )
         except ValidationError as exc:
             error = " ".join(exc.message_dict.get("name", exc.messages))

@@ -108,3 +108,42 @@ def test_it_refuses_tokens_of_inactive_users_and_lookalikes(rep):
     rep.is_active = False
     rep.save()
     assert token_authenticate(clear) is None
+
+
+def test_a_read_only_token_reads_but_cannot_change_anything(rep):
+    from leakmap.crm.models import Lead
+
+    client = _logged_in(rep)
+    response = client.post(
+        "/api/tokens/",
+        {"name": "看板", "access": "read", "csrfmiddlewaretoken": _csrf(client)},
+    )
+    clear = re.search(r'<code id="new-token">([^<]+)</code>', response.content.decode())[1]
+    assert ApiToken.objects.get(name="看板").read_only
+    assert "只读" in client.get("/api/tokens/").content.decode()  # the list says which
+    bearer = {"Authorization": f"Bearer {clear}"}
+    assert Client().get("/api/v1/leads", headers=bearer).status_code == 200
+    assert Client().get("/api/v1/reports/funnel", headers=bearer).status_code == 200
+    refused = Client().post(
+        "/api/v1/leads",
+        {"name": "不该写入", "source": "官网"},
+        content_type="application/json",
+        headers=bearer,
+    )
+    assert refused.status_code == 403
+    assert "只读" in refused.json()["detail"][0]["message"]
+    assert not Lead.objects.filter(name="不该写入").exists()
+
+
+def test_a_token_reads_and_writes_unless_made_read_only(rep):
+    from leakmap.crm.models import Lead
+
+    _token, clear = token_create(user=rep, name="同步")
+    created = Client().post(
+        "/api/v1/leads",
+        {"name": "可以写入"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {clear}"},
+    )
+    assert created.status_code == 201, created.content
+    assert Lead.objects.filter(name="可以写入", owner=rep).exists()
