@@ -233,3 +233,59 @@ def test_a_disqualified_lead_needs_a_reason_and_cannot_convert(rep):
     with pytest.raises(ValidationError):
         services.lead_convert(lead=lead, by=rep)
     assert Lead.objects.get(pk=lead.pk).status == LeadStatus.DISQUALIFIED
+
+
+def test_a_stage_reorder_leaves_the_facts_a_full_recomputation_gives(rep):
+    """stage_reorder recomputes only the deals and history entries a swap can move; after each
+    of a series of swaps, recomputing everything must change nothing. Random histories with
+    skipped and reversed stages, closes, and deals without history."""
+    import random
+
+    from leakmap.crm.models import Stage
+
+    rng = random.Random(7)
+    keys = ["qualification", "needs_analysis", "proposal", "proposal_review", "negotiation"]
+    reason = lost_reason()
+    for n in range(30):
+        at = T0 + days(n)
+        deal = make_deal(owner=rep, created_at=at, stage_key=rng.choice(keys[:2]))
+        for _ in range(rng.randint(0, 4)):
+            at += days(1)
+            target = rng.choice([*keys, "won", "lost"])
+            try:
+                if target == "lost":
+                    services.deal_close_lost(deal=deal, lost_reason=reason, at=at)
+                    break
+                if target == "won":
+                    services.deal_close_won(deal=deal, at=at)
+                    break
+                services.deal_move(deal=deal, stage=stage(target), at=at)
+            except ValidationError:
+                continue  # a stage's required fields, or already there
+        if n % 10 == 0:  # a deal known only by its current stage
+            StageChange.objects.filter(deal=deal).delete()
+            services.deals_refresh_facts([deal.pk])
+
+    def facts():
+        return (
+            list(
+                Deal.objects.order_by("pk").values_list(
+                    "pk", "reached_order", "lost_at_stage_id", "stage_entered_at"
+                )
+            ),
+            list(StageChange.objects.order_by("pk").values_list("pk", "left_at", "reached_before")),
+        )
+
+    moves = [(rng.choice(keys), rng.choice(["up", "down"])) for _ in range(10)]
+    moves += [("qualification", "down"), ("needs_analysis", "up")]  # the first stage changes
+    for key, direction in moves:
+        try:
+            services.stage_reorder(
+                stage=Stage.objects.get(pipeline__is_default=True, key=key), direction=direction
+            )
+        except ValidationError:
+            continue  # already at that end
+        kept = facts()
+        services.deals_refresh_stage_facts()
+        services.stage_entries_refresh_facts()
+        assert facts() == kept, (key, direction)
