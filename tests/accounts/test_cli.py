@@ -95,3 +95,16 @@ def test_it_sets_a_new_password(tmp_path):
     assert weak.returncode == 2 and "password" in weak.stderr
     missing = leakmap(tmp_path, "user", "passwd", "nobody")
     assert missing.returncode == 2 and "nobody" in missing.stderr
+
+
+def test_serve_refuses_a_database_that_is_migrations_behind(tmp_path):
+    """After an upgrade, serving before `leakmap migrate` would answer 500 wherever a new column
+    is read; the server says what to do instead, and starts nothing."""
+    leakmap(tmp_path, "migrate", "-v0")
+    leakmap(tmp_path, "migrate", "api", "0001", "-v0")  # as before the upgrade that added 0002
+    refused = leakmap(tmp_path, "serve", "--port", "8799")
+    assert refused.returncode == 2
+    assert "1 migration(s) behind" in refused.stderr
+    assert "api.0002_token_read_only" in refused.stderr
+    assert "leakmap migrate" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -20,4 +20,23 @@ class Command(BaseCommand):
             raise CommandError(f"--port {port}: not a TCP port", returncode=2)
         if workers < 1:
             raise CommandError(f"--workers {workers}: need at least one", returncode=2)
+        # After an upgrade the code may expect columns the database does not have yet: every
+        # page touching them would be a 500. Say so before serving anything.
+        pending = _unapplied_migrations()
+        if pending:
+            raise CommandError(
+                f"the database is {len(pending)} migration(s) behind this version of leakmap"
+                f" ({', '.join(pending[:3])}{', …' if len(pending) > 3 else ''});"
+                " run `leakmap migrate` first",
+                returncode=2,
+            )
         run_server(host=host, port=port, workers=workers)
+
+
+def _unapplied_migrations() -> list[str]:
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
