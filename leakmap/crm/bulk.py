@@ -225,7 +225,13 @@ class _Writer:
             with connection.cursor() as cursor:
                 # A write that changes nothing still takes the database's write lock.
                 cursor.execute(f"UPDATE {qn(table)} SET id = id WHERE 0")
-                cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {qn(table)}")
+                # AUTOINCREMENT never hands out an id again, even one whose row was deleted:
+                # start after the larger of the table's largest id and its sequence.
+                cursor.execute(
+                    f"SELECT MAX(COALESCE((SELECT MAX(id) FROM {qn(table)}), 0),"
+                    " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = %s), 0))",
+                    [table],
+                )
                 self.next_ids[table] = cursor.fetchone()[0] + 1
         start = self.next_ids[table]
         self.next_ids[table] = start + n
@@ -324,7 +330,10 @@ def indexes_deferred(model, *, keep: Sequence[str] = ()):
             " WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL",
             [model._meta.db_table],
         )
-        dropped = [(name, sql) for name, sql in cursor.fetchall() if name not in keep]
+        found = cursor.fetchall()
+        cursor.execute(f"PRAGMA index_list({qn(model._meta.db_table)})")
+        unique = {row[1] for row in cursor.fetchall() if row[2]}  # (seq, name, unique, …)
+        dropped = [(name, sql) for name, sql in found if name not in keep and name not in unique]
         for name, _sql in dropped:
             cursor.execute(f"DROP INDEX {qn(name)}")
     yield

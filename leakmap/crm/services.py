@@ -444,6 +444,13 @@ def deal_move(
 
     from_stage = deal.stage
     history = StageChange.objects.filter(deal=deal)
+    if latest is None:
+        # A deal without history (imported without it) counts as having entered its current
+        # stage at created_at (CONTRACT §4). Record that entry before the move, so the history
+        # explains the facts the deal has and a recomputation (a stage reorder) keeps them.
+        StageChange.objects.create(
+            deal=deal, from_stage=None, to_stage=from_stage, at=deal.created_at, reached_before=0
+        )
     reached_before = (
         history.exclude(to_stage__kind=StageKind.LOST).aggregate(m=Max("to_stage__order"))["m"] or 0
     )

@@ -1045,6 +1045,7 @@ class ActivitiesImporter(Importer):
         self.deal_ids: set[int] = set()
         self.touched_deals: set[int] = set()
         self.lead_ids: set[int] = set()
+        self.left_deals: set[int] = set()  # deals an updated activity moved away from
         self.deals = References(Deal, "id", "lead_id", "owner_id")
         self.leads = References(Lead, "id", "owner_id")
 
@@ -1147,6 +1148,8 @@ class ActivitiesImporter(Importer):
                 updates.append((*values(a), found[0]))
                 if found[1]:
                     deal_ids.add(found[1])
+                    if found[1] != a.deal_id:
+                        self.left_deals.add(found[1])  # its lead may lose this follow-up
                 if found[2]:
                     lead_ids.add(found[2])
             else:
@@ -1167,6 +1170,13 @@ class ActivitiesImporter(Importer):
 
     def finish(self) -> None:
         if self.writing:
+            left = sorted(self.left_deals)
+            for i in range(0, len(left), BATCH):
+                self.lead_ids.update(
+                    Deal.objects.filter(pk__in=left[i : i + BATCH], lead__isnull=False).values_list(
+                        "lead_id", flat=True
+                    )
+                )
             bulk.deals_refresh_follow_ups(sorted(self.deal_ids), touched=sorted(self.touched_deals))
             bulk.leads_refresh_follow_ups(sorted(self.lead_ids))
 

@@ -289,3 +289,28 @@ def test_a_stage_reorder_leaves_the_facts_a_full_recomputation_gives(rep):
         services.deals_refresh_stage_facts()
         services.stage_entries_refresh_facts()
         assert facts() == kept, (key, direction)
+
+
+def test_moving_a_deal_without_history_records_the_entry_it_was_counted_with(rep, tmp_path):
+    """An imported deal without history counts as having entered its stage at created_at; the
+    first move writes that entry down, so the history explains the facts and a reorder's
+    recomputation keeps them (it used to drop the stages the deal had been credited with)."""
+    from leakmap.crm.models import Stage
+
+    deal = make_deal(owner=rep, stage_key="proposal_review")
+    StageChange.objects.filter(deal=deal).delete()
+    services.deals_refresh_facts([deal.pk])
+    deal.refresh_from_db()
+    assert deal.reached_order == stage("proposal_review").order
+    services.deal_move(deal=deal, stage=stage("qualification"), at=T0 + days(3))
+    history = list(deal.stage_changes.order_by("at", "id").values_list("to_stage__key", "at"))
+    assert history == [("proposal_review", T0), ("qualification", T0 + days(3))]
+    kept = Deal.objects.filter(pk=deal.pk).values_list("reached_order", "stage_entered_at").get()
+    assert kept == (stage("proposal_review").order, T0 + days(3))
+    services.stage_reorder(
+        stage=Stage.objects.get(pipeline__is_default=True, key="negotiation"), direction="up"
+    )
+    services.deals_refresh_stage_facts()
+    services.stage_entries_refresh_facts()
+    deal.refresh_from_db()
+    assert deal.reached_order == stage("proposal_review").order  # still counted as reached

@@ -513,3 +513,45 @@ def test_a_follow_up_filed_under_another_lead_still_counts_for_the_deals_lead(tm
     first = dict(Lead.objects.values_list("external_id", "first_contacted_at"))
     at = dt.datetime(2026, 1, 4, 2, tzinfo=dt.UTC)
     assert first == {"L1": at, "L2": at}
+
+
+def test_a_deals_import_never_reuses_the_id_of_a_deleted_account(tmp_path, rep):
+    from leakmap.crm.models import Account
+
+    head = "external_id,name,amount,stage,owner,created_at,account\n"
+    write(tmp_path / "a.csv", head + "D1,一,1000,qualification,alice,2026-01-02,甲公司\n")
+    run_import("deals", tmp_path / "a.csv")
+    first = Account.objects.get(name="甲公司")
+    deleted_id = first.pk
+    Deal.objects.filter(account=first).delete()
+    first.delete()
+    write(tmp_path / "b.csv", head + "D2,二,1000,qualification,alice,2026-01-03,乙公司\n")
+    run_import("deals", tmp_path / "b.csv")
+    assert Account.objects.get(name="乙公司").pk > deleted_id
+
+
+def test_moving_a_done_activity_to_another_deal_refreshes_the_lead_it_left(tmp_path, rep):
+    """A1 is filed under lead L3 but on deal D1 of lead L1, so it counts for L1 through the deal;
+    moved to deal D2, L1 has no follow-up left."""
+    write(
+        tmp_path / "leads.csv",
+        "external_id,name,owner,created_at\nL1,甲,alice,2026-01-01\nL2,乙,alice,2026-01-01\n"
+        "L3,丙,alice,2026-01-01\n",
+    )
+    run_import("leads", tmp_path / "leads.csv")
+    write(
+        tmp_path / "deals.csv",
+        "external_id,lead_external_id,name,amount,stage,owner,created_at\n"
+        "D1,L1,一,1000,qualification,alice,2026-01-02T09:00\n"
+        "D2,L2,二,1000,qualification,alice,2026-01-02T09:00\n",
+    )
+    run_import("deals", tmp_path / "deals.csv")
+    head = "external_id,deal_external_id,lead_external_id,kind,done_at\n"
+    write(tmp_path / "a1.csv", head + "A1,D1,L3,call,2026-01-04T10:00\n")
+    run_import("activities", tmp_path / "a1.csv")
+    assert Lead.objects.get(external_id="L1").first_contacted_at is not None
+    write(tmp_path / "a2.csv", head + "A1,D2,L3,call,2026-01-04T10:00\n")  # on D2 now
+    run_import("activities", tmp_path / "a2.csv")
+    first = dict(Lead.objects.values_list("external_id", "first_contacted_at"))
+    at = dt.datetime(2026, 1, 4, 2, tzinfo=dt.UTC)
+    assert first == {"L1": None, "L2": at, "L3": at}

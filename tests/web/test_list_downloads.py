@@ -113,3 +113,16 @@ def test_xlsx_has_the_same_rows_and_refuses_a_list_too_long_for_it(login, rep, m
 def test_unknown_formats_and_anonymous_users_get_nothing(client, login, leads, rep):
     assert client.get(reverse("lead_export", args=["csv"])).status_code == 302  # to the login
     assert login(rep).get(reverse("lead_export", args=["pdf"])).status_code == 404
+
+
+def test_xlsx_keeps_typed_text_as_text_and_drops_what_xlsx_cannot_hold(login, rep, source):
+    LeadFactory(owner=rep, source=source, name='=HYPERLINK("http://evil","Open")', external_id="X1")
+    LeadFactory(owner=rep, source=source, name="Bob\x01Smith", external_id="X2")
+    response = _get(login(rep), "lead_export", "xlsx", "leads")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = [[c for c in row] for row in sheet.iter_rows()]
+    names = {r[0].value: r[1] for r in rows[1:]}  # external_id → name cell
+    assert names["X1"].value == '=HYPERLINK("http://evil","Open")'
+    assert names["X1"].data_type == "s"  # text, not a formula
+    assert names["X2"].value == "BobSmith"

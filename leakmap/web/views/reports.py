@@ -321,16 +321,17 @@ def _xlsx(result) -> bytes:
 
     from openpyxl import Workbook
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = result.report[:31]
+    from leakmap.exchange.exporters import xlsx_cells
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(result.report[:31])
     for line in csv.reader(io.StringIO(render_csv(result))):
-        ws.append([_number(v) for v in line])
+        ws.append(xlsx_cells(ws, [_number(v) for v in line]))
     for table in _extra_tables(result):
         sheet = wb.create_sheet(table["key"][:31])
-        sheet.append(table["keys"])
+        sheet.append(xlsx_cells(sheet, table["keys"]))
         for row in table["rows"]:
-            sheet.append([c["value"] for c in row])
+            sheet.append(xlsx_cells(sheet, [c["value"] for c in row]))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
