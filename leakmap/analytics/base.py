@@ -315,7 +315,7 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
         # than 300k rowid lookups (measured, benchmarks/RESULTS.md). Cohort/owner filters stay
         # on plain columns, so a narrow filter still uses its index.
         return qs.annotate(
-            st_stage=ExpressionWrapper(F("stage_id") + 0, output_field=IntegerField()),
+            st_stage=unindexed("stage_id"),
             st_reached=F("reached_order"),
             st_entered=Coalesce(F("stage_entered_at"), F("created_at")),
             st_closed=F("closed_at"),
@@ -377,9 +377,16 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
     )
 
 
+def unindexed(column: str) -> ExpressionWrapper:
+    """`column + 0`: the same integer, but no longer something an index can serve, so that the
+    planner scans (the narrow covering index, or the table) instead of walking this column's
+    index with a row lookup per match. For queries that read most rows (see deal_states)."""
+    return ExpressionWrapper(F(column) + 0, output_field=IntegerField())
+
+
 def owner_key() -> ExpressionWrapper:
     """Group by owner without the owner index (see deal_states); names come in a second query."""
-    return ExpressionWrapper(F("owner_id") + 0, output_field=IntegerField())
+    return unindexed("owner_id")
 
 
 def usernames(ids) -> dict[int, tuple[str, str]]:

@@ -21,7 +21,6 @@ from django.db.models import (
     Case,
     Count,
     Exists,
-    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
@@ -46,6 +45,7 @@ from leakmap.analytics.base import (
     register,
     stats_of_table,
     temporary_values,
+    unindexed,
 )
 from leakmap.analytics.filters import Scope
 from leakmap.crm.models import StageChange
@@ -78,9 +78,7 @@ def observations(scope: Scope, stages):
     shown = [s.id for s in stages.open]
     # (`+ 0`: a scan of the history, not a walk of the stage index with a row lookup each.)
     entries = (
-        StageChange.objects.alias(
-            stage_plain=ExpressionWrapper(F("to_stage_id") + 0, output_field=IntegerField())
-        )
+        StageChange.objects.alias(stage_plain=unindexed("to_stage_id"))
         .filter(scope.deal_q("deal__"), at__lte=scope.now, stage_plain__in=shown)
         .annotate(
             g=F("to_stage_id"),

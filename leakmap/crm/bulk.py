@@ -33,6 +33,7 @@ from itertools import chain
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Min, OuterRef, Subquery
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from leakmap.accounts.models import Team, User
@@ -317,9 +318,9 @@ def indexes_deferred(model, *, keep: Sequence[str] = ()):
     Sorting a million keys once costs a fraction of inserting them one by one into half a
     dozen B-trees in random order (e-mails, phones, owners): measured on 1M leads, three fewer
     indexes took 4 s off a 27 s import. The rebuild runs on the importing thread, after the
-    parsing: it pays only where the writer thread, not the parsing, sets the pace. Indexes that enforce uniqueness stay. The drop and the
-    rebuild belong to the import's transaction: a failed import rolls both back, and other
-    connections keep reading the indexes they had."""
+    parsing: it pays only where the writer thread, not the parsing, sets the pace. Unique
+    indexes stay. The drop and the rebuild belong to the import's transaction: a failed import
+    rolls both back, and other connections keep reading the indexes they had."""
     if _writer is None:
         yield
         return
@@ -482,10 +483,11 @@ class NameCache:
 
 
 def _insert_returning_ids(model, columns: list[str], rows: list[tuple], keys: int) -> dict:
-    """insert_rows, then (the first `keys` columns) → id for the rows just inserted, read back
-    by primary key above the largest one before (the caller holds the write transaction;
-    should another session add an equal row meanwhile, the first one by id wins, as a lookup
-    would). One column: the key is the value itself."""
+    """insert_rows, then (the first `keys` columns) → id of each row inserted; one column: the
+    key is the value itself. In an import on SQLite the ids are reserved (_Writer.reserve_ids)
+    and the INSERT queued; otherwise the rows are read back by primary key above the largest
+    one before (should another session add an equal row meanwhile, the first by id wins, as a
+    lookup would)."""
     if not rows:
         return {}
     if _writer is not None:
@@ -579,8 +581,8 @@ def deals_upsert(
     history has — CONTRACT §4 — computed by the caller) and update existing ones. An existing
     deal with history whose stage changes gets a StageChange, as deal_move would record; its
     facts are then recomputed from the record. Returns the ids of the deals' leads, which are
-    marked converted here, or with mark_converted=False by the caller's leads_mark_converted
-    once its last batch is written (one pass instead of one per batch)."""
+    marked converted here, or with mark_converted=False by the caller (an import: batch by
+    batch on the writer thread, or once at the end)."""
     insert_rows(Deal, columns, new)
 
     if updates:
@@ -627,24 +629,14 @@ def deals_upsert(
     return lead_ids
 
 
-def leads_mark_converted_queued(lead_ids: Sequence[int]) -> None:
-    """leads_mark_converted for one batch of an import, queued after the batch's deals on the
-    writer thread (background_writes), so the main thread goes on parsing. A lead whose deals
-    come in several batches is marked by each, the last time with all its deals written."""
-    qn = connection.ops.quote_name
-    lead, deal = qn(Lead._meta.db_table), qn(Deal._meta.db_table)
-    for part in chunks(list(lead_ids)):
-        _writer.execute(
-            f"UPDATE {lead} SET status = %s, disqualified_reason = '',"
-            f" converted_at = (SELECT MIN(d.created_at) FROM {deal} d WHERE d.lead_id = {lead}.id)"
-            f" WHERE id IN ({', '.join(['%s'] * len(part))})",
-            [LeadStatus.CONVERTED, *part],
-        )
+def leads_mark_converted(lead_ids: Sequence[int], *, queued: bool = False) -> None:
+    """A lead with a deal is converted, at its earliest deal's created_at (lead_convert).
 
-
-def leads_mark_converted(lead_ids: Sequence[int]) -> None:
-    """A lead with a deal is converted, at its earliest deal's created_at (lead_convert)."""
-    refresh_statistics()
+    queued=True (one batch of an import on SQLite): the UPDATEs go after the batch's deals on
+    the writer thread, so the importing thread goes on parsing; a lead whose deals come in
+    several batches is marked by each, the last time with all its deals written."""
+    if not queued:
+        refresh_statistics()
     first_deal = (
         Deal.objects.filter(lead=OuterRef("pk"))
         .values("lead")
@@ -652,11 +644,25 @@ def leads_mark_converted(lead_ids: Sequence[int]) -> None:
         .values("m")
     )
     for part in chunks(list(lead_ids)):
-        Lead.objects.filter(pk__in=part).update(
-            status=LeadStatus.CONVERTED,
-            converted_at=Subquery(first_deal[:1]),
-            disqualified_reason="",
-        )
+        leads = Lead.objects.filter(pk__in=part)
+        values = {
+            "status": LeadStatus.CONVERTED,
+            "converted_at": Subquery(first_deal[:1]),
+            "disqualified_reason": "",
+        }
+        if queued:
+            _queue_update(leads, values)
+        else:
+            leads.update(**values)
+
+
+def _queue_update(queryset, values: dict) -> None:
+    """queryset.update(**values), compiled by the ORM and run by the writer thread after the
+    statements queued before it."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    _writer.execute(sql, list(params))
 
 
 # --- Stage history ------------------------------------------------------------------------------
@@ -696,12 +702,16 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
     _refresh_facts(ids, services.deals_refresh_stage_facts)
 
 
+def _most_of(ids: Sequence[int], model) -> bool:
+    """Whether `ids` are most rows of `model`'s table: then one statement over every row is far
+    cheaper than many over long IN lists, and the rows not in `ids` come out unchanged."""
+    return len(ids) > 20_000 and len(ids) * 2 > model.objects.count()
+
+
 def _refresh_facts(ids: Sequence[int], refresh: Callable) -> None:
     """Run a services.deals_refresh_* function over the deals `ids`."""
     refresh_statistics()
-    # One statement over every deal is far cheaper than many over long IN lists once an import
-    # touches a good part of them; the facts of the others come out unchanged.
-    if len(ids) > 20_000 and len(ids) * 2 > Deal.objects.count():
+    if _most_of(ids, Deal):
         refresh()
     else:
         for part in chunks(list(ids)):
@@ -734,8 +744,7 @@ def leads_refresh_follow_ups(lead_ids: Sequence[int]) -> None:
     contacted (as activity_log)."""
     refresh_statistics()
     ids = sorted(lead_ids)
-    everything = len(ids) > 20_000 and len(ids) * 2 > Lead.objects.count()
-    parts = [None] if everything else list(chunks(ids))
+    parts = [None] if _most_of(ids, Lead) else list(chunks(ids))
     for part in parts:
         services.leads_refresh_facts(part)
     for part in parts:

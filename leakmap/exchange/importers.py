@@ -448,29 +448,33 @@ class Importer:
         return {"rows": self.rows, "created": self.created, "updated": self.updated}
 
 
-def _existing(model, ids: Iterable[str], *fields: str) -> dict[str, tuple]:
-    """external_id → (fields…) for the rows of `model` that exist, one query per 2,000 ids.
+def _existing(model, ids: Iterable[str] | None, *fields: str) -> dict[str, tuple]:
+    """external_id → (fields…) for the rows of `model` that exist, one query per 2,000 ids;
+    ids=None: every row with an external_id, in one query.
 
     `fields` are concrete columns (attnames). A plain cursor, because the ORM's conversion of
     each datetime (a regular expression and a time-zone lookup) cost more than the queries on
-    a large import; stored datetimes are UTC, so `_from_db` reads them back exactly."""
-    ids = list(ids)
-    out: dict[str, tuple] = {}
-    if not ids:
-        return out
+    a large import; `_from_db` reads them back in the database connection's time zone."""
     qn = connection.ops.quote_name
     opts = model._meta
     columns = [opts.get_field(f) for f in fields]
-    select = ", ".join(qn(c) for c in ["external_id", *(f.column for f in columns)])
+    select = (
+        f"SELECT {', '.join(qn(c) for c in ['external_id', *(f.column for f in columns)])}"
+        f" FROM {qn(opts.db_table)} WHERE external_id"
+    )
     datetimes = [i for i, f in enumerate(columns, start=1) if isinstance(f, models.DateTimeField)]
+    if ids is None:
+        queries = [(f"{select} IS NOT NULL", [])]
+    else:
+        ids = list(ids)
+        queries = [
+            (f"{select} IN ({', '.join(['%s'] * len(part))})", part)
+            for part in (ids[i : i + BATCH] for i in range(0, len(ids), BATCH))
+        ]
+    out: dict[str, tuple] = {}
     with connection.cursor() as cursor:
-        for i in range(0, len(ids), BATCH):
-            part = ids[i : i + BATCH]
-            cursor.execute(
-                f"SELECT {select} FROM {qn(opts.db_table)}"
-                f" WHERE external_id IN ({', '.join(['%s'] * len(part))})",
-                part,
-            )
+        for sql, params in queries:
+            cursor.execute(sql, params)
             for row in cursor.fetchall():
                 if datetimes:
                     row = list(row)
@@ -482,12 +486,13 @@ def _existing(model, ids: Iterable[str], *fields: str) -> dict[str, tuple]:
 
 def _from_db(value):
     """A datetime column's raw value as an aware datetime: PostgreSQL's driver gives one; on
-    SQLite it is the UTC time Django wrote, naive (or text where no converter applies)."""
+    SQLite it is naive (or text where no converter applies), in the connection's time zone,
+    as Django's own converter reads it."""
     if value is None:
         return None
     if not isinstance(value, dt.datetime):
         value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=connection.timezone)
 
 
 class References:
@@ -512,14 +517,7 @@ class References:
         self.asked += len(keys)
         if self.asked <= self.PRELOAD_AFTER:
             return _existing(self.model, keys, *self.fields)
-        qn = connection.ops.quote_name
-        opts = self.model._meta
-        columns = ", ".join(qn(opts.get_field(f).column) for f in ("external_id", *self.fields))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {columns} FROM {qn(opts.db_table)} WHERE external_id IS NOT NULL"
-            )
-            self.everything = {row[0]: row[1:] for row in cursor.fetchall()}
+        self.everything = _existing(self.model, None, *self.fields)
         return self.everything
 
 
@@ -922,7 +920,7 @@ class DealsImporter(Importer):
         )
         if bulk.writing_in_background():
             # SQLite: the writer thread marks them while this one parses the next batch.
-            bulk.leads_mark_converted_queued(sorted(lead_ids))
+            bulk.leads_mark_converted(sorted(lead_ids), queued=True)
         else:
             # PostgreSQL: once at the end, with fresh planner statistics of the deals.
             self.lead_ids |= lead_ids

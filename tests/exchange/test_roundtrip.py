@@ -386,9 +386,9 @@ def test_deals_reuse_accounts_and_contacts_across_batches_and_create_the_missing
 
 
 def test_a_history_import_sets_the_facts_the_services_would_compute(tmp_path, rep):
-    """The import computes a deal's stage facts from the rows it has in hand; they must be what
-    services.deals_refresh_stage_facts reads back from the table, edge cases included: a history
-    of only the entry into lost, a skipped stage, a deal lost after moving back, a won deal."""
+    """A history import sets each deal's stage facts to the contract's values, edge cases
+    included: a history of only the entry into lost, a skipped stage, a deal lost after moving
+    back, a won deal; and they are what a later recomputation by the services gives."""
     write(
         tmp_path / "deals.csv",
         "external_id,name,amount,stage,owner,created_at,expected_close_date,closed_at,lost_reason\n"

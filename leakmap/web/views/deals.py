@@ -7,7 +7,7 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Count, ExpressionWrapper, F, IntegerField, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leakmap.analytics.base import unindexed
 from leakmap.analytics.stuck import over_sla
 from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
@@ -71,7 +72,7 @@ def board_context(request, error: str = "") -> dict:
     # then one scan of the narrow report index (deal_report_cover).
     deals = (
         filter_deals(request.user, form)
-        .alias(pipeline_plain=ExpressionWrapper(F("pipeline_id") + 0, output_field=IntegerField()))
+        .alias(pipeline_plain=unindexed("pipeline_id"))
         .filter(pipeline_plain=stages[0].pipeline_id)
     )
     # Closed columns only hold what closed in the window.
@@ -79,7 +80,7 @@ def board_context(request, error: str = "") -> dict:
     totals = {
         row["stage_plain"]: row
         for row in deals.order_by()
-        .annotate(stage_plain=ExpressionWrapper(F("stage_id") + 0, output_field=IntegerField()))
+        .annotate(stage_plain=unindexed("stage_id"))
         .values("stage_plain")
         .annotate(n=Count("id"), amount=Sum("amount"))
     }
