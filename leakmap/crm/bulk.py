@@ -32,6 +32,7 @@ from itertools import chain
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import F, Min, OuterRef, Subquery
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
@@ -239,9 +240,11 @@ class _Writer:
         return range(start, start + n)
 
     def execute(self, sql: str, params: list) -> None:
-        """Queue any statement (written with %s placeholders) to run after the ones before."""
+        """Queue any statement (written with %s placeholders, as Django's cursor takes them) to
+        run after the ones before. The placeholders are converted as Django's SQLite cursor does
+        (a literal %% stays one %), since the writer runs on the bare sqlite3 cursor."""
         self.check()
-        self.queue.put((sql.replace("%s", "?"), list(params)))
+        self.queue.put((FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%"), list(params)))
 
     def _run(self) -> None:
         cursor = self.conn.cursor()

@@ -83,3 +83,12 @@ def test_indexes_stay_when_the_table_is_not_empty(tmp_path, rep, monkeypatch):
     run_import("leads", write(tmp_path / "a.csv", head + "L1,甲,alice,2026-01-01\n"))
     run_import("leads", write(tmp_path / "b.csv", head + "L2,乙,alice,2026-01-01\n"))
     assert dropped == ["crm_lead"]  # only the first import found the table empty
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the writer thread is SQLite's")
+def test_a_queued_statement_reads_its_placeholders_as_djangos_cursor_does():
+    Source.objects.create(name="a%b")
+    with transaction.atomic(), bulk.background_writes():
+        bulk._writer.execute("UPDATE crm_source SET name = %s WHERE name = 'a%%b'", ["renamed"])
+        bulk.flush_writes()
+    assert Source.objects.filter(name="renamed").exists()
