@@ -30,9 +30,6 @@ def test_it_builds_the_funnel_from_reached_stages(company, django_assert_max_num
     assert r["deals"]["conversion_from_previous"] is None  # 0 leads: no divisor
     assert r["stage:needs_analysis"]["conversion_from_previous"] == 5 / 6
     assert r["won"]["conversion_from_previous"] == 2 / 3
-    # days to reach needs_analysis: D1 3, D2 1, D3 2, D5 20, D6 0 (no history: at creation)
-    assert r["stage:needs_analysis"]["median_days"] == 2.0
-    assert r["won"]["median_days"] == 15.0
 
 
 def test_it_gives_each_rep_their_rates_cycle_and_reached_stages(
