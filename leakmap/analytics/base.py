@@ -47,7 +47,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
-from leakmap.crm.models import Activity, Deal, Stage, StageChange, StageKind
+from leakmap.crm.models import SECONDS_PER_CENTIDAY, Activity, Deal, Stage, StageChange, StageKind
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -377,6 +377,15 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
     )
 
 
+def plain_rows(qs: QuerySet) -> list[tuple]:
+    """A values_list queryset's rows as the database driver returns them, without Django's
+    per-row converters: for queries of tens of thousands of rows of plain numbers and ids."""
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
 def unindexed(column: str) -> ExpressionWrapper:
     """`column + 0`: the same integer, but no longer something an index can serve, so that the
     planner scans (the narrow covering index, or the table) instead of walking this column's
@@ -511,6 +520,17 @@ def temporary_values(inner: str, params: list, columns: str) -> Iterator[str]:
             cur.execute(f"DROP TABLE {table}")
 
 
+def mean_days(total_seconds, n: int) -> float | None:
+    """The mean of n stays from their exact sum in whole seconds, the same arithmetic whichever
+    way the sum was read (a float sum of days could round the 4th decimal differently)."""
+    return days(int(total_seconds) / 86400 / n) if n else None
+
+
+def _sum_seconds() -> str:
+    integer = "INTEGER" if connection.vendor == "sqlite" else "bigint"
+    return f"SUM(CAST(ROUND(v * 86400) AS {integer}))"
+
+
 def stats_of_table(table: str) -> dict[Any, Stats]:
     """n, mean, median (the mean of the middle one or two values) and p90 (nearest rank,
     the ceil(0.9 n)-th value) of v per g, from a table made by temporary_values."""
@@ -519,16 +539,17 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
             # percentile_cont(0.5) is the mean of the two middle values; percentile_disc(0.9)
             # the nearest-rank p90.
             cur.execute(
-                f"SELECT g, COUNT(*), AVG(v), percentile_cont(0.5) WITHIN GROUP (ORDER BY v),"
-                f" percentile_disc(0.9) WITHIN GROUP (ORDER BY v) FROM {table} GROUP BY g"
+                f"SELECT g, COUNT(*), {_sum_seconds()}, percentile_cont(0.5) WITHIN GROUP"
+                f" (ORDER BY v), percentile_disc(0.9) WITHIN GROUP (ORDER BY v) FROM {table}"
+                f" GROUP BY g"
             )
             return {
-                g: Stats(int(n), days(mean), days(median), days(p90))
-                for g, n, mean, median, p90 in cur.fetchall()
+                g: Stats(int(n), mean_days(total, n), days(median), days(p90))
+                for g, n, total, median, p90 in cur.fetchall()
             }
         # SQLite: rows are stored in (g, v) order, so the k-th value of group g (1-based) has
         # rowid first(g) + k - 1: the order statistics are a handful of rowid lookups.
-        cur.execute(f"SELECT g, COUNT(*), AVG(v), MIN(rowid) FROM {table} GROUP BY g")
+        cur.execute(f"SELECT g, COUNT(*), {_sum_seconds()}, MIN(rowid) FROM {table} GROUP BY g")
         groups = cur.fetchall()
         wanted = {}
         for _g, n, _mean, first in groups:
@@ -544,11 +565,11 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
                 )
                 wanted.update(cur.fetchall())
         out = {}
-        for g, n, mean, first in groups:
+        for g, n, total, first in groups:
             middle = [wanted[first + (n + 1) // 2 - 1], wanted[first + (n + 2) // 2 - 1]]
             out[g] = Stats(
                 int(n),
-                days(mean),
+                mean_days(total, n),
                 days(sum(middle) / 2),
                 days(wanted[first + (9 * n + 9) // 10 - 1]),
             )
@@ -562,7 +583,11 @@ def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:
     if not parts:
         return {}
     inner, params = _union(parts, "g, v, e")
-    bucket = "CAST(v * 100 AS INTEGER)" if connection.vendor == "sqlite" else "FLOOR(v * 100)"
+    # Hundredths of a day from the whole seconds v stands for (v is seconds / 86400), in integer
+    # arithmetic, so a stay of exactly k hundredths is never put in bucket k − 1 by float error;
+    # the same buckets as the generated StageChange.stay_centidays.
+    integer = "INTEGER" if connection.vendor == "sqlite" else "bigint"
+    bucket = f"(CAST(ROUND(v * 86400) AS {integer}) / {SECONDS_PER_CENTIDAY})"
     out: dict[Any, list[tuple[float, int, int]]] = {}
     with connection.cursor() as cur:
         cur.execute(

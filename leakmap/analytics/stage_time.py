@@ -25,15 +25,19 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    Subquery,
+    Sum,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
     Column,
     DaysBetween,
     ReportResult,
+    Stats,
     _union,
     at,
     days,
@@ -41,14 +45,16 @@ from leakmap.analytics.base import (
     km_curves,
     km_median,
     load_stages,
+    mean_days,
     open_q,
+    plain_rows,
     register,
     stats_of_table,
     temporary_values,
     unindexed,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import StageChange
+from leakmap.crm.models import SECONDS_PER_CENTIDAY, Deal, Stage, StageChange, WholeSecondsBetween
 
 
 @dataclass
@@ -95,9 +101,27 @@ def observations(scope: Scope, stages):
     return entries, no_history
 
 
-@register("stage-time")
-def stage_time(scope: Scope) -> ReportResult:
-    stages = load_stages()
+@dataclass(frozen=True)
+class StageSummary:
+    stats: Stats | None  # of every observed stay, finished or not
+    km_median: float | None  # days; None when the survival estimate never reaches 0.5
+    open_now: int
+    over_sla: int
+
+
+def whole_company_now(scope: Scope) -> bool:
+    """True when the report covers every deal as it is now, so the sorted stays (the
+    stage_stay_sorted index) hold exactly its finished observations: no filter, no --as-of, and
+    no history entry after the clock (a stay's end is always some entry's start)."""
+    if scope.historical or scope.deal_q():
+        return False
+    newest = StageChange.objects.filter(to_stage=OuterRef("pk")).order_by("-at").values("at")[:1]
+    future = Stage.objects.annotate(newest=Subquery(newest)).filter(newest__gt=scope.now)
+    return not future.exists()
+
+
+def summaries_by_sorting(scope: Scope, stages) -> dict[int, StageSummary]:
+    """Any scope: the observations are copied to a temporary table and sorted once."""
     entries, no_history = observations(scope, stages)
     # Both summaries read one temporary copy of the observations (sorted once on SQLite).
     inner, params = _union(
@@ -115,10 +139,163 @@ def stage_time(scope: Scope) -> ReportResult:
         .values("st_stage")
         .annotate(n=Count("id"), over=Count("id", filter=over_sla))
     }
+    out = {}
+    for s in stages.open:
+        now = open_now.get(s.id, {"n": 0, "over": 0})
+        out[s.id] = StageSummary(
+            stats.get(s.id), km_median(curves.get(s.id, [])), now["n"], now["over"]
+        )
+    return out
+
+
+def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]:
+    """The whole company now (see whole_company_now), without sorting a single stay.
+
+    Finished stays come from the stage_stay_sorted index, which keeps them in (stage,
+    hundredth-of-a-day, seconds) order: one grouped read gives every stage's count and sum per
+    bucket, which is all the survival curve needs; a median or p90 is then found by counting
+    buckets, and read exactly from the one bucket it falls in. Stays still going on are the open
+    deals' (now − stage_entered_at, as the services keep it: the newest entry's time, or
+    created_at without history), a few per cent of the rows, read from the deals.
+    Queries: stages, the future-entry check, buckets, open deals, the values of the chosen
+    buckets.
+    """
+    shown = [s.id for s in stages.open]
+    finished: dict[int, dict[int, int]] = {sid: {} for sid in shown}
+    total: dict[int, int] = dict.fromkeys(shown, 0)
+    for sid, bucket, n, seconds in plain_rows(
+        StageChange.objects.filter(to_stage_id__in=shown, stay_seconds__isnull=False)
+        .values_list("to_stage_id", "stay_centidays")
+        .annotate(n=Count("stay_seconds"), total=Sum("stay_seconds"))
+        .order_by("to_stage_id", "stay_centidays")
+    ):
+        finished[sid][bucket] = n
+        total[sid] += seconds
+    ongoing: dict[int, list[int]] = {sid: [] for sid in shown}
+    for sid, seconds in plain_rows(
+        Deal.objects.filter(stage_id__in=shown)
+        .annotate(
+            seconds=WholeSecondsBetween(at(scope.now), Coalesce("stage_entered_at", "created_at"))
+        )
+        .values_list("stage_id", "seconds")
+        .order_by()
+    ):
+        ongoing[sid].append(seconds)
+
+    stays = {
+        sid: SortedStays(finished[sid], sorted(ongoing[sid]), total[sid] + sum(ongoing[sid]))
+        for sid in shown
+    }
+    # The finished stays of every bucket holding a wanted rank, in one query (the partial
+    # index's condition in each branch, or SQLite will not use it for an OR).
+    wanted = {(sid, b) for sid, st in stays.items() for b in st.rank_buckets().values()}
+    exact: dict[tuple[int, int], list[int]] = {key: [] for key in wanted}
+    if wanted:
+        in_buckets = Q()
+        for sid, b in sorted(wanted):
+            in_buckets |= Q(to_stage_id=sid, stay_centidays=b, stay_seconds__isnull=False)
+        for sid, b, seconds in plain_rows(
+            StageChange.objects.filter(in_buckets)
+            .values_list("to_stage_id", "stay_centidays", "stay_seconds")
+            .order_by()
+        ):
+            exact[(sid, b)].append(seconds)
+
+    out = {}
+    for s in stages.open:
+        st = stays[s.id]
+        over = 0
+        if s.sla_days is not None:
+            over = sum(1 for seconds in st.ongoing if seconds / 86400 > s.sla_days)
+        out[s.id] = StageSummary(
+            st.stats(lambda b, sid=s.id: exact[(sid, b)]),
+            km_median(st.km_points()),
+            len(st.ongoing),
+            over,
+        )
+    return out
+
+
+def centiday(seconds: int) -> int:
+    """The hundredth-of-a-day bucket of a stay, truncated toward zero as the SQL of the
+    generated column and of base.km_curves does (only a deal created after the clock has a
+    negative one)."""
+    q = abs(seconds) // SECONDS_PER_CENTIDAY
+    return q if seconds >= 0 else -q
+
+
+class SortedStays:
+    """One stage's stays by bucket: finished ones as counts (their values stay in the index),
+    ongoing ones as values."""
+
+    def __init__(self, finished: dict[int, int], ongoing: list[int], total_seconds: int):
+        self.ongoing = ongoing  # seconds, ascending
+        self.n = sum(finished.values()) + len(ongoing)
+        self.total_seconds = total_seconds
+        ongoing_n: dict[int, int] = {}
+        for seconds in ongoing:
+            b = centiday(seconds)
+            ongoing_n[b] = ongoing_n.get(b, 0) + 1
+        # (bucket, finished, ongoing) for every bucket, ascending
+        self.buckets = [
+            (b, finished.get(b, 0), ongoing_n.get(b, 0))
+            for b in sorted(finished.keys() | ongoing_n.keys())
+        ]
+
+    def ranks(self) -> list[int]:
+        """1-based ranks of the two middle values and of the nearest-rank p90."""
+        n = self.n
+        return [(n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10]
+
+    def rank_buckets(self) -> dict[int, int]:
+        """Wanted rank → the bucket holding it."""
+        out, seen = {}, 0
+        todo = sorted(set(self.ranks())) if self.n else []
+        for b, fin, ong in self.buckets:
+            seen += fin + ong
+            while todo and todo[0] <= seen:
+                out[todo.pop(0)] = b
+        return out
+
+    def km_points(self) -> list[tuple[float, int, int]]:
+        """base.km_curves' points: (t, events, total); finished stays are events."""
+        return [(b / 100, fin, fin + ong) for b, fin, ong in self.buckets]
+
+    def stats(self, finished_in) -> Stats | None:
+        if not self.n:
+            return None
+        where = self.rank_buckets()
+        before = {}  # bucket → stays in earlier buckets
+        seen = 0
+        for b, fin, ong in self.buckets:
+            before[b] = seen
+            seen += fin + ong
+
+        def kth(rank: int) -> float:
+            b = where[rank]
+            here = finished_in(b) + [v for v in self.ongoing if centiday(v) == b]
+            return sorted(here)[rank - before[b] - 1] / 86400
+
+        low, high, p90 = self.ranks()
+        return Stats(
+            self.n,
+            mean_days(self.total_seconds, self.n),
+            days((kth(low) + kth(high)) / 2),
+            days(kth(p90)),
+        )
+
+
+@register("stage-time")
+def stage_time(scope: Scope) -> ReportResult:
+    stages = load_stages()
+    if whole_company_now(scope):
+        summaries = summaries_from_sorted_stays(scope, stages)
+    else:
+        summaries = summaries_by_sorting(scope, stages)
     rows = []
     for s in stages.open:
-        st = stats.get(s.id)
-        now = open_now.get(s.id, {"n": 0, "over": 0})
+        summary = summaries[s.id]
+        st = summary.stats
         rows.append(
             StageTimeRow(
                 stage=s.key,
@@ -127,9 +304,9 @@ def stage_time(scope: Scope) -> ReportResult:
                 mean_days=st.mean if st else None,
                 median_days=st.median if st else None,
                 p90_days=st.p90 if st else None,
-                km_median_days=days(km_median(curves.get(s.id, []))),
-                open_now=now["n"],
-                open_over_sla=now["over"],
+                km_median_days=days(summary.km_median),
+                open_now=summary.open_now,
+                open_over_sla=summary.over_sla,
                 sla_days=s.sla_days,
             )
         )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
@@ -30,6 +29,7 @@ from leakmap.analytics.base import (
     load_stages,
     money,
     open_q,
+    plain_rows,
     register,
     usernames,
 )
@@ -116,10 +116,7 @@ def stuck(scope: Scope) -> ReportResult:
     )
     # Every open deal can be stuck (tens of thousands of rows): plain tuples from the cursor,
     # the owners' names from one small query, instead of per-row joins and field converters.
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        found = cur.fetchall()
+    found = plain_rows(qs)
     owners = usernames({r[2] for r in found})
     stage_key = {pk: s.key for pk, s in stages.by_id.items()}
     rows = [

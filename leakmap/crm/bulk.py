@@ -137,7 +137,11 @@ def insert_rows(
         else:
             converters.append(None)
     given = {f.attname for f in fields}
-    rest = [f for f in model._meta.concrete_fields if f.attname not in given and not f.primary_key]
+    rest = [
+        f
+        for f in model._meta.concrete_fields
+        if f.attname not in given and not f.primary_key and not f.generated
+    ]
     rest_values = []
     for f in rest:
         if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):

@@ -17,6 +17,35 @@ from django.utils.translation import gettext_lazy as _
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
+# Stays are bucketed in hundredths of a day (864 s) for the stage-time survival estimate.
+SECONDS_PER_CENTIDAY = 864
+
+
+class WholeSecondsBetween(models.Func):
+    """(end − start) in whole seconds, rounded, the same on SQLite and PostgreSQL (null when
+    either is null). Deterministic, so a generated column may use it."""
+
+    arity = 2
+    output_field = models.BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND((julianday(%(expressions)s)) * 86400) AS INTEGER)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND(EXTRACT(EPOCH FROM (%(expressions)s))) AS bigint)",
+            arg_joiner=" - ",
+            **extra,
+        )
+
 
 class NamedModel(models.Model):
     """A small lookup list (sources, industries, competitors) matched by name."""
@@ -424,12 +453,31 @@ class StageChange(models.Model):
     # reached_before: the highest non-lost stage order among the deal's earlier entries (0 for
     # its first), so this entry reaches every open stage in (reached_before, to_stage.order].
     reached_before = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The length of a finished stay, computed by the database from at and left_at (so no write
+    # path can forget it), and its hundredth-of-a-day bucket. With the index below, stage-time's
+    # counts, sums, medians and survival curve over the whole company read pre-sorted stays
+    # instead of sorting a million of them per report.
+    stay_seconds = models.GeneratedField(
+        expression=WholeSecondsBetween("left_at", "at"),
+        output_field=models.BigIntegerField(null=True),
+        db_persist=True,
+    )
+    stay_centidays = models.GeneratedField(
+        expression=WholeSecondsBetween("left_at", "at") / SECONDS_PER_CENTIDAY,
+        output_field=models.BigIntegerField(null=True),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["deal", "at", "id"]
         indexes = [
             models.Index(fields=["deal", "at"]),
             models.Index(fields=["to_stage", "at"]),
+            models.Index(
+                fields=["to_stage", "stay_centidays", "stay_seconds"],
+                name="stage_stay_sorted",
+                condition=models.Q(stay_seconds__isnull=False),
+            ),
         ]
         verbose_name = _("stage change")
         verbose_name_plural = _("stage changes")
