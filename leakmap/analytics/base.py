@@ -127,7 +127,11 @@ def to_jsonable(value: Any) -> Any:
     if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = _ROW_FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
     if names is not None:
-        return {name: to_jsonable(getattr(value, name)) for name in names}
+        out = {}
+        for name in names:
+            v = getattr(value, name)
+            out[name] = v if type(v) in _PLAIN else to_jsonable(v)
+        return out
     if isinstance(value, Decimal):
         return float(value.quantize(CENT))
     if isinstance(value, dt.datetime):

@@ -27,6 +27,7 @@ from leakmap.analytics.base import (
     money,
     ratio,
     register,
+    unindexed,
 )
 from leakmap.analytics.filters import Scope
 from leakmap.crm.models import Competitor, Industry, LostReason
@@ -75,10 +76,13 @@ def lost_reasons(scope: Scope) -> ReportResult:
     lost = deal_states(scope, stages).filter(lost_q(stages))
     # One scan: the lost deals grouped by all four keys at once (a few hundred groups at most);
     # each breakdown is then a sum over those groups, instead of five scans of the deals.
+    # (The reason key `+ 0`: grouped on the plain column, SQLite walks the reason index for its
+    # order and looks up every deal's row, 1.6x slower at a million leads than scanning the
+    # covering index and sorting the lost deals.)
     groups = list(
-        lost.values("lost_reason_id", "competitor_id", "industry_id", "st_lost_at").annotate(
-            **_agg()
-        )
+        lost.annotate(lost_reason_key=unindexed("lost_reason_id"))
+        .values("lost_reason_key", "competitor_id", "industry_id", "st_lost_at")
+        .annotate(**_agg())
     )
     reason_name = dict(LostReason.objects.values_list("pk", "name"))
     competitor_name = dict(Competitor.objects.values_list("pk", "name"))
@@ -96,7 +100,7 @@ def lost_reasons(scope: Scope) -> ReportResult:
             n_amt[1] += g["amount"] or Decimal(0)
         return out
 
-    reasons = _ranked(totals("lost_reason_id"), reason_name.get)
+    reasons = _ranked(totals("lost_reason_key"), reason_name.get)
     total_n = sum(r.deals for r in reasons)
     total_amt = sum((r.amount for r in reasons), Decimal(0))
     rows = [
@@ -107,7 +111,7 @@ def lost_reasons(scope: Scope) -> ReportResult:
     matrix = sorted(
         (
             MatrixCell(stage_key(st), reason_name.get(reason), n, money(amt))
-            for (st, reason), (n, amt) in totals("st_lost_at", "lost_reason_id").items()
+            for (st, reason), (n, amt) in totals("st_lost_at", "lost_reason_key").items()
         ),
         key=lambda c: (-c.amount, c.reason is None, c.reason or "", c.stage or ""),
     )

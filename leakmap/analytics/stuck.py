@@ -24,7 +24,6 @@ from leakmap.analytics.base import (
     DaysBetween,
     ReportResult,
     at,
-    days,
     deal_states,
     load_stages,
     money,
@@ -37,7 +36,7 @@ from leakmap.analytics.filters import Scope
 from leakmap.crm.models import Stage, StageKind
 
 
-@dataclass
+@dataclass(slots=True)
 class StuckRow:
     deal: str
     deal_id: int
@@ -119,16 +118,17 @@ def stuck(scope: Scope) -> ReportResult:
     found = plain_rows(qs)
     owners = usernames({r[2] for r in found})
     stage_key = {pk: s.key for pk, s in stages.by_id.items()}
+    # Positional, with days()'s rounding inline: tens of thousands of rows.
     rows = [
         StuckRow(
-            deal=name,
-            deal_id=pk,
-            owner=owners[owner_id][0],
-            stage=stage_key[stage_id],
-            days_in_stage=days(in_stage),
-            days_since_follow_up=days(since_fu),
-            reason=why,
-            amount=money(amount),
+            name,
+            pk,
+            owners[owner_id][0],
+            stage_key[stage_id],
+            round(in_stage, 4),
+            None if since_fu is None else round(since_fu, 4),
+            why,
+            money(amount),
         )
         for pk, name, owner_id, stage_id, in_stage, since_fu, why, amount in found
     ]
