@@ -397,9 +397,12 @@ def unindexed(column: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(column) + 0, output_field=IntegerField())
 
 
-def owner_key() -> ExpressionWrapper:
-    """Group by owner without the owner index (see deal_states); names come in a second query."""
-    return unindexed("owner_id")
+def owner_key() -> F:
+    """Group by owner id; names come in a second query. Plain, not `+ 0`: the covering indexes
+    deal_report_cover and lead_owner_cover start with owner_id, so SQLite groups in their
+    order with no sort (owners report 152 -> 99 ms, the diagnosis' per-rep leads 433 -> 202 ms
+    at a million leads)."""
+    return F("owner_id")
 
 
 def usernames(ids) -> dict[int, tuple[str, str]]:
