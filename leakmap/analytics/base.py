@@ -97,6 +97,7 @@ class ReportResult:
     extra: dict = field(default_factory=dict)  # additional body keys (by_competitor, …)
     columns: list[Column] = field(default_factory=list)
     title: str = ""
+    total_rows: int | None = None  # how many rows there are when row_limit cut them (not JSON)
 
     def to_json(self) -> dict:
         """Exactly the CONTRACT §5 body: money as numbers with 2 decimals, rates unrounded."""

@@ -37,6 +37,10 @@ class ReportFilters:
     viewer: User | None = None  # None = everything (the CLI); else what that user may see
     # stuck: days without a follow-up before an open deal counts as stuck (None = settings)
     no_follow_up_days: int | None = None
+    # Pages that show only the top of a long list (stuck deals) ask for that many rows; the
+    # report then says how many there are in ReportResult.total_rows. None = every row (the
+    # CLI, the API and the downloads, as the contract's bodies have them).
+    row_limit: int | None = None
 
 
 def local_tz() -> dt.tzinfo:

@@ -89,10 +89,10 @@ def stuck_reasons(deal, now: dt.datetime, limit: int | None = None) -> dict:
 @register("stuck")
 def stuck(scope: Scope) -> ReportResult:
     stages = load_stages()
-    limit = no_follow_up_limit(scope.filters.no_follow_up_days)
+    no_follow_up = no_follow_up_limit(scope.filters.no_follow_up_days)
     now = at(scope.now)
     over_sla = Q(sla__isnull=False) & Q(in_stage__gt=F("sla"))
-    silent = Q(silent_for__gt=limit)
+    silent = Q(silent_for__gt=no_follow_up)
     qs = (
         deal_states(scope, stages)
         .filter(open_q(stages))
@@ -115,7 +115,10 @@ def stuck(scope: Scope) -> ReportResult:
     )
     # Every open deal can be stuck (tens of thousands of rows): plain tuples from the cursor,
     # the owners' names from one small query, instead of per-row joins and field converters.
-    found = plain_rows(qs)
+    # A page that shows the top of the list gets only those rows, and the count.
+    limit = scope.filters.row_limit
+    found = plain_rows(qs if limit is None else qs[:limit])
+    total = None if limit is None or len(found) < limit else qs.order_by().count()
     owners = usernames({r[2] for r in found})
     stage_key = {pk: s.key for pk, s in stages.by_id.items()}
     # Positional, with days()'s rounding inline: tens of thousands of rows.
@@ -137,7 +140,8 @@ def stuck(scope: Scope) -> ReportResult:
         as_of=scope.now,
         period=scope.period_json(),
         rows=rows,
-        extra={"no_follow_up_days": limit},
+        extra={"no_follow_up_days": no_follow_up},
+        total_rows=total,
         title=_("Stuck deals"),
         columns=[
             Column("deal", _("Deal")),

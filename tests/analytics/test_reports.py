@@ -120,6 +120,13 @@ def test_it_lists_stuck_deals_over_sla_or_without_follow_up(company, django_asse
     ]
     relaxed = report("stuck", as_of=day(9.5), no_follow_up_days=9).to_json()["rows"]
     assert [ids[r["deal_id"]] for r in relaxed] == [5, 4]
+    # A page asks for the top of the list only, and learns how long the list is.
+    top = report("stuck", as_of=day(9.5), row_limit=2)
+    assert [ids[r.deal_id] for r in top.rows] == [5, 6] and top.total_rows == 4
+    assert "total_rows" not in top.to_json()
+    assert report("stuck", as_of=day(9.5), row_limit=4).total_rows == 4
+    assert report("stuck", as_of=day(9.5), row_limit=5).total_rows is None  # nothing cut
+    assert report("stuck", as_of=day(9.5)).total_rows is None
 
 
 def test_it_reports_cycle_per_owner_and_overall(company, django_assert_max_num_queries):

@@ -261,6 +261,10 @@ def report_page(request, name: str):
     if name not in REPORT_PAGES:
         raise Http404
     form, filters = _filters(request)
+    if filters and name == "stuck":
+        # Only the rows the page shows (and their count): every stuck deal of a company is
+        # tens of thousands of rows, which the downloads have.
+        filters = dataclasses.replace(filters, row_limit=PAGE_ROWS)
     result = _run(name, filters, form) if filters else None
     context = {
         "name": name,
@@ -272,10 +276,11 @@ def report_page(request, name: str):
         "chart_labels": _chart_labels(),
     }
     if result is not None:
-        if len(result.rows) > PAGE_ROWS:
-            # A long list (every stuck deal of a company) is cut for the page and its chart;
-            # the downloads keep every row, and the page says so.
-            context["shown_rows"], context["all_rows"] = PAGE_ROWS, len(result.rows)
+        all_rows = result.total_rows or len(result.rows)
+        if all_rows > PAGE_ROWS:
+            # A long list is cut for the page and its chart; the downloads keep every row, and
+            # the page says so.
+            context["shown_rows"], context["all_rows"] = PAGE_ROWS, all_rows
             result = dataclasses.replace(result, rows=result.rows[:PAGE_ROWS])
             context["result"] = result
         context["body"] = result.to_json()
@@ -355,7 +360,7 @@ def _number(text: str):
 def weekly(request):
     form, filters = _filters(request, periods=False)
     result = _run("weekly", filters, form) if filters else None
-    stuck = _run("stuck", filters, form) if filters else None
+    stuck = _run("stuck", dataclasses.replace(filters, row_limit=15), form) if filters else None
     context = {
         "form": form,
         "result": result,
