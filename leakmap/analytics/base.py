@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +102,10 @@ class ReportResult:
 
     def to_json(self) -> dict:
         """Exactly the CONTRACT §5 body: money as numbers with 2 decimals, rates unrounded."""
+        with gc_paused():
+            return self._body()
+
+    def _body(self) -> dict:
         body = {
             "report": self.report,
             "as_of": self.as_of.isoformat(),
@@ -124,6 +129,9 @@ def to_jsonable(value: Any) -> Any:
         return value
     if kind is Decimal:
         return float(value.quantize(CENT))
+    json_row = getattr(kind, "json_row", None)
+    if json_row is not None:
+        return json_row(value)
     names = _ROW_FIELDS.get(kind)
     if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = _ROW_FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
@@ -219,7 +227,26 @@ def run_report(name: str, filters: ReportFilters) -> ReportResult:
             _("Unknown report %(name)s; choose one of: %(names)s")
             % {"name": name, "names": ", ".join(REPORTS)}
         )
-    return REPORTS[name](resolve(filters))
+    with gc_paused():
+        return REPORTS[name](resolve(filters))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a report builds (or serialises) its rows.
+
+    A report can make tens of thousands of rows (every stuck deal), and each allocation
+    batch triggers a collection that walks all of them again: a third of the time spent
+    building 55k stuck rows (measured, 114 -> 69 ms). The rows hold no reference cycles, so
+    reference counting frees them all the same; the collector runs again right after."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # --- Stages --------------------------------------------------------------------------------------

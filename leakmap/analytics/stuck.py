@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
 from django.conf import settings
 from django.db.models import Case, CharField, F, Q, Value, When
@@ -46,6 +47,20 @@ class StuckRow:
     days_since_follow_up: float | None
     reason: str  # over_sla | no_follow_up
     amount: Decimal
+
+    def json_row(self) -> dict:
+        """base.to_jsonable's result for this row, spelled out: a report can have tens of
+        thousands of them, and the generic walk over the fields costs twice as much."""
+        return {
+            "deal": self.deal,
+            "deal_id": self.deal_id,
+            "owner": self.owner,
+            "stage": self.stage,
+            "days_in_stage": self.days_in_stage,
+            "days_since_follow_up": self.days_since_follow_up,
+            "reason": self.reason,
+            "amount": float(self.amount),
+        }
 
 
 def no_follow_up_limit(days: int | None = None) -> int:
@@ -110,18 +125,36 @@ def stuck(scope: Scope) -> ReportResult:
                 output_field=CharField(),
             )
         )
-        .order_by("-in_stage", "id")
+        .order_by()
         .values_list("id", "name", "owner_id", "st_stage", "in_stage", "since_fu", "why", "amount")
     )
     # Every open deal can be stuck (tens of thousands of rows): plain tuples from the cursor,
     # the owners' names from one small query, instead of per-row joins and field converters.
     # A page that shows the top of the list gets only those rows, and the count.
     limit = scope.filters.row_limit
-    found = plain_rows(qs if limit is None else qs[:limit])
-    total = None if limit is None or len(found) < limit else qs.order_by().count()
+    if limit is None:
+        # Longest in the stage first, then by id. Sorted here, as two sorts on one key each
+        # (stable, in C): SQLite's sorter would carry each whole row, names included, and
+        # took 45 of the report's 400 ms at 55k rows.
+        found = plain_rows(qs)
+        found.sort(key=itemgetter(0))
+        found.sort(key=itemgetter(4), reverse=True)
+        total = None
+    else:
+        found = plain_rows(qs.order_by("-in_stage", "id")[:limit])
+        total = None if len(found) < limit else qs.count()
     owners = usernames({r[2] for r in found})
     stage_key = {pk: s.key for pk, s in stages.by_id.items()}
-    # Positional, with days()'s rounding inline: tens of thousands of rows.
+    # Positional, with days()'s rounding inline: tens of thousands of rows. Amounts recur (a
+    # few thousand distinct among 55k deals): one Decimal each.
+    amounts: dict = {}
+
+    def as_money(value) -> Decimal:
+        m = amounts.get(value)
+        if m is None:
+            m = amounts[value] = money(value)
+        return m
+
     rows = [
         StuckRow(
             name,
@@ -131,7 +164,7 @@ def stuck(scope: Scope) -> ReportResult:
             round(in_stage, 4),
             None if since_fu is None else round(since_fu, 4),
             why,
-            money(amount),
+            as_money(amount),
         )
         for pk, name, owner_id, stage_id, in_stage, since_fu, why, amount in found
     ]
