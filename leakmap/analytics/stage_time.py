@@ -86,14 +86,18 @@ def observations(scope: Scope, stages):
     # history) would be sorted for nothing.
     shown = [s.id for s in stages.open]
     # (`+ 0`: a scan of the history, not a walk of the stage index with a row lookup each.)
-    entries = (
-        StageChange.objects.alias(stage_plain=unindexed("to_stage_id"))
-        .filter(scope.deal_q("deal__"), at__lte=scope.now, stage_plain__in=shown)
-        .annotate(
-            g=F("to_stage_id"),
-            v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
-            e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
-        )
+    entries = StageChange.objects.alias(stage_plain=unindexed("to_stage_id")).filter(
+        at__lte=scope.now, stage_plain__in=shown
+    )
+    narrowed = scope.deal_q()
+    if narrowed:
+        # `deal IN (the scope's deals)`, not a join: joined, SQLite scans the whole history and
+        # looks up each entry's deal row; this way it collects the scope's deal ids once.
+        entries = entries.filter(deal_id__in=Deal.objects.filter(narrowed).values("pk"))
+    entries = entries.annotate(
+        g=F("to_stage_id"),
+        v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
+        e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
     )
     no_history = (
         deal_states(scope, stages)
