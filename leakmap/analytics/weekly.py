@@ -38,7 +38,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_midnight, local_tz
-from leakmap.crm.models import Lead, StageChange
+from leakmap.crm.models import Deal, Lead, StageChange
 
 WEEKS = 5  # this week + the four before it
 
@@ -146,12 +146,13 @@ def weekly(scope: Scope) -> ReportResult:
         **_weekly_aggs("st_closed", bounds, amount, "won", won_q(stages)),
         **_weekly_aggs("st_closed", bounds, amount, "lost", lost_q(stages)),
     )
+    in_window = StageChange.objects.filter(at__gte=first, at__lte=scope.now)
+    if scope.deal_q():
+        # The scope's deal ids once, not a join that looks up each entry's deal row.
+        in_window = in_window.filter(deal_id__in=Deal.objects.filter(scope.deal_q()).values("pk"))
     entries = {
         g["to_stage_id"]: g
-        for g in StageChange.objects.filter(
-            scope.deal_q("deal__"), at__gte=first, at__lte=scope.now
-        )
-        .order_by()
+        for g in in_window.order_by()
         .values("to_stage_id")
         .annotate(
             **_weekly_aggs("at", bounds, lambda q: Count("deal_id", filter=q, distinct=True), "n")
