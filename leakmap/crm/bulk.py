@@ -357,6 +357,23 @@ def flush_writes() -> None:
         _writer.flush()
 
 
+def vacuum_after_import() -> None:
+    """On PostgreSQL, after an import has committed: VACUUM (ANALYZE) the tables imports fill.
+
+    Rows a bulk import just wrote are not yet marked all-visible, so until autovacuum comes
+    round every index-only scan fetches each row from the heap as well: stage-time's grouped
+    read of the stage_stay_sorted index ran as a sequential scan and a hash aggregate (233 ms at
+    a million leads) instead of an index-only walk (135 ms). The VACUUM takes seconds where
+    the import took minutes, and outside a transaction, which is why it comes after."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    tables = ", ".join(
+        connection.ops.quote_name(m._meta.db_table) for m in (Lead, Deal, StageChange, Activity)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {tables}")
+
+
 def refresh_statistics() -> None:
     """On PostgreSQL, refresh the planner's statistics of the tables an import fills, before
     the facts are recomputed from them.

@@ -78,6 +78,8 @@ class Command(BaseCommand):
                 % {"n": len(importer.bad_rows), "f": file},
                 returncode=2,
             )
+        if not dry_run:
+            bulk.vacuum_after_import()
         self._summary(kind, importer, dry_run)
 
     def _summary(self, kind, importer, dry_run):
