@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -73,17 +73,30 @@ def _ranked(totals: dict, name=lambda k: k) -> list[Breakdown]:
 @register("lost-reasons")
 def lost_reasons(scope: Scope) -> ReportResult:
     stages = load_stages()
-    lost = deal_states(scope, stages).filter(lost_q(stages))
-    # One scan: the lost deals grouped by all four keys at once (a few hundred groups at most);
+    # One read: the lost deals grouped by all four keys at once (a few hundred groups at most);
     # each breakdown is then a sum over those groups, instead of five scans of the deals.
-    # (The reason key `+ 0`: grouped on the plain column, SQLite walks the reason index for its
-    # order and looks up every deal's row, 1.6x slower at a million leads than scanning the
-    # covering index and sorting the lost deals.)
-    groups = list(
-        lost.annotate(lost_reason_key=unindexed("lost_reason_id"))
-        .values("lost_reason_key", "competitor_id", "industry_id", "st_lost_at")
-        .annotate(**_agg())
-    )
+    if scope.historical:
+        # As of a past moment "lost" comes from the history. (Keys `+ 0`: grouped on a plain
+        # column, SQLite walks that column's index and looks up every deal's row, slower than
+        # scanning the covering index and sorting the lost deals.)
+        lost = deal_states(scope, stages).filter(lost_q(stages))
+        keys = {
+            "lost_reason_key": unindexed("lost_reason_id"),
+            "competitor_key": unindexed("competitor_id"),
+            "industry_key": unindexed("industry_id"),
+            "lost_at_key": unindexed("st_lost_at"),
+        }
+    else:
+        # Now, "lost" is "in a lost stage": the deal_lost_cover index holds exactly these
+        # deals, already in group order.
+        lost = deal_states(scope, stages).filter(stage_id__in=stages.lost_ids)
+        keys = {
+            "lost_reason_key": F("lost_reason_id"),
+            "competitor_key": F("competitor_id"),
+            "industry_key": F("industry_id"),
+            "lost_at_key": F("lost_at_stage_id"),
+        }
+    groups = list(lost.annotate(**keys).values(*keys).annotate(**_agg()))
     reason_name = dict(LostReason.objects.values_list("pk", "name"))
     competitor_name = dict(Competitor.objects.values_list("pk", "name"))
     industry_name = dict(Industry.objects.values_list("pk", "name"))
@@ -107,11 +120,11 @@ def lost_reasons(scope: Scope) -> ReportResult:
         LostReasonRow(r.key, r.deals, r.amount, ratio(r.deals, total_n), ratio(r.amount, total_amt))
         for r in reasons
     ]
-    by_stage = _ranked(totals("st_lost_at"), stage_key)
+    by_stage = _ranked(totals("lost_at_key"), stage_key)
     matrix = sorted(
         (
             MatrixCell(stage_key(st), reason_name.get(reason), n, money(amt))
-            for (st, reason), (n, amt) in totals("st_lost_at", "lost_reason_key").items()
+            for (st, reason), (n, amt) in totals("lost_at_key", "lost_reason_key").items()
         ),
         key=lambda c: (-c.amount, c.reason is None, c.reason or "", c.stage or ""),
     )
@@ -121,8 +134,8 @@ def lost_reasons(scope: Scope) -> ReportResult:
         period=scope.period_json(),
         rows=rows,
         extra={
-            "by_competitor": _ranked(totals("competitor_id"), competitor_name.get),
-            "by_industry": _ranked(totals("industry_id"), industry_name.get),
+            "by_competitor": _ranked(totals("competitor_key"), competitor_name.get),
+            "by_industry": _ranked(totals("industry_key"), industry_name.get),
             "by_stage": by_stage,
             "matrix": matrix,
         },
