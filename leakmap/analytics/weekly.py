@@ -12,8 +12,9 @@ still closed so at the clock). change = this − last; direction up / down / fla
 (this week's, by amount, 5 at most).
 
 Intuition: the week bounds are computed in Python as UTC datetimes; every figure is a COUNT/SUM
-filtered on `created_at`/`at`/`closed_at` within those bounds. Queries: stages, leads, deals,
-stage entries, leads by owner, deals by owner, lost reasons.
+filtered on `created_at`/`at`/`closed_at` within those bounds, each read from its own index
+range. Queries: stages, leads, deals created, deals closed, stage entries, leads by owner, deals
+created and closed by owner, lost reasons.
 """
 
 from __future__ import annotations
@@ -140,13 +141,23 @@ def weekly(scope: Scope) -> ReportResult:
         .order_by()
         .aggregate(**_weekly_aggs("created_at", bounds, count, "n"))
     )
-    deals = deal_states(scope, stages).filter(Q(created_at__gte=first) | Q(st_closed__gte=first))
-    d = deals.aggregate(
-        **_weekly_aggs("created_at", bounds, count, "n"),
-        **_weekly_aggs("st_closed", bounds, amount, "won", won_q(stages)),
-        **_weekly_aggs("st_closed", bounds, amount, "lost", lost_q(stages)),
+    # Deals created in the weeks and deals closed in them, each from its own index range (one
+    # query with `created OR closed` made SQLite scan every deal).
+    states = deal_states(scope, stages)
+    created = states.filter(created_at__gte=first)
+    closed = states.filter(st_closed__gte=first)
+    d = {
+        **created.aggregate(**_weekly_aggs("created_at", bounds, count, "n")),
+        **closed.aggregate(
+            **_weekly_aggs("st_closed", bounds, amount, "won", won_q(stages)),
+            **_weekly_aggs("st_closed", bounds, amount, "lost", lost_q(stages)),
+        ),
+    }
+    # Every stage named, so that SQLite seeks the window in each stage's part of the
+    # (to_stage, at) index instead of reading the whole index (75 -> ~1 ms at 1M leads).
+    in_window = StageChange.objects.filter(
+        to_stage_id__in=list(stages.by_id), at__gte=first, at__lte=scope.now
     )
-    in_window = StageChange.objects.filter(at__gte=first, at__lte=scope.now)
     if scope.deal_q():
         # The scope's deal ids once, not a join that looks up each entry's deal row.
         in_window = in_window.filter(deal_id__in=Deal.objects.filter(scope.deal_q()).values("pk"))
@@ -187,13 +198,17 @@ def weekly(scope: Scope) -> ReportResult:
         .values("owner__username")
         .annotate(**_weekly_aggs("created_at", two, count, "n"))
     }
-    deal_owner = {
-        g["owner__username"]: g
-        for g in deals.values("owner__username").annotate(
-            **_weekly_aggs("created_at", two, count, "n"),
-            **_weekly_aggs("st_closed", two, amount, "won", won_q(stages)),
-        )
-    }
+    deal_owner: dict[str, dict] = {}
+    for part in (
+        created.filter(created_at__gte=two[-1][0])
+        .values("owner__username")
+        .annotate(**_weekly_aggs("created_at", two, count, "n")),
+        closed.filter(st_closed__gte=two[-1][0])
+        .values("owner__username")
+        .annotate(**_weekly_aggs("st_closed", two, amount, "won", won_q(stages))),
+    ):
+        for g in part:
+            deal_owner.setdefault(g["owner__username"], {}).update(g)
     by_owner = []
     for owner in sorted(set(lead_owner) | set(deal_owner)):
         lo = lead_owner.get(owner, {})
@@ -212,7 +227,7 @@ def weekly(scope: Scope) -> ReportResult:
 
     reasons = [
         ReasonWeek(g["lost_reason__name"], g["n"], money(g["amount"]))
-        for g in deals.filter(lost_q(stages) & _in("st_closed", bounds[0], True))
+        for g in closed.filter(lost_q(stages) & _in("st_closed", bounds[0], True))
         .values("lost_reason__name")
         .annotate(n=Count("id"), amount=Sum("amount", default=Decimal(0), output_field=MONEY_FIELD))
         .order_by("-amount", "lost_reason__name")[:5]

@@ -173,8 +173,9 @@ def test_it_forecasts_weighted_pipeline_and_checks_calibration(
 
 
 def test_it_compares_this_week_with_last_week(company, django_assert_max_num_queries):
-    # stages, leads, deals, stage entries, leads by owner, deals by owner, lost reasons
-    with django_assert_max_num_queries(7):
+    # stages, leads, deals created, deals closed, stage entries, leads by owner, deals created
+    # and closed by owner, lost reasons
+    with django_assert_max_num_queries(9):
         body = report("weekly", as_of=day(8)).to_json()
     r = by(body["rows"], "metric")
     # Weeks start Monday 00:00 Asia/Shanghai: this week from 2026-01-12, last week from 01-05.
