@@ -33,7 +33,6 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -164,8 +163,8 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
     buckets, and read exactly from the one bucket it falls in. Stays still going on are the open
     deals' (now − stage_entered_at, as the services keep it: the newest entry's time, or
     created_at without history), a few per cent of the rows, read from the deals.
-    Queries: stages, the future-entry check, buckets, open deals, the values of the chosen
-    buckets.
+    Queries: stages, the future-entry check, buckets, open deals (two), the values of the
+    chosen buckets.
     """
     shown = [s.id for s in stages.open]
     finished: dict[int, dict[int, int]] = {sid: {} for sid in shown}
@@ -179,15 +178,18 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
         finished[sid][bucket] = n
         total[sid] += seconds
     ongoing: dict[int, list[int]] = {sid: [] for sid in shown}
-    for sid, seconds in plain_rows(
-        Deal.objects.filter(stage_id__in=shown)
-        .annotate(
-            seconds=WholeSecondsBetween(at(scope.now), Coalesce("stage_entered_at", "created_at"))
-        )
-        .values_list("stage_id", "seconds")
-        .order_by()
-    ):
-        ongoing[sid].append(seconds)
+    # Two reads, so that the common one needs only the (stage, stage_entered_at) index: the
+    # deals with stage_entered_at (all of them, as the services keep it), and any without,
+    # whose stay counts from created_at. With created_at in the one query, SQLite looked up
+    # every open deal's row (about 100 ms at a million leads instead of a few).
+    for entered, missing in (("stage_entered_at", False), ("created_at", True)):
+        for sid, seconds in plain_rows(
+            Deal.objects.filter(stage_id__in=shown, stage_entered_at__isnull=missing)
+            .annotate(seconds=WholeSecondsBetween(at(scope.now), F(entered)))
+            .values_list("stage_id", "seconds")
+            .order_by()
+        ):
+            ongoing[sid].append(seconds)
 
     stays = {
         sid: SortedStays(finished[sid], sorted(ongoing[sid]), total[sid] + sum(ongoing[sid]))
