@@ -35,7 +35,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
-    Func,
     IntegerField,
     Max,
     OuterRef,
@@ -48,7 +47,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
-from leakmap.crm.models import SECONDS_PER_CENTIDAY, Activity, Deal, Stage, StageChange, StageKind
+from leakmap.crm.models import (
+    SECONDS_PER_CENTIDAY,
+    Activity,
+    Deal,
+    Stage,
+    StageChange,
+    StageKind,
+    WholeSecondsBetween,
+)
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -464,40 +471,19 @@ def weighted_amount_expr(stages: Stages) -> ExpressionWrapper:
 # --- Day arithmetic and percentiles --------------------------------------------------------------
 
 
-class DaysBetween(Func):
-    """(end − start) in days, from whole seconds, so SQLite and PostgreSQL agree exactly."""
+class DaysBetween(WholeSecondsBetween):
+    """(end − start) in days: the whole seconds (crm.models.WholeSecondsBetween, also what the
+    generated stay columns hold) over 86400, so SQLite and PostgreSQL agree exactly."""
 
-    arity = 2
     output_field = FloatField()
 
-    def __init__(self, end, start, **extra):
-        super().__init__(end, start, **extra)
-
     def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(ROUND((julianday(%(expressions)s)) * 86400) / 86400.0)",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
+        sql, params = super().as_sqlite(compiler, connection, **extra)
+        return f"({sql} / 86400.0)", params
 
     def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(CAST(ROUND(EXTRACT(EPOCH FROM (%(expressions)s))) AS double precision)"
-            " / 86400.0)",
-            arg_joiner=" - ",
-            **extra,
-        )
-
-
-def days_sql(end: str, start: str) -> str:
-    """The SQL of DaysBetween for raw queries (column expressions we write, never user input)."""
-    if connection.vendor == "sqlite":
-        return f"(ROUND((julianday({end}) - julianday({start})) * 86400) / 86400.0)"
-    return f"(CAST(ROUND(EXTRACT(EPOCH FROM ({end} - {start}))) AS double precision) / 86400.0)"
+        sql, params = super().as_postgresql(compiler, connection, **extra)
+        return f"(CAST({sql} AS double precision) / 86400.0)", params
 
 
 def at(value: dt.datetime) -> Value:
