@@ -3,6 +3,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leakmap.analytics.significance import (
     Comparison,
@@ -55,3 +57,40 @@ def test_the_false_positive_rate_of_a_single_test_stays_under_alpha():
         x2 = sum(rng.random() < 0.2 for _ in range(n2))
         rejections += proportion_p_value(x1, n1, x2, n2) <= 0.05
     assert rejections / trials <= 0.06
+
+
+def _binom_by_every_term(x: int, n: int, p: float) -> float:
+    """The two-sided exact binomial test summed over all n + 1 terms, as R's binom.test."""
+    import math
+
+    if n == 0:
+        return 1.0
+    if p <= 0 or p >= 1:
+        return 1.0 if (p <= 0 and x == 0) or (p >= 1 and x == n) else 0.0
+
+    def logpmf(k: int) -> float:
+        return (
+            math.lgamma(n + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(n - k + 1)
+            + k * math.log(p)
+            + (n - k) * math.log1p(-p)
+        )
+
+    observed = logpmf(x) + 1e-7
+    return min(1.0, sum(math.exp(lp) for lp in (logpmf(k) for k in range(n + 1)) if lp <= observed))
+
+
+@given(
+    n=st.sampled_from([0, 1, 2, 7, 50, 400, 3000, 40000]),
+    share=st.floats(0, 1),
+    p=st.one_of(st.floats(0, 1), st.sampled_from([1e-9, 0.5, 1 - 1e-9])),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_binomial_test_sums_only_the_terms_that_are_not_zero_to_the_same_float(n, share, p):
+    from leakmap.analytics.diagnosis import _binom_two_sided
+
+    x = round(share * n)
+    assert _binom_two_sided(x, n, p) == _binom_by_every_term(x, n, p)
+    # R: binom.test(7, 20, 0.5) → p = 0.2632
+    assert _binom_two_sided(7, 20, 0.5) == pytest.approx(0.2632, abs=1e-4)
