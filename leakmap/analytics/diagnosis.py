@@ -838,7 +838,9 @@ def collect(scope: Scope) -> DiagnosisInput:
             ),
         )
     )
+    closed_neg_total = 0
     for g in per_rep:
+        closed_neg_total += g["closed_neg"]
         rep = reps.get(people.get(g["o"], ("",))[0])
         if rep is not None:
             rep.closed_after_negotiation, rep.stuck_over_sla = g["closed_neg"], g["stuck"]
@@ -911,12 +913,14 @@ def collect(scope: Scope) -> DiagnosisInput:
         previous_days=prev_days if earliest is not None else 0.0,
     )
 
-    totals = states.aggregate(
-        deals=Count("id"),
-        won=Count("id", filter=Q(st_stage__in=stages.won_ids)),
-        closed=Count("id", filter=closed),
-        closed_neg=Count("id", filter=closed & reached_neg),
-    )
+    # The scope's totals are the per-owner groups summed (every deal has an owner): no
+    # further scan of the deals.
+    totals = {
+        "deals": sum(r.deals for r in owner_rows),
+        "won": sum(r.won for r in owner_rows),
+        "closed": sum(r.won + r.lost for r in owner_rows),
+        "closed_neg": closed_neg_total,
+    }
     won_amount = sum((r.won_amount for r in reps.values()), Decimal(0))
     n_leads = sum(s.leads for s in sources)
     target = _target_leads(period, totals["won"], won_amount, n_leads)
