@@ -6,8 +6,9 @@ cohort's won deals (as of the clock; p90 is the nearest rank ceil(0.9 n)), order
 the body key `overall` with the same figures over all of them (`owner` null).
 mean_days equals owners.avg_cycle_days for the same owner.
 
-Intuition: one UNION ALL of (owner, days) and ('*', days) rows ranked with window functions, so
-every median and p90 comes out of one sort. Queries: stages, the statistics (base.grouped_stats).
+Intuition: one UNION ALL of (owner id, days) and (0, days) rows, so every median and p90 comes
+out of one sort (of integers: grouping on usernames sorted strings, 151 -> ~100 ms at a million
+leads). Queries: stages, the statistics (base.grouped_stats), the owners' names.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from leakmap.analytics.base import (
     grouped_stats,
     load_stages,
     register,
+    usernames,
     won_q,
 )
 from leakmap.analytics.filters import Scope
 
-ALL = "*"  # not a valid username, so it cannot collide with an owner's group
+ALL = 0  # not a user id (they start at 1), so it cannot collide with an owner's group
 
 
 @dataclass
@@ -48,12 +50,16 @@ def cycle(scope: Scope) -> ReportResult:
     v = DaysBetween(F("st_closed"), F("created_at"))
     stats = grouped_stats(
         [
-            won.annotate(g=F("owner__username"), v=v).values("g", "v"),
+            won.annotate(g=F("owner_id"), v=v).values("g", "v"),
             won.annotate(g=Value(ALL), v=v).values("g", "v"),
         ]
     )
     overall = stats.pop(ALL, None)
-    rows = [CycleRow(o, s.n, s.mean, s.median, s.p90) for o, s in sorted(stats.items())]
+    names = usernames(stats)
+    rows = sorted(
+        (CycleRow(names[o][0], s.n, s.mean, s.median, s.p90) for o, s in stats.items()),
+        key=lambda r: r.owner,
+    )
     return ReportResult(
         report="cycle",
         as_of=scope.now,
