@@ -425,6 +425,16 @@ def plain_rows(qs: QuerySet) -> list[tuple]:
         return cur.fetchall()
 
 
+def history_in_scope(entries: QuerySet[StageChange], scope: Scope) -> QuerySet[StageChange]:
+    """History entries narrowed to the scope's deals, as `deal IN (the scope's deals)`: joined
+    to the deals instead, SQLite scans the whole history and looks up each entry's deal row
+    (a manager's stage-time at a million leads: 430 -> 107 ms this way)."""
+    narrowed = scope.deal_q()
+    if not narrowed:
+        return entries
+    return entries.filter(deal_id__in=Deal.objects.filter(narrowed).values("pk"))
+
+
 def unindexed(column: str) -> ExpressionWrapper:
     """`column + 0`: the same integer, but no longer something an index can serve, so that the
     planner scans (the narrow covering index, or the table) instead of walking this column's
@@ -547,9 +557,10 @@ def mean_days(total_seconds, n: int) -> float | None:
     return days(int(total_seconds) / 86400 / n) if n else None
 
 
-def _sum_seconds() -> str:
+def _seconds_of_v() -> str:
+    """The whole seconds a column v of days (DaysBetween: seconds / 86400) stands for, exactly."""
     integer = "INTEGER" if connection.vendor == "sqlite" else "bigint"
-    return f"SUM(CAST(ROUND(v * 86400) AS {integer}))"
+    return f"CAST(ROUND(v * 86400) AS {integer})"
 
 
 def stats_of_table(table: str) -> dict[Any, Stats]:
@@ -560,7 +571,7 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
             # percentile_cont(0.5) is the mean of the two middle values; percentile_disc(0.9)
             # the nearest-rank p90.
             cur.execute(
-                f"SELECT g, COUNT(*), {_sum_seconds()}, percentile_cont(0.5) WITHIN GROUP"
+                f"SELECT g, COUNT(*), SUM({_seconds_of_v()}), percentile_cont(0.5) WITHIN GROUP"
                 f" (ORDER BY v), percentile_disc(0.9) WITHIN GROUP (ORDER BY v) FROM {table}"
                 f" GROUP BY g"
             )
@@ -570,7 +581,9 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
             }
         # SQLite: rows are stored in (g, v) order, so the k-th value of group g (1-based) has
         # rowid first(g) + k - 1: the order statistics are a handful of rowid lookups.
-        cur.execute(f"SELECT g, COUNT(*), {_sum_seconds()}, MIN(rowid) FROM {table} GROUP BY g")
+        cur.execute(
+            f"SELECT g, COUNT(*), SUM({_seconds_of_v()}), MIN(rowid) FROM {table} GROUP BY g"
+        )
         groups = cur.fetchall()
         wanted = {}
         for _g, n, _mean, first in groups:
@@ -607,8 +620,7 @@ def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:
     # Hundredths of a day from the whole seconds v stands for (v is seconds / 86400), in integer
     # arithmetic, so a stay of exactly k hundredths is never put in bucket k − 1 by float error;
     # the same buckets as the generated StageChange.stay_centidays.
-    integer = "INTEGER" if connection.vendor == "sqlite" else "bigint"
-    bucket = f"(CAST(ROUND(v * 86400) AS {integer}) / {SECONDS_PER_CENTIDAY})"
+    bucket = f"({_seconds_of_v()} / {SECONDS_PER_CENTIDAY})"
     out: dict[Any, list[tuple[float, int, int]]] = {}
     with connection.cursor() as cur:
         cur.execute(

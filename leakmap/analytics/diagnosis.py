@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -190,22 +191,12 @@ def _binom_two_sided(x: int, n: int, p: float) -> float:
     # ascending order gives the very same float as summing all n + 1 terms. (For the period
     # test n is every lead of two periods: 300k terms at a million leads, 0.2 s, became ~40k.)
     mode = min(n, int((n + 1) * p))
-    lo, hi = 0, mode  # first k in [0, mode] above the floor
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if logpmf(mid) < UNDERFLOW_LOG:
-            lo = mid + 1
-        else:
-            hi = mid
-    first = lo
-    lo, hi = mode, n  # last k in [mode, n] above the floor
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if logpmf(mid) < UNDERFLOW_LOG:
-            hi = mid - 1
-        else:
-            lo = mid
-    last = lo
+
+    def above(k: int) -> bool:  # False, then True, up to the mode
+        return logpmf(k) >= UNDERFLOW_LOG
+
+    first = bisect_left(range(mode + 1), True, key=above)
+    last = mode + bisect_left(range(mode, n + 1), True, key=lambda k: not above(k)) - 1
     terms = (logpmf(k) for k in range(first, last + 1))
     return min(1.0, sum(math.exp(lp) for lp in terms if lp <= observed))
 

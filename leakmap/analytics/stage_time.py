@@ -44,6 +44,7 @@ from leakmap.analytics.base import (
     at,
     days,
     deal_states,
+    history_in_scope,
     km_curves,
     km_median,
     load_stages,
@@ -88,12 +89,7 @@ def observations(scope: Scope, stages):
     entries = StageChange.objects.alias(stage_plain=unindexed("to_stage_id")).filter(
         at__lte=scope.now, stage_plain__in=shown
     )
-    narrowed = scope.deal_q()
-    if narrowed:
-        # `deal IN (the scope's deals)`, not a join: joined, SQLite scans the whole history and
-        # looks up each entry's deal row; this way it collects the scope's deal ids once.
-        entries = entries.filter(deal_id__in=Deal.objects.filter(narrowed).values("pk"))
-    entries = entries.annotate(
+    entries = history_in_scope(entries, scope).annotate(
         g=F("to_stage_id"),
         v=DaysBetween(Case(When(left, then=F("left_at")), default=now), F("at")),
         e=Case(When(left, then=Value(1)), default=Value(0), output_field=IntegerField()),
@@ -197,7 +193,7 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
     }
     # The finished stays of every bucket holding a wanted rank, in one query (the partial
     # index's condition in each branch, or SQLite will not use it for an OR).
-    wanted = {(sid, b) for sid, st in stays.items() for b in st.rank_buckets().values()}
+    wanted = {(sid, b) for sid, st in stays.items() for b in st.rank_buckets()}
     exact: dict[tuple[int, int], list[int]] = {key: [] for key in wanted}
     if wanted:
         in_buckets = Q()
@@ -250,42 +246,36 @@ class SortedStays:
             (b, finished.get(b, 0), ongoing_n.get(b, 0))
             for b in sorted(finished.keys() | ongoing_n.keys())
         ]
-
-    def ranks(self) -> list[int]:
-        """1-based ranks of the two middle values and of the nearest-rank p90."""
+        # 1-based ranks of the two middle values and of the nearest-rank p90, each → (its
+        # bucket, how many stays lie in the buckets before), from one walk of the buckets.
         n = self.n
-        return [(n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10]
-
-    def rank_buckets(self) -> dict[int, int]:
-        """Wanted rank → the bucket holding it."""
-        out, seen = {}, 0
-        todo = sorted(set(self.ranks())) if self.n else []
+        self.ranks = ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10)
+        self.where: dict[int, tuple[int, int]] = {}
+        todo, seen = (sorted(set(self.ranks)) if n else []), 0
         for b, fin, ong in self.buckets:
+            while todo and todo[0] <= seen + fin + ong:
+                self.where[todo.pop(0)] = (b, seen)
             seen += fin + ong
-            while todo and todo[0] <= seen:
-                out[todo.pop(0)] = b
-        return out
+
+    def rank_buckets(self) -> set[int]:
+        """The buckets whose finished stays must be read to give the wanted ranks exactly."""
+        return {b for b, _before in self.where.values()}
 
     def km_points(self) -> list[tuple[float, int, int]]:
         """base.km_curves' points: (t, events, total); finished stays are events."""
         return [(b / 100, fin, fin + ong) for b, fin, ong in self.buckets]
 
     def stats(self, finished_in) -> Stats | None:
+        """finished_in(bucket): that bucket's finished stays in seconds, in any order."""
         if not self.n:
             return None
-        where = self.rank_buckets()
-        before = {}  # bucket → stays in earlier buckets
-        seen = 0
-        for b, fin, ong in self.buckets:
-            before[b] = seen
-            seen += fin + ong
 
         def kth(rank: int) -> float:
-            b = where[rank]
+            b, before = self.where[rank]
             here = finished_in(b) + [v for v in self.ongoing if centiday(v) == b]
-            return sorted(here)[rank - before[b] - 1] / 86400
+            return sorted(here)[rank - before - 1] / 86400
 
-        low, high, p90 = self.ranks()
+        low, high, p90 = self.ranks
         return Stats(
             self.n,
             mean_days(self.total_seconds, self.n),

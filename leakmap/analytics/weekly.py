@@ -32,6 +32,7 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
+    history_in_scope,
     load_stages,
     lost_q,
     money,
@@ -39,7 +40,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_midnight, local_tz
-from leakmap.crm.models import Deal, Lead, StageChange
+from leakmap.crm.models import Lead, StageChange
 
 WEEKS = 5  # this week + the four before it
 
@@ -155,12 +156,12 @@ def weekly(scope: Scope) -> ReportResult:
     }
     # Every stage named, so that SQLite seeks the window in each stage's part of the
     # (to_stage, at) index instead of reading the whole index (75 -> ~1 ms at 1M leads).
-    in_window = StageChange.objects.filter(
-        to_stage_id__in=list(stages.by_id), at__gte=first, at__lte=scope.now
+    in_window = history_in_scope(
+        StageChange.objects.filter(
+            to_stage_id__in=list(stages.by_id), at__gte=first, at__lte=scope.now
+        ),
+        scope,
     )
-    if scope.deal_q():
-        # The scope's deal ids once, not a join that looks up each entry's deal row.
-        in_window = in_window.filter(deal_id__in=Deal.objects.filter(scope.deal_q()).values("pk"))
     entries = {
         g["to_stage_id"]: g
         for g in in_window.order_by()

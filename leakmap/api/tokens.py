@@ -59,12 +59,6 @@ def token_revoke(*, token: ApiToken, by: User) -> ApiToken:
     return token
 
 
-def token_authenticate(clear: str) -> User | None:
-    """The active user a bearer token belongs to, or None."""
-    token = token_lookup(clear)
-    return None if token is None else token.user
-
-
 def token_lookup(clear: str) -> ApiToken | None:
     """The active token (with its active user) that `clear` is, or None."""
     parts = (clear or "").split("_", 2)

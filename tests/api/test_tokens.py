@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from leakmap.api.models import ApiToken
-from leakmap.api.tokens import token_authenticate, token_create
+from leakmap.api.tokens import token_create, token_lookup
 
 pytestmark = pytest.mark.usefixtures("base_template")
 
@@ -61,7 +61,7 @@ def test_it_asks_for_a_name(rep):
 
 def test_it_revokes_a_token_so_it_no_longer_authenticates(rep):
     token, clear = token_create(user=rep, name="ci")
-    assert token_authenticate(clear) == rep
+    assert token_lookup(clear).user == rep
     client = _logged_in(rep)
     response = client.post(
         f"/api/tokens/{token.pk}/revoke/", {"csrfmiddlewaretoken": _csrf(client)}
@@ -69,7 +69,7 @@ def test_it_revokes_a_token_so_it_no_longer_authenticates(rep):
     assert response.status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
-    assert token_authenticate(clear) is None
+    assert token_lookup(clear) is None
     api = Client().get("/api/v1/leads", headers={"Authorization": f"Bearer {clear}"})
     assert api.status_code == 401
 
@@ -86,7 +86,7 @@ def test_it_lets_nobody_revoke_or_see_another_users_token(rep, outsider, admin_u
             f"/api/tokens/{token.pk}/revoke/", {"csrfmiddlewaretoken": _csrf(client)}
         )
         assert response.status_code == 404
-    assert token_authenticate(clear) == rep
+    assert token_lookup(clear).user == rep
 
 
 def test_it_only_revokes_with_post(rep):
@@ -102,12 +102,12 @@ def test_it_sends_anonymous_visitors_to_the_login(db):
 
 def test_it_refuses_tokens_of_inactive_users_and_lookalikes(rep):
     _token, clear = token_create(user=rep, name="ci")
-    assert token_authenticate(clear[:-1] + ("A" if clear[-1] != "A" else "B")) is None
-    assert token_authenticate("lmk_short_x") is None
-    assert token_authenticate("") is None
+    assert token_lookup(clear[:-1] + ("A" if clear[-1] != "A" else "B")) is None
+    assert token_lookup("lmk_short_x") is None
+    assert token_lookup("") is None
     rep.is_active = False
     rep.save()
-    assert token_authenticate(clear) is None
+    assert token_lookup(clear) is None
 
 
 def test_a_read_only_token_reads_but_cannot_change_anything(rep):

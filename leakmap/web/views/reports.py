@@ -261,9 +261,9 @@ def report_page(request, name: str):
     if name not in REPORT_PAGES:
         raise Http404
     form, filters = _filters(request)
-    if filters and name == "stuck":
-        # Only the rows the page shows (and their count): every stuck deal of a company is
-        # tens of thousands of rows, which the downloads have.
+    if filters:
+        # Only the rows the page shows (and their count), from a report that makes long lists
+        # (every stuck deal of a company: tens of thousands); the downloads have all of them.
         filters = dataclasses.replace(filters, row_limit=PAGE_ROWS)
     result = _run(name, filters, form) if filters else None
     context = {
