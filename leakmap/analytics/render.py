@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import Column, ReportResult, to_jsonable
 from leakmap.analytics.filters import local_tz
+from leakmap.exchange.cells import escape_formula
 
 FORMATS = ("table", "json", "csv")
 CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -57,7 +58,9 @@ def render_csv(result: ReportResult) -> str:
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     for row in flat:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        # Names (owners, sources, lost reasons) are user-typed text: escape_formula keeps one
+        # starting with "=" from running as a formula in Excel; numbers are left as they are.
+        writer.writerow({k: "" if v is None else escape_formula(v) for k, v in row.items()})
     return buf.getvalue()
 
 

@@ -14,12 +14,17 @@ from django.utils import timezone
 
 from leakmap.accounts.models import User
 from leakmap.crm.models import Activity, Deal, Lead, Spend, StageChange
+from leakmap.exchange.cells import escape_formula, xlsx_cells
 from leakmap.exchange.columns import KINDS
 
 CHUNK = 2000
 
 
 def _text(value) -> str:
+    """A value as its cell text; text a spreadsheet would run as a formula gets a `'` in front
+    (see cells.py). Numbers are formatted, never escaped: a negative amount stays -5.00."""
+    if isinstance(value, str):
+        return escape_formula(value)
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -136,25 +141,6 @@ def csv_chunks(kind: str, queryset=None, *, rows_per_chunk: int = 1000) -> Itera
         yield "".join(lines)
 
 
-def xlsx_cells(ws, values) -> list:
-    """Cells for a row of a write-only sheet: text stays text, even when it starts with "="
-    (a name typed into a public web form must not become a formula in a manager's download),
-    and loses the control characters an .xlsx file cannot hold (openpyxl refuses the whole
-    file over one). Numbers stay numbers."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    cells = []
-    for value in values:
-        if isinstance(value, str):
-            cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", value))
-            cell.data_type = "s"
-        else:
-            cell = WriteOnlyCell(ws, value=value)
-        cells.append(cell)
-    return cells
-
-
 def write_xlsx(kind: str, target, queryset=None) -> int:
     """Write `kind` as a one-sheet .xlsx to `target` (a path or a binary file object); returns
     the number of rows. openpyxl's write-only mode keeps one row in memory at a time."""
@@ -165,7 +151,7 @@ def write_xlsx(kind: str, target, queryset=None) -> int:
     ws.append(KINDS[kind])
     n = 0
     for row in _rows(kind, queryset):
-        ws.append(xlsx_cells(ws, [_text(v) for v in row]))
+        ws.append(xlsx_cells(ws, [_text(v) for v in row], escaped=True))
         n += 1
     wb.save(target)
     return n

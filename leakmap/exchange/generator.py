@@ -199,6 +199,8 @@ def generate(
         kind: open(out / FILE_NAMES[kind], "w", encoding="utf-8", newline="") for kind in KINDS
     }
     try:
+        # No escape_formula here (cells.py): every cell is built from the word lists above and
+        # numbers, none of which starts like a formula, and this writer runs millions of rows.
         w = {kind: csv.writer(fh) for kind, fh in files.items()}
         for kind, writer in w.items():
             writer.writerow(KINDS[kind])

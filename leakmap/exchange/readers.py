@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
+from leakmap.exchange.cells import unescape_cells
 from leakmap.exchange.columns import KINDS, REQUIRED
 
 # Long enough to hold a field bigger than csv's 128 KiB default (notes can be long).
@@ -121,7 +122,13 @@ def _open_csv(path: Path) -> Table:
             for n, cells in enumerate(reader, start=2):
                 if not any(c.strip() for c in cells):
                     continue  # spreadsheets leave blank lines at the end
-                yield n, cells
+                # leakmap's downloads put a "'" before text starting with = + - @ tab or CR, so
+                # that Excel or WPS never runs a name like =HYPERLINK(...) as a formula
+                # (cells.py). Taking exactly that one "'" off is what makes a download import
+                # back unchanged: a lead named "=SUM(1)" comes back as "=SUM(1)", not
+                # "'=SUM(1)". Excel treats a "'" typed before such text the same way: a mark
+                # that the cell is text, not part of its value.
+                yield n, unescape_cells(cells)
         except UnicodeDecodeError as exc:
             raise FileError(
                 _("%(f)s:%(n)s: the file is not valid %(enc)s text")
@@ -166,7 +173,7 @@ def _open_xlsx(path: Path) -> Table:
             cells = [_cell_text(v) for v in values]
             if not any(cells):
                 continue
-            yield n, cells
+            yield n, unescape_cells(cells)  # the "'" of our downloads off, as in _open_csv
 
     return Table(
         path=path,

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime as dt
 import io
 import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+
+from leakmap.analytics.base import ReportResult
+from leakmap.analytics.render import render
+from leakmap.crm.models import LostReason
+from tests.analytics.journeys import day, deal, lead
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,3 +111,40 @@ def test_it_exits_2_without_a_traceback_as_a_process(tmp_path):
     assert bad.returncode == 2 and "nobody" in bad.stderr and "Traceback" not in bad.stderr
     ok = run("report", "stuck", "--format", "json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["rows"] == []
+
+
+def test_it_escapes_names_that_a_spreadsheet_would_run_as_a_formula_in_csv(rep):
+    reason = LostReason.objects.create(name='=HYPERLINK("http://evil","x")')
+    deal(owner=rep, created=day(0), amount=1500).lost(day(3), reason=reason.name)
+    lead(owner=rep, created=day(0), source="+86 渠道")
+    lost = list(csv.DictReader(io.StringIO(report("lost-reasons", "--format", "csv"))))
+    assert [(r["reason"], r["deals"], r["amount"]) for r in lost] == [
+        ('\'=HYPERLINK("http://evil","x")', "1", "1500.0")
+    ]
+    sources = list(csv.DictReader(io.StringIO(report("sources", "--format", "csv"))))
+    assert [(r["source"], r["leads"]) for r in sources] == [("'+86 渠道", "1")]
+
+
+def test_it_leaves_numbers_alone_in_csv_even_negative_ones(db):
+    @dataclasses.dataclass
+    class Row:
+        name: str
+        count: int
+        amount: Decimal
+        rate: float
+        when: dt.date
+
+    result = ReportResult(
+        report="demo",
+        as_of=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+        period={"from": None, "to": None},
+        rows=[
+            Row("-5", -5, Decimal("-5.00"), -0.25, dt.date(2026, 1, 5)),
+            Row("@owner", 0, Decimal("0"), 0.5, dt.date(2026, 1, 6)),
+        ],
+    )
+    assert list(csv.reader(io.StringIO(render(result, "csv")))) == [
+        ["name", "count", "amount", "rate", "when"],
+        ["'-5", "-5", "-5.0", "-0.25", "2026-01-05"],
+        ["'@owner", "0", "0.0", "0.5", "2026-01-06"],
+    ]

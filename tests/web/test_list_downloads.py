@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -123,6 +124,95 @@ def test_xlsx_keeps_typed_text_as_text_and_drops_what_xlsx_cannot_hold(login, re
     sheet = load_workbook(io.BytesIO(response.content)).active
     rows = [[c for c in row] for row in sheet.iter_rows()]
     names = {r[0].value: r[1] for r in rows[1:]}  # external_id → name cell
-    assert names["X1"].value == '=HYPERLINK("http://evil","Open")'
+    assert names["X1"].value == '\'=HYPERLINK("http://evil","Open")'  # as in the CSV
     assert names["X1"].data_type == "s"  # text, not a formula
     assert names["X2"].value == "BobSmith"
+
+
+# Text a spreadsheet would run as a formula (CSV injection, OWASP) and what the downloads make
+# of it: the same text with one "'" in front, in CSV and in XLSX.
+FORMULAS = {
+    "F1": ('=HYPERLINK("http://evil","x")', "=1+2"),
+    "F2": ("+86 138 0013 8000", "+cmd|' /C calc'!A0"),
+    "F3": ("-2+3", "-公司"),
+    "F4": ("@SUM(1,2)", "@evil"),
+    "F5": ("\t=1", "\r=2"),
+}
+
+
+@pytest.fixture
+def formula_leads(rep, source):
+    for ext, (name, company) in FORMULAS.items():
+        LeadFactory(
+            owner=rep, source=source, name=name, company=company, external_id=ext, budget=None
+        )
+    LeadFactory(
+        owner=rep,
+        source=source,
+        name="负预算",
+        company="普通公司",
+        external_id="N1",
+        budget=Decimal("-5"),
+    )
+
+
+def test_it_escapes_text_that_would_run_as_a_formula_in_the_csv(login, rep, formula_leads):
+    rows = {r["external_id"]: r for r in _csv(_get(login(rep), "lead_export", "csv", "leads"))}
+    for ext, (name, company) in FORMULAS.items():
+        assert (rows[ext]["name"], rows[ext]["company"]) == ("'" + name, "'" + company)
+    # Numbers are never touched: a negative budget stays the number, and plain text stays.
+    assert (rows["N1"]["name"], rows["N1"]["budget"]) == ("负预算", "-5.00")
+    assert rows["F1"]["owner"] == "alice"
+
+
+def test_it_stores_escaped_text_as_text_not_a_formula_in_the_xlsx(login, rep, formula_leads):
+    response = _get(login(rep), "lead_export", "xlsx", "leads")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = list(sheet.iter_rows())
+    header = [c.value for c in rows[0]]
+    cells = {r[0].value: dict(zip(header, r, strict=True)) for r in rows[1:]}
+    for ext, (name, company) in FORMULAS.items():
+        for cell, text in ((cells[ext]["name"], name), (cells[ext]["company"], company)):
+            # (An .xlsx is XML, which gives a stored carriage return back as a line feed.)
+            assert cell.value == ("'" + text).replace("\r", "\n")
+            assert cell.data_type == "s"  # a string cell, not a formula ("f")
+    assert cells["N1"]["budget"].value == "-5.00"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_escaped_download_imports_back_to_the_original_text(
+    login, rep, formula_leads, tmp_path, fmt
+):
+    Lead.objects.filter(external_id="N1").delete()  # an import refuses a negative budget
+    response = _get(login(rep), "lead_export", fmt, "leads")
+    content = b"".join(response.streaming_content) if fmt == "csv" else response.content
+    path = tmp_path / f"leads.{fmt}"
+    path.write_bytes(content)
+    columns = ("external_id", "name", "company", "budget")
+    # F5 starts with a tab and a carriage return: an import strips blanks around every cell, so
+    # that text never came back whole, escaped or not.
+    kept = Lead.objects.exclude(external_id="F5").order_by("external_id")
+    before = list(kept.values_list(*columns))
+    Lead.objects.all().delete()  # so the import creates every lead from the file alone
+
+    call_command("import_data", "leads", str(path), stdout=io.StringIO())
+
+    after = list(
+        Lead.objects.exclude(external_id="F5").order_by("external_id").values_list(*columns)
+    )
+    assert after == before
+    names = dict(Lead.objects.values_list("external_id", "name"))
+    assert names["F1"] == '=HYPERLINK("http://evil","x")' and names["F3"] == "-2+3"
+    assert Lead.objects.count() == len(FORMULAS)
+
+
+def test_it_escapes_deal_names_in_both_deal_downloads_and_leaves_amounts_alone(login, rep):
+    make_deal(owner=rep, name="=1+1", amount=Decimal("1234.50"), external_id="D-F")
+    client = login(rep)
+    (row,) = _csv(_get(client, "deal_export", "csv", "deals"))
+    assert (row["name"], row["amount"], row["owner"]) == ("'=1+1", "1234.50", "alice")
+    sheet = load_workbook(io.BytesIO(_get(client, "deal_export", "xlsx", "deals").content)).active
+    header, cells = list(sheet.iter_rows())
+    name = cells[[c.value for c in header].index("name")]
+    assert (name.value, name.data_type) == ("'=1+1", "s")

@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from leakmap.analytics import ReportFilters, run_report
 from leakmap.analytics.render import render_csv
 from leakmap.crm import services
+from leakmap.crm.models import LostReason
 from tests.factories import (
     T0,
     CompetitorFactory,
@@ -181,3 +182,29 @@ def test_it_lays_out_the_weekly_review_and_the_diagnosis(login, company, manager
     for name in ("weekly", "diagnosis"):
         for fmt in ("csv", "xlsx"):
             assert client.get(reverse("report_export", args=[name, fmt])).status_code == 200
+
+
+def test_it_escapes_names_that_would_run_as_formulas_in_both_report_downloads(login, rep):
+    reason = LostReason.objects.create(name="=1+1", requires_competitor=True)
+    deal = make_deal(owner=rep, amount=20000, name="A-输")
+    services.deal_close_lost(
+        deal=deal,
+        lost_reason=reason,
+        competitor=CompetitorFactory(name="@rival"),
+        at=T0 + days(5),
+    )
+    client = login(rep)
+    csv_response = client.get(reverse("report_export", args=["lost-reasons", "csv"]))
+    (row,) = csv.DictReader(io.StringIO(csv_response.content.decode("utf-8-sig")))
+    assert (row["reason"], row["deals"], row["amount"]) == ("'=1+1", "1", "20000.0")
+
+    xlsx = client.get(reverse("report_export", args=["lost-reasons", "xlsx"]))
+    book = load_workbook(io.BytesIO(xlsx.content))
+    header, cells = list(book.worksheets[0].iter_rows())
+    by_key = {h.value: c for h, c in zip(header, cells, strict=True)}
+    assert (by_key["reason"].value, by_key["reason"].data_type) == ("'=1+1", "s")
+    assert by_key["amount"].value == 20000  # a number stays a number
+    competitors = book["by_competitor"]
+    keys = [c.value for c in next(competitors.iter_rows())]
+    rival = list(competitors.iter_rows())[1][keys.index("key")]
+    assert (rival.value, rival.data_type) == ("'@rival", "s")

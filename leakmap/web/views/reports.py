@@ -326,10 +326,12 @@ def _xlsx(result) -> bytes:
 
     from openpyxl import Workbook
 
-    from leakmap.exchange.exporters import xlsx_cells
+    from leakmap.exchange.cells import xlsx_cells
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(result.report[:31])
+    # render_csv has escaped text already; xlsx_cells leaves a leading "'" as it is and keeps
+    # the cell text rather than a formula.
     for line in csv.reader(io.StringIO(render_csv(result))):
         ws.append(xlsx_cells(ws, [_number(v) for v in line]))
     for table in _extra_tables(result):
