@@ -645,3 +645,83 @@ def km_median(points: list[tuple[float, int, int]]) -> float | None:
                 return t
         at_risk -= total
     return None
+
+
+def whole_company_now(scope: Scope) -> bool:
+    """True when the report covers every deal as it is now, so the facts the database keeps
+    sorted (the stage_stay_sorted and stage_reach_sorted indexes) hold exactly the report's
+    observations: no filter, no --as-of, and no history entry after the clock (a stay's end is
+    always some entry's start)."""
+    if scope.historical or scope.deal_q():
+        return False
+    newest = StageChange.objects.filter(to_stage=OuterRef("pk")).order_by("-at").values("at")[:1]
+    future = Stage.objects.annotate(newest=Subquery(newest)).filter(newest__gt=scope.now)
+    return not future.exists()
+
+
+class SortedBuckets:
+    """Values in whole seconds, most known only as counts per bucket (the values stay in an
+    index kept in (bucket, seconds) order), some at hand as (value, how many times) runs
+    (`extra`), with the ranks their statistics need: the median's one or two middle values and
+    the nearest-rank p90.
+
+    `bucket_of(seconds)` must be the bucket the database put the same value in. A statistic is
+    read exactly from its bucket's values (`stats(counted_in)`), so nothing is ever sorted but
+    one bucket.
+    """
+
+    def __init__(
+        self,
+        counted: dict[int, int],
+        extra: list[tuple[int, int]],
+        total_seconds: int,
+        bucket_of: Callable[[int], int],
+        *,
+        p90: bool = True,
+    ):
+        self.n = sum(counted.values()) + sum(times for _v, times in extra)
+        self.total_seconds = total_seconds
+        self.extra_in: dict[int, list[tuple[int, int]]] = {}
+        for value, times in extra:
+            self.extra_in.setdefault(bucket_of(value), []).append((value, times))
+        # (bucket, counted, extra) for every bucket, ascending
+        self.buckets = [
+            (b, counted.get(b, 0), sum(t for _v, t in self.extra_in.get(b, [])))
+            for b in sorted(counted.keys() | self.extra_in.keys())
+        ]
+        # 1-based ranks of the two middle values and of the nearest-rank p90, each → (its
+        # bucket, how many values lie in the buckets before), from one walk of the buckets.
+        n = self.n
+        self.ranks = ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10 if p90 else None)
+        self.where: dict[int, tuple[int, int]] = {}
+        todo, seen = (sorted({r for r in self.ranks if r}) if n else []), 0
+        for b, fin, ext in self.buckets:
+            while todo and todo[0] <= seen + fin + ext:
+                self.where[todo.pop(0)] = (b, seen)
+            seen += fin + ext
+
+    def rank_buckets(self) -> set[int]:
+        """The buckets whose counted values must be read to give the wanted ranks exactly."""
+        return {b for b, _before in self.where.values()}
+
+    def stats(self, counted_in: Callable[[int], list[int]]) -> Stats | None:
+        """counted_in(bucket): that bucket's counted values in seconds, in any order."""
+        if not self.n:
+            return None
+
+        def kth(rank: int) -> float:
+            b, before = self.where[rank]
+            runs = [(v, 1) for v in counted_in(b)] + self.extra_in.get(b, [])
+            for value, times in sorted(runs):
+                before += times
+                if before >= rank:
+                    return value / 86400
+            raise AssertionError(f"bucket {b} holds fewer values than its counts")
+
+        low, high, p90 = self.ranks
+        return Stats(
+            self.n,
+            mean_days(self.total_seconds, self.n),
+            days((kth(low) + kth(high)) / 2),
+            days(kth(p90)) if p90 else None,
+        )

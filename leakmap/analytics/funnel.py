@@ -2,12 +2,20 @@
 
 Intuition: one pass over the cohort's deals with a filtered COUNT/SUM per step, where "reached S"
 is the per-deal fact `st_reached >= S.order` (skipping a stage counts as passing it); leads are one
-COUNT. Queries: stages, leads count, deals aggregate.
+COUNT. Queries: stages, leads count, deals aggregate, then the medians.
 
-How long deals take is not a funnel column: time in each stage is the stage-time report, and
-creation to close is the cycle report (as Pipedrive keeps "deal conversion" and "deal duration"
-apart). An earlier "median days from creation" column here sorted the whole history on every
-funnel (about 90 % of its time at a million leads) for a figure those two reports already give.
+Beside the contract's columns, `median_days` per step: the median of days from each reaching
+deal's creation to its first history entry into the step or any later non-lost stage (0 for a
+deal without history: it counts as having been there since creation); for `won`, days to its
+close. An entry that first takes a deal past an order keeps those seconds as a fact
+(StageChange.reach_seconds, kept by the services), so two ways give the same figures
+(tests/analytics/test_funnel_medians.py holds them equal):
+- the whole company now (an admin's default funnel) reads them pre-sorted from the
+  stage_reach_sorted index: one grouped read of (order before, stage, hour) counts, then the
+  few hours holding a median (medians_from_sorted_reach);
+- any other scope (period, team, owner, source, a rep, --as-of) sorts its own values once
+  (medians_by_sorting, base.grouped_stats); its cost follows its size.
+Won deals' days to close are sorted in both (a few per cent of the deals).
 """
 
 from __future__ import annotations
@@ -15,23 +23,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Value
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
     MONEY_FIELD,
     Column,
+    DaysBetween,
     ReportResult,
+    SortedBuckets,
     Stages,
+    _union,
     deal_states,
+    grouped_stats,
+    history_in_scope,
     load_stages,
     money,
+    plain_rows,
     ratio,
     register,
+    whole_company_now,
     won_q,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import Lead
+from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Lead, Stage, StageChange
 
 
 @dataclass
@@ -41,10 +57,12 @@ class FunnelRow:
     count: int
     amount: Decimal | None  # None on the leads row
     conversion_from_previous: float | None
+    median_days: float | None = None  # from deal creation to first reaching the step
 
 
-def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
-    """The funnel's steps: leads, deals, each open stage reached, won."""
+def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> list[FunnelRow]:
+    """The funnel's steps: leads, deals, each open stage reached, won. Without medians (pages
+    that show only counts and amounts, such as a manager's Today) their queries are skipped."""
     leads = Lead.objects.filter(scope.lead_q()).order_by().count()
     deals = deal_states(scope, stages)
     won = won_q(stages)
@@ -83,7 +101,134 @@ def funnel_rows(scope: Scope, stages: Stages) -> list[FunnelRow]:
     )
     for prev, row in zip(rows, rows[1:], strict=False):
         row.conversion_from_previous = ratio(row.count, prev.count)
+    if with_medians:
+        step_rows = rows[2:-1]
+        if whole_company_now(scope):
+            medians = medians_from_sorted_reach(stages, [r.count for r in step_rows])
+        else:
+            medians = medians_by_sorting(scope, stages)
+        medians.update(won_medians(scope, stages))
+        for i, row in enumerate(rows[2:]):
+            row.median_days = medians.get(i)
     return rows
+
+
+def won_medians(scope: Scope, stages: Stages) -> dict[int, float | None]:
+    """{won step: median days from creation to close} over the cohort's won deals."""
+    won_step = len(stages.open)
+    qs = (
+        deal_states(scope, stages)
+        .filter(won_q(stages))
+        .annotate(g=Value(won_step), v=DaysBetween(F("st_closed"), F("created_at")))
+    )
+    return {g: st.median for g, st in grouped_stats([qs.values("g", "v")]).items()}
+
+
+def step_ranges(stages: Stages) -> list[tuple[int, int]]:
+    """(step number, order) of each open stage: an entry reaches the steps whose order lies in
+    (its reached_before, its stage's order]."""
+    return [(i, s.order) for i, s in enumerate(stages.open)]
+
+
+def medians_by_sorting(scope: Scope, stages: Stages) -> dict[int, float | None]:
+    """Any scope: (step, days) for every reaching entry of the scope's deals up to the clock,
+    and 0 days for each step a deal without history reached, sorted once (base.grouped_stats).
+    One scan of the history: the few steps are crossed in (VALUES, numbers of ours)."""
+    steps = step_ranges(stages)
+    if not steps:
+        return {}
+    qn = connection.ops.quote_name
+    values = ", ".join(f"({int(g)}, {int(o)})" for g, o in steps)
+    entries = history_in_scope(
+        StageChange.objects.filter(at__lte=scope.now, reach_seconds__isnull=False), scope
+    ).values("reached_before", "to_stage_id", "reach_seconds")
+    entries_sql, entries_params = entries.query.sql_with_params()
+    reaching = (
+        f"SELECT s.column1 AS g, e.reach_seconds / 86400.0 AS v"
+        f" FROM ({entries_sql}) e JOIN {qn(Stage._meta.db_table)} t ON t.id = e.to_stage_id"
+        f" CROSS JOIN (VALUES {values}) s"
+        f" WHERE e.reached_before < s.column2 AND s.column2 <= t.{qn('order')}"
+    )
+    no_history_sql, no_history_params = (
+        deal_states(scope, stages)
+        .filter(~Exists(StageChange.objects.filter(deal=OuterRef("pk"))))
+        .values("st_reached")
+        .query.sql_with_params()
+    )
+    at_creation = (
+        f"SELECT s.column1 AS g, 0.0 AS v FROM ({no_history_sql}) x"
+        f" CROSS JOIN (VALUES {values}) s WHERE s.column2 <= x.st_reached"
+    )
+    sql, params = _union(
+        [(reaching, list(entries_params)), (at_creation, list(no_history_params))], "g, v"
+    )
+    stats = grouped_stats([(sql, params)])
+    return {i: stats[i].median if i in stats else None for i, _o in steps}
+
+
+def medians_from_sorted_reach(stages: Stages, counts: list[int]) -> dict[int, float | None]:
+    """The whole company now (base.whole_company_now), without sorting: `counts` are the
+    funnel's counts of the open steps, every deal that reached each.
+
+    One grouped read of the stage_reach_sorted index gives, per (order before, stage, hour),
+    how many entries reached there after their deal's creation; a step's values are the groups
+    whose order range covers it. The step's other deals reached it at creation (in the stage
+    they were created in, or without history): 0 days each. The median's hour is found by
+    counting, and its values read from that hour's groups alone.
+    """
+    steps = step_ranges(stages)
+    by_hour: dict[int, dict[int, int]] = {i: {} for i, _o in steps}
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (step, hour) → its groups
+    for before, stage_id, hour, n in plain_rows(
+        StageChange.objects.filter(NONZERO_REACH)
+        .values_list("reached_before", "to_stage_id", "reach_hours")
+        .annotate(n=Count("reach_seconds"))
+        .order_by("reached_before", "to_stage_id", "reach_hours")
+    ):
+        reached = stages.by_id[stage_id].order
+        for i, o in steps:
+            if before < o <= reached:
+                by_hour[i][hour] = by_hour[i].get(hour, 0) + n
+                groups.setdefault((i, hour), []).append((before, stage_id))
+    values = {
+        i: SortedBuckets(
+            by_hour[i], [(0, counts[i] - sum(by_hour[i].values()))], 0, hour_of, p90=False
+        )
+        for i, _o in steps
+    }
+    wanted = {(i, h) for i, v in values.items() for h in v.rank_buckets()}
+    exact: dict[tuple[int, int], list[int]] = {key: [] for key in wanted}
+    to_read: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    for i, h in wanted:
+        for before, stage_id in groups.get((i, h), []):
+            to_read.setdefault((before, stage_id, h), []).append((i, h))
+    if to_read:
+        # One query for the groups to read (the partial index's condition in each branch, or
+        # SQLite will not use it for an OR).
+        in_groups = Q()
+        for before, stage_id, h in sorted(to_read):
+            in_groups |= Q(
+                NONZERO_REACH, reached_before=before, to_stage_id=stage_id, reach_hours=h
+            )
+        for before, stage_id, h, seconds in plain_rows(
+            StageChange.objects.filter(in_groups)
+            .values_list("reached_before", "to_stage_id", "reach_hours", "reach_seconds")
+            .order_by()
+        ):
+            for key in to_read[(before, stage_id, h)]:
+                exact[key].append(seconds)
+    out = {}
+    for i, v in values.items():
+        st = v.stats(lambda h, i=i: exact[(i, h)])
+        out[i] = st.median if st else None
+    return out
+
+
+def hour_of(seconds: int) -> int:
+    """The hour bucket of a reach, truncated toward zero as the generated
+    StageChange.reach_hours is (only an entry before its deal's creation is negative)."""
+    q = abs(seconds) // SECONDS_PER_HOUR
+    return q if seconds >= 0 else -q
 
 
 @register("funnel")
@@ -100,5 +245,6 @@ def funnel(scope: Scope) -> ReportResult:
             Column("count", _("Count"), "int"),
             Column("amount", _("Amount"), "money"),
             Column("conversion_from_previous", _("Conversion from previous step"), "rate"),
+            Column("median_days", _("Median days from creation"), "days"),
         ],
     )

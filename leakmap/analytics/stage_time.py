@@ -28,7 +28,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
@@ -39,6 +38,7 @@ from leakmap.analytics.base import (
     Column,
     DaysBetween,
     ReportResult,
+    SortedBuckets,
     Stats,
     _union,
     at,
@@ -48,16 +48,16 @@ from leakmap.analytics.base import (
     km_curves,
     km_median,
     load_stages,
-    mean_days,
     open_q,
     plain_rows,
     register,
     stats_of_table,
     temporary_values,
     unindexed,
+    whole_company_now,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import SECONDS_PER_CENTIDAY, Deal, Stage, StageChange, WholeSecondsBetween
+from leakmap.crm.models import SECONDS_PER_CENTIDAY, Deal, StageChange, WholeSecondsBetween
 
 
 @dataclass
@@ -109,17 +109,6 @@ class StageSummary:
     km_median: float | None  # days; None when the survival estimate never reaches 0.5
     open_now: int
     over_sla: int
-
-
-def whole_company_now(scope: Scope) -> bool:
-    """True when the report covers every deal as it is now, so the sorted stays (the
-    stage_stay_sorted index) hold exactly its finished observations: no filter, no --as-of, and
-    no history entry after the clock (a stay's end is always some entry's start)."""
-    if scope.historical or scope.deal_q():
-        return False
-    newest = StageChange.objects.filter(to_stage=OuterRef("pk")).order_by("-at").values("at")[:1]
-    future = Stage.objects.annotate(newest=Subquery(newest)).filter(newest__gt=scope.now)
-    return not future.exists()
 
 
 def summaries_by_sorting(scope: Scope, stages) -> dict[int, StageSummary]:
@@ -188,7 +177,12 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
             ongoing[sid].append(seconds)
 
     stays = {
-        sid: SortedStays(finished[sid], sorted(ongoing[sid]), total[sid] + sum(ongoing[sid]))
+        sid: SortedBuckets(
+            finished[sid],
+            [(seconds, 1) for seconds in ongoing[sid]],
+            total[sid] + sum(ongoing[sid]),
+            centiday,
+        )
         for sid in shown
     }
     # The finished stays of every bucket holding a wanted rank, in one query (the partial
@@ -211,11 +205,11 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
         st = stays[s.id]
         over = 0
         if s.sla_days is not None:
-            over = sum(1 for seconds in st.ongoing if seconds / 86400 > s.sla_days)
+            over = sum(1 for seconds in ongoing[s.id] if seconds / 86400 > s.sla_days)
         out[s.id] = StageSummary(
             st.stats(lambda b, sid=s.id: exact[(sid, b)]),
-            km_median(st.km_points()),
-            len(st.ongoing),
+            km_median(km_points(st)),
+            len(ongoing[s.id]),
             over,
         )
     return out
@@ -229,59 +223,10 @@ def centiday(seconds: int) -> int:
     return q if seconds >= 0 else -q
 
 
-class SortedStays:
-    """One stage's stays by bucket: finished ones as counts (their values stay in the index),
-    ongoing ones as values."""
-
-    def __init__(self, finished: dict[int, int], ongoing: list[int], total_seconds: int):
-        self.ongoing = ongoing  # seconds, ascending
-        self.n = sum(finished.values()) + len(ongoing)
-        self.total_seconds = total_seconds
-        ongoing_n: dict[int, int] = {}
-        for seconds in ongoing:
-            b = centiday(seconds)
-            ongoing_n[b] = ongoing_n.get(b, 0) + 1
-        # (bucket, finished, ongoing) for every bucket, ascending
-        self.buckets = [
-            (b, finished.get(b, 0), ongoing_n.get(b, 0))
-            for b in sorted(finished.keys() | ongoing_n.keys())
-        ]
-        # 1-based ranks of the two middle values and of the nearest-rank p90, each → (its
-        # bucket, how many stays lie in the buckets before), from one walk of the buckets.
-        n = self.n
-        self.ranks = ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10)
-        self.where: dict[int, tuple[int, int]] = {}
-        todo, seen = (sorted(set(self.ranks)) if n else []), 0
-        for b, fin, ong in self.buckets:
-            while todo and todo[0] <= seen + fin + ong:
-                self.where[todo.pop(0)] = (b, seen)
-            seen += fin + ong
-
-    def rank_buckets(self) -> set[int]:
-        """The buckets whose finished stays must be read to give the wanted ranks exactly."""
-        return {b for b, _before in self.where.values()}
-
-    def km_points(self) -> list[tuple[float, int, int]]:
-        """base.km_curves' points: (t, events, total); finished stays are events."""
-        return [(b / 100, fin, fin + ong) for b, fin, ong in self.buckets]
-
-    def stats(self, finished_in) -> Stats | None:
-        """finished_in(bucket): that bucket's finished stays in seconds, in any order."""
-        if not self.n:
-            return None
-
-        def kth(rank: int) -> float:
-            b, before = self.where[rank]
-            here = finished_in(b) + [v for v in self.ongoing if centiday(v) == b]
-            return sorted(here)[rank - before - 1] / 86400
-
-        low, high, p90 = self.ranks
-        return Stats(
-            self.n,
-            mean_days(self.total_seconds, self.n),
-            days((kth(low) + kth(high)) / 2),
-            days(kth(p90)),
-        )
+def km_points(stays: SortedBuckets) -> list[tuple[float, int, int]]:
+    """base.km_curves' points of one stage's stays: (t, events, total); finished stays (the
+    counted ones) are events, ongoing ones censored."""
+    return [(b / 100, fin, fin + ong) for b, fin, ong in stays.buckets]
 
 
 @register("stage-time")

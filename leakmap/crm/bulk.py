@@ -50,6 +50,7 @@ from leakmap.crm.models import (
     Stage,
     StageChange,
     StageKind,
+    whole_seconds,
 )
 
 BATCH = 2000
@@ -640,8 +641,9 @@ def deals_upsert(
         Deal.objects.bulk_update(updates, DEAL_FIELDS, BATCH)
         for part in chunks(ids):
             services.deals_refresh_facts(list(part))
-        moved = sorted({m.deal_id for m in moves})
-        for part in chunks(moved):
+        # Every updated deal's entries, not only the moved ones': an entry's reach_seconds
+        # counts from the deal's created_at, which the file may have changed.
+        for part in chunks(ids):
             services.stage_entries_refresh_facts(list(part))
 
     lead_ids = {d.lead_id for d in updates if d.lead_id}
@@ -693,11 +695,15 @@ def _queue_update(queryset, values: dict) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -> None:
+def stage_history_replace(
+    histories: dict[int, list[tuple[int, dt.datetime]]],
+    created_at: dict[int, dt.datetime] | None = None,
+) -> None:
     """Replace each deal's history with `[(stage id, entered at), …]` (oldest first; the caller
     has checked that the newest is the deal's current stage), and set the facts it implies:
-    those of each entry (StageChange.left_at, reached_before) and the deal's stage facts
-    (services.deals_refresh_stage_facts). The follow-up facts do not depend on it."""
+    those of each entry (StageChange.left_at, reached_before, reach_seconds) and the deal's
+    stage facts (services.deals_refresh_stage_facts). The follow-up facts do not depend on it.
+    `created_at`: the deals' creation times, when the caller has them at hand (else read)."""
     ids = sorted(histories)
     # The per-entry facts (what services.stage_entries_refresh_facts computes) come with the
     # rows: the entries are in order here, so no window over the history is needed afterwards.
@@ -705,21 +711,46 @@ def stage_history_replace(histories: dict[int, list[tuple[int, dt.datetime]]]) -
         pk: (0 if kind == StageKind.LOST else order)
         for pk, order, kind in Stage.objects.values_list("pk", "order", "kind")
     }
-    columns = ["deal_id", "from_stage_id", "to_stage_id", "at", "left_at", "reached_before"]
+    columns = [
+        "deal_id",
+        "from_stage_id",
+        "to_stage_id",
+        "at",
+        "left_at",
+        "reached_before",
+        "reach_seconds",
+    ]
     replacing = StageChange.objects.exists()  # nothing to delete in an empty table
     for part in chunks(ids, 5000):
         if replacing:
             StageChange.objects.filter(deal_id__in=part).delete()
-        rows = []
+        created = (
+            created_at
+            if created_at is not None
+            else dict(Deal.objects.filter(pk__in=part).values_list("pk", "created_at"))
+        )
+        rows, in_sql = [], []
         for deal_id in part:
             entries = histories[deal_id]
             previous, reached = None, 0
+            created_at = created[deal_id]
+            # Whole-second times give the same whole seconds here as in the database; with
+            # fractions SQLite (which reads times to the millisecond) could round the other
+            # way, so such a deal's reaches are left to the SQL of stage_entries_refresh_facts.
+            exact = created_at.microsecond == 0 and all(at.microsecond == 0 for _s, at in entries)
+            if not exact:
+                in_sql.append(deal_id)
             for i, (stage_id, at) in enumerate(entries):
                 left_at = entries[i + 1][1] if i + 1 < len(entries) else None
-                rows.append((deal_id, previous, stage_id, at, left_at, reached))
+                order = non_lost_order[stage_id]  # 0 for lost: it reaches nothing
+                reach = whole_seconds(at - created_at) if exact and order > reached else None
+                rows.append((deal_id, previous, stage_id, at, left_at, reached, reach))
                 previous = stage_id
-                reached = max(reached, non_lost_order[stage_id])
+                reached = max(reached, order)
         insert_rows(StageChange, columns, rows)
+        if in_sql:
+            flush_writes()
+            services.stage_entries_refresh_facts(in_sql)
     # In SQL, so the deals' stage facts are by construction those the services keep. (Computed
     # here from the rows at hand instead, they cost more: every UPDATE rewrites the deal's entry
     # in the covering report index, and one statement per deal adds to that.)

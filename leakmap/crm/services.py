@@ -23,7 +23,19 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,6 +58,7 @@ from leakmap.crm.models import (
     Stage,
     StageChange,
     StageKind,
+    WholeSecondsBetween,
 )
 
 # Deal fields a stage may require, with the test for "filled".
@@ -361,7 +374,9 @@ def deal_create(
     )
     _check_required_fields(deal, stage)
     deal.save()
-    StageChange.objects.create(deal=deal, from_stage=None, to_stage=stage, at=created_at, by=by)
+    StageChange.objects.create(
+        deal=deal, from_stage=None, to_stage=stage, at=created_at, by=by, reach_seconds=0
+    )  # (the same moment: 0 however the database reads times)
     events.emit(events.deal_created, deal=deal)
     return deal
 
@@ -396,11 +411,28 @@ def deal_update(*, deal: Deal, **fields) -> Deal:
     # Save only what the caller changed, so a stale object cannot undo facts (follow-up count,
     # last follow-up) that other services moved since it was loaded.
     deal.save(update_fields=[*fields.keys(), "updated_at"])
+    if "created_at" in fields:
+        # Days to reach each stage count from creation; a deal without history entered its
+        # stage at creation.
+        deals_refresh_stage_facts([deal.pk])
+        stage_entries_refresh_facts([deal.pk])
     return deal
 
 
 def _latest_change_at(deal: Deal) -> dt.datetime | None:
     return deal.stage_changes.aggregate(m=Max("at"))["m"]
+
+
+def _reach_seconds(
+    stage: Stage, reached_before: int, at: dt.datetime, created_at: dt.datetime
+) -> WholeSecondsBetween | None:
+    """StageChange.reach_seconds of an entry: set when it takes the deal to an order it had not
+    reached (as stage_entries_refresh_facts computes it)."""
+    if stage.kind == StageKind.LOST or stage.order <= reached_before:
+        return None
+    # Computed by the database, as every other writer of the fact does: SQLite reads times to
+    # the millisecond, so Python's exact microseconds could round a second the other way.
+    return WholeSecondsBetween(Value(at, DateTimeField()), Value(created_at, DateTimeField()))
 
 
 @transaction.atomic
@@ -449,7 +481,12 @@ def deal_move(
         # stage at created_at (CONTRACT §4). Record that entry before the move, so the history
         # explains the facts the deal has and a recomputation (a stage reorder) keeps them.
         StageChange.objects.create(
-            deal=deal, from_stage=None, to_stage=from_stage, at=deal.created_at, reached_before=0
+            deal=deal,
+            from_stage=None,
+            to_stage=from_stage,
+            at=deal.created_at,
+            reached_before=0,
+            reach_seconds=_reach_seconds(from_stage, 0, deal.created_at, deal.created_at),
         )
     reached_before = (
         history.exclude(to_stage__kind=StageKind.LOST).aggregate(m=Max("to_stage__order"))["m"] or 0
@@ -462,6 +499,7 @@ def deal_move(
         at=at,
         by=by,
         reached_before=reached_before,
+        reach_seconds=_reach_seconds(stage, reached_before, at, deal.created_at),
     )
     deal.stage = stage
     deal.stage_entered_at = at
@@ -727,21 +765,25 @@ def stage_entries_refresh_facts(deal_ids=None) -> None:
             where = f"WHERE h.deal_id IN ({', '.join(['%s'] * len(ids))})"
             params = ids
     sc, st = qn(StageChange._meta.db_table), qn(Stage._meta.db_table)
+    dl = qn(Deal._meta.db_table)
     window = f"PARTITION BY h.deal_id ORDER BY h.{qn('at')}, h.id"
+    since_created = WholeSecondsBetween.sql_text(connection.vendor, f"h.{qn('at')}", "d.created_at")
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            UPDATE {sc} SET left_at = w.nxt, reached_before = w.rb
+            UPDATE {sc} SET left_at = w.nxt, reached_before = w.rb,
+                reach_seconds = CASE WHEN w.kind <> %s AND w.ord > w.rb THEN w.since END
             FROM (
                 SELECT h.id AS id, LEAD(h.{qn("at")}) OVER ({window}) AS nxt,
                        COALESCE(MAX(CASE WHEN t.kind <> %s THEN t.{qn("order")} END) OVER (
-                           {window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS rb
-                FROM {sc} h JOIN {st} t ON t.id = h.to_stage_id
+                           {window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS rb,
+                       t.kind AS kind, t.{qn("order")} AS ord, {since_created} AS since
+                FROM {sc} h JOIN {st} t ON t.id = h.to_stage_id JOIN {dl} d ON d.id = h.deal_id
                 {where}
             ) w
             WHERE {sc}.id = w.id
             """,
-            [StageKind.LOST, *params],
+            [StageKind.LOST, StageKind.LOST, *params],
         )
 
 

@@ -960,6 +960,7 @@ class StageHistoryImporter(Importer):
     def finish(self) -> None:
         deals = _existing(Deal, self.groups, "id", "stage_id", "created_at", "closed_at")
         histories: dict[int, list[tuple[int, dt.datetime]]] = {}
+        created: dict[int, dt.datetime] = {}
         for ext, entries in self.groups.items():
             deal = deals.get(ext)
             if deal is None:
@@ -1021,9 +1022,10 @@ class StageHistoryImporter(Importer):
                 bad = True
             if not bad:
                 histories[deal_id] = [(e[2], e[0]) for e in entries]
+                created[deal_id] = created_at
         self.updated = len(histories)  # deals whose history was replaced
         if self.writing:
-            bulk.stage_history_replace(histories)
+            bulk.stage_history_replace(histories, created)
 
     def summary(self) -> dict[str, int]:
         return {"rows": self.rows, "deals": self.updated}

@@ -42,8 +42,11 @@ def test_it_counts_reached_stages_with_skips_amounts_and_conversion(journeys):
     assert (r["won"]["count"], r["won"]["amount"]) == (1, 2000.0)
     assert r["stage:needs_analysis"]["conversion_from_previous"] == pytest.approx(2 / 3)
     assert r["stage:negotiation"]["conversion_from_previous"] == 1.0
-    # The contract's columns, nothing else: durations are stage-time's and cycle's.
-    assert set(r["won"]) == {"step", "label", "count", "amount", "conversion_from_previous"}
+    # Median days from creation: needs_analysis reached on day 3 (skip) and day 1 → 2.0.
+    assert r["stage:needs_analysis"]["median_days"] == 2.0
+    assert r["stage:negotiation"]["median_days"] == 4.0
+    assert r["won"]["median_days"] == 10.0
+    assert r["leads"]["median_days"] is None and r["deals"]["median_days"] is None
 
 
 def test_it_filters_by_owner_and_rejects_unknown_names(journeys, rep):

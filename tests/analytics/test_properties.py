@@ -125,6 +125,36 @@ def expected_funnel(open_stages) -> dict:
     return out
 
 
+def expected_funnel_medians(open_stages) -> dict[str, float | None]:
+    """Median days from a deal's creation to its first history entry into the step or a later
+    non-lost stage (0 without history); for won, to its close."""
+    deals = list(Deal.objects.all())
+    out = {}
+    for s in open_stages:
+        values = []
+        for d in deals:
+            h = history(d)
+            if not h:
+                if d.reached_order >= s.order:
+                    values.append(0.0)
+                continue
+            first = next(
+                (c for c in h if c.to_stage.kind != StageKind.LOST and c.to_stage.order >= s.order),
+                None,
+            )
+            if first is not None:
+                values.append(days_between(first.at, d.created_at))
+        out[f"stage:{s.key}"] = median(values)
+    out["won"] = median(
+        [
+            days_between(d.closed_at, d.created_at)
+            for d in Deal.objects.select_related("stage")
+            if d.stage.kind == StageKind.WON
+        ]
+    )
+    return out
+
+
 def days_between(a: dt.datetime, b: dt.datetime) -> float:
     return round((a - b).total_seconds()) / 86400
 
@@ -159,6 +189,11 @@ def check_against_python() -> None:
     assert got["leads"]["count"] == exp["leads"]
     for key, (n, amount) in ((k, v) for k, v in exp.items() if k != "leads"):
         assert (got[key]["count"], Decimal(str(got[key]["amount"]))) == (n, amount), key
+    # Medians both ways: the whole company now (sorted reaches) and as of the clock (sorting).
+    medians = expected_funnel_medians(open_stages)
+    as_of = by(rows("funnel", as_of=CLOCK), "step")
+    for key, value in medians.items():
+        assert (got[key]["median_days"], as_of[key]["median_days"]) == (value, value), key
 
     deals = list(Deal.objects.select_related("stage", "owner", "lost_reason", "lead__source"))
     won = [d for d in deals if d.stage.kind == StageKind.WON]

@@ -12,9 +12,9 @@ AFTER = day(30)  # after all the company's history
 
 
 def test_it_builds_the_funnel_from_reached_stages(company, django_assert_max_num_queries):
-    # stages, leads count, deals aggregate, step medians
-    # stages, leads, deals, medians (temporary table, group bounds, middle values, drop)
-    with django_assert_max_num_queries(7):
+    # stages, leads, deals, the whole-company check, the sorted reaches (grouped, exact days),
+    # won deals' days to close (temporary table, group bounds, middle values, drop)
+    with django_assert_max_num_queries(10):
         r = by(rows("funnel"), "step")
     counts = {k: (v["count"], v["amount"]) for k, v in r.items()}
     assert counts == {
@@ -32,6 +32,12 @@ def test_it_builds_the_funnel_from_reached_stages(company, django_assert_max_num
     assert r["deals"]["conversion_from_previous"] is None  # 0 leads: no divisor
     assert r["stage:needs_analysis"]["conversion_from_previous"] == 5 / 6
     assert r["won"]["conversion_from_previous"] == 2 / 3
+    # days to reach needs_analysis: D1 3, D2 1, D3 2, D5 20, D6 0 (no history: at creation)
+    assert r["stage:needs_analysis"]["median_days"] == 2.0
+    # proposal: D1 3, D2 4 (via negotiation on d5), D3 2, D5 20 → (3 + 4) / 2
+    assert r["stage:proposal"]["median_days"] == 3.5
+    assert r["stage:qualification"]["median_days"] == 0.0  # where deals are created
+    assert r["won"]["median_days"] == 15.0  # D2 10 days to close, D5 20
 
 
 def test_it_gives_each_rep_their_rates_cycle_and_reached_stages(

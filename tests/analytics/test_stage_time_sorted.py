@@ -11,13 +11,12 @@ from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leakmap.analytics.base import load_stages
+from leakmap.analytics.base import load_stages, whole_company_now
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.stage_time import (
     stage_time,
     summaries_by_sorting,
     summaries_from_sorted_stays,
-    whole_company_now,
 )
 from leakmap.crm.models import StageChange
 from tests.analytics.journeys import day, deal

@@ -78,7 +78,7 @@ def today(request):
                 viewer=user,
             )
         )
-        context["funnel"] = funnel_rows(scope, load_stages())
+        context["funnel"] = funnel_rows(scope, load_stages(), with_medians=False)
         context["funnel_days"] = FUNNEL_DAYS
         context["funnel_from"] = (today_local - dt.timedelta(days=FUNNEL_DAYS)).isoformat()
         context["team_attention"] = annotate_reasons(
