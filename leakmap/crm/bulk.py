@@ -54,6 +54,7 @@ from leakmap.crm.models import (
 )
 
 BATCH = 2000
+HISTORY_CHUNK = 5000  # deals whose history is replaced per statement group
 
 DEAL_FIELDS = [
     "lead",
@@ -721,7 +722,7 @@ def stage_history_replace(
         "reach_seconds",
     ]
     replacing = StageChange.objects.exists()  # nothing to delete in an empty table
-    for part in chunks(ids, 5000):
+    for part in chunks(ids, HISTORY_CHUNK):
         if replacing:
             StageChange.objects.filter(deal_id__in=part).delete()
         created = (
@@ -733,17 +734,17 @@ def stage_history_replace(
         for deal_id in part:
             entries = histories[deal_id]
             previous, reached = None, 0
-            created_at = created[deal_id]
+            born = created[deal_id]
             # Whole-second times give the same whole seconds here as in the database; with
             # fractions SQLite (which reads times to the millisecond) could round the other
             # way, so such a deal's reaches are left to the SQL of stage_entries_refresh_facts.
-            exact = created_at.microsecond == 0 and all(at.microsecond == 0 for _s, at in entries)
+            exact = born.microsecond == 0 and all(at.microsecond == 0 for _s, at in entries)
             if not exact:
                 in_sql.append(deal_id)
             for i, (stage_id, at) in enumerate(entries):
                 left_at = entries[i + 1][1] if i + 1 < len(entries) else None
                 order = non_lost_order[stage_id]  # 0 for lost: it reaches nothing
-                reach = whole_seconds(at - created_at) if exact and order > reached else None
+                reach = whole_seconds(at - born) if exact and order > reached else None
                 rows.append((deal_id, previous, stage_id, at, left_at, reached, reach))
                 previous = stage_id
                 reached = max(reached, order)

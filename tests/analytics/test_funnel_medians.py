@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import random
 
+import pytest
 from django.db import connection, transaction
 from hypothesis import given
 from hypothesis import strategies as st
@@ -124,11 +125,16 @@ def test_both_ways_agree_on_random_histories(db, seed):
         transaction.set_rollback(True)
 
 
-def test_an_imported_history_keeps_the_reaches_the_database_computes(rep):
+@pytest.mark.parametrize("given_creation_times", [True, False])
+def test_an_imported_history_keeps_the_reaches_the_database_computes(
+    rep, monkeypatch, given_creation_times
+):
     """bulk.stage_history_replace computes whole-second reaches itself and leaves times with
     fractions to SQL (SQLite reads them to the millisecond): either way, a recomputation
-    changes nothing."""
+    changes nothing. One deal per chunk, so that state carried from chunk to chunk shows."""
     from leakmap.crm import bulk
+
+    monkeypatch.setattr(bulk, "HISTORY_CHUNK", 1)
 
     stage = {s.key: s.pk for s in Stage.objects.filter(pipeline__is_default=True)}
     whole = deal(owner=rep, created=day(0)).deal
@@ -140,7 +146,10 @@ def test_an_imported_history_keeps_the_reaches_the_database_computes(rep):
                 (stage["qualification"], fraction.created_at),
                 (stage["proposal"], day(3) + dt.timedelta(microseconds=988_178)),
             ],
-        }
+        },
+        {whole.pk: whole.created_at, fraction.pk: fraction.created_at}
+        if given_creation_times
+        else None,
     )
     services.deal_move(
         deal=Deal.objects.get(pk=whole.pk),
