@@ -15,7 +15,8 @@ close. An entry that first takes a deal past an order keeps those seconds as a f
   few hours holding a median (medians_from_sorted_reach);
 - any other scope (period, team, owner, source, a rep, --as-of) sorts its own values once
   (medians_by_sorting, base.grouped_stats); its cost follows its size.
-Won deals' days to close are sorted in both (a few per cent of the deals).
+Won deals' days to close: the whole company now walks the deal_cycle_sorted index to the
+middle (Deal.cycle_seconds, computed by the database); other scopes sort theirs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from leakmap.analytics.base import (
     SortedBuckets,
     Stages,
     _union,
+    days,
     deal_states,
     grouped_stats,
     history_in_scope,
@@ -47,7 +49,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Lead, Stage, StageChange
+from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Deal, Lead, Stage, StageChange
 
 
 @dataclass
@@ -105,9 +107,10 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
         step_rows = rows[2:-1]
         if whole_company_now(scope):
             medians = medians_from_sorted_reach(stages, [r.count for r in step_rows])
+            medians[len(stages.open)] = won_median_from_sorted_cycles(stages)
         else:
             medians = medians_by_sorting(scope, stages)
-        medians.update(won_medians(scope, stages))
+            medians.update(won_medians(scope, stages))
         for i, row in enumerate(rows[2:]):
             row.median_days = medians.get(i)
     return rows
@@ -122,6 +125,23 @@ def won_medians(scope: Scope, stages: Stages) -> dict[int, float | None]:
         .annotate(g=Value(won_step), v=DaysBetween(F("st_closed"), F("created_at")))
     )
     return {g: st.median for g, st in grouped_stats([qs.values("g", "v")]).items()}
+
+
+def won_median_from_sorted_cycles(stages: Stages) -> float | None:
+    """The whole company now: the won deals' median days to close from the deal_cycle_sorted
+    index (Deal.cycle_seconds in order per stage): a count, then a walk to the middle."""
+    won = Deal.objects.filter(stage_id__in=stages.won_ids, cycle_seconds__isnull=False)
+    n = won.count()
+    if not n:
+        return None
+    # (One won stage is the usual pipeline; with several, the database sorts their deals.)
+    middle = list(
+        won.order_by("cycle_seconds").values_list("cycle_seconds", flat=True)[
+            (n - 1) // 2 : n // 2 + 1
+        ]
+    )
+    # As base.stats_of_table: the mean of the middle one or two values in days.
+    return days(sum(seconds / 86400 for seconds in middle) / len(middle))
 
 
 def step_ranges(stages: Stages) -> list[tuple[int, int]]:

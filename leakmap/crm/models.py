@@ -395,6 +395,14 @@ class Deal(models.Model):
     last_follow_up_at = models.DateTimeField(null=True, blank=True)
     follow_up_count = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # Creation to close in whole seconds, computed by the database (null while open). With the
+    # index below, the won deals' median days to close (the funnel's won step) is an index walk
+    # to the middle instead of a sort of every won deal.
+    cycle_seconds = models.GeneratedField(
+        expression=WholeSecondsBetween("closed_at", "created_at"),
+        output_field=models.BigIntegerField(null=True),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -416,6 +424,11 @@ class Deal(models.Model):
                     "name",
                 ],
                 name="deal_stage_cover",
+            ),
+            models.Index(
+                fields=["stage", "cycle_seconds"],
+                name="deal_cycle_sorted",
+                condition=models.Q(cycle_seconds__isnull=False),
             ),
             models.Index(fields=["expected_close_date"]),
             # Deals closed in a window (the weekly review, with those created in it: an OR

@@ -12,9 +12,9 @@ AFTER = day(30)  # after all the company's history
 
 
 def test_it_builds_the_funnel_from_reached_stages(company, django_assert_max_num_queries):
-    # stages, leads, deals, the whole-company check, the sorted reaches (grouped, exact days),
-    # won deals' days to close (temporary table, group bounds, middle values, drop)
-    with django_assert_max_num_queries(10):
+    # stages, leads, deals, the whole-company check, the sorted reaches (grouped, exact hours),
+    # won deals' days to close (a count, the middle values)
+    with django_assert_max_num_queries(8):
         r = by(rows("funnel"), "step")
     counts = {k: (v["count"], v["amount"]) for k, v in r.items()}
     assert counts == {
