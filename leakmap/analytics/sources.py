@@ -2,7 +2,8 @@
 
 Intuition: the cohort is leads created in the period. Three GROUP BY source queries: leads; deals
 whose lead is one of those leads (grouped by the lead's source, so a deal counts where its lead
-came from; deals without a lead are not attributed to a channel); and spend of the months the
+came from — Deal.lead_source, kept by the services, when no filter needs the leads themselves;
+deals without a lead are not attributed to a channel); and spend of the months the
 period touches (all months without a period, none after --as-of). Then per source
 (CONTRACT §4): win_rate = won / leads, lead_to_deal_rate = deals / leads, cost_per_lead =
 spend / leads, cost_per_won = spend / won (null where spend or the divisor is 0).
@@ -76,10 +77,14 @@ def sources(scope: Scope) -> ReportResult:
         .values("source_id")
         .annotate(n=Count("id"))
     }
+    lead_q = scope.lead_q("lead__")
+    # Without a filter on the leads, the deals' own copy of their lead's source (a fact the
+    # services keep) groups them, from one index in its order; with one, the join to the leads.
+    by = "lead__source_id" if lead_q else "lead_source_id"
     deals = {
-        name.get(g["lead__source_id"]): g
-        for g in deal_states(scope, stages, scope.lead_q("lead__") & Q(lead__isnull=False))
-        .values("lead__source_id")
+        name.get(g[by]): g
+        for g in deal_states(scope, stages, lead_q & Q(lead__isnull=False))
+        .values(by)
         .annotate(
             n=Count("id"),
             won=Count("id", filter=won),

@@ -72,6 +72,7 @@ DEAL_FIELDS = [
     "lost_reason",
     "competitor",
     "next_follow_up",
+    "lead_source",
 ]
 
 
@@ -483,6 +484,8 @@ def leads_upsert(*, columns: list[str], new: list[tuple], updates: list[tuple]) 
         flush_writes()
         update_rows(Lead, columns, updates)
         for part in chunks([row[-1] for row in updates]):
+            if "source_id" in columns:
+                services.deals_refresh_lead_source(part)
             leads = Lead.objects.filter(pk__in=part)
             leads.filter(converted_at__isnull=False).exclude(status=LeadStatus.CONVERTED).update(
                 status=LeadStatus.CONVERTED, disqualified_reason=""

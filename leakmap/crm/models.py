@@ -394,6 +394,17 @@ class Deal(models.Model):
     stage_entered_at = models.DateTimeField(null=True, blank=True)
     last_follow_up_at = models.DateTimeField(null=True, blank=True)
     follow_up_count = models.PositiveIntegerField(default=0)
+    # The source of the deal's lead (null without a lead): the sources report counts a deal
+    # where its lead came from, and without this it joined every deal to its lead.
+    lead_source = models.ForeignKey(
+        Source,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        db_index=False,  # deal_lead_source_cover starts with it
+    )
     updated_at = models.DateTimeField(auto_now=True)
     # Creation to close in whole seconds, computed by the database (null while open). With the
     # index below, the won deals' median days to close (the funnel's won step) is an index walk
@@ -424,6 +435,10 @@ class Deal(models.Model):
                     "name",
                 ],
                 name="deal_stage_cover",
+            ),
+            # The sources report's deals of the whole company, grouped by their lead's source.
+            models.Index(
+                fields=["lead_source", "stage", "amount", "lead"], name="deal_lead_source_cover"
             ),
             models.Index(
                 fields=["stage", "cycle_seconds"],

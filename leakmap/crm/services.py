@@ -173,6 +173,8 @@ def lead_update(*, lead: Lead, **fields) -> Lead:
         setattr(lead, name, value)
     lead.full_clean(exclude=["owner", "source", "industry"])
     lead.save()
+    if {"source", "source_id"} & fields.keys():
+        deals_refresh_lead_source([lead.pk])
     return lead
 
 
@@ -365,6 +367,7 @@ def deal_create(
         account=account,
         contact=contact,
         source=source if source is not None else (lead.source if lead else None),
+        lead_source_id=lead.source_id if lead else None,
         industry=industry if industry is not None else (lead.industry if lead else None),
         expected_close_date=expected_close_date,
         next_follow_up=next_follow_up,
@@ -405,12 +408,16 @@ def deal_update(*, deal: Deal, **fields) -> Deal:
         raise ValidationError({"amount": _("The amount cannot be negative.")})
     for name, value in fields.items():
         setattr(deal, name, value)
+    update_fields = [*fields.keys(), "updated_at"]
+    if {"lead", "lead_id"} & fields.keys():
+        deal.lead_source_id = deal.lead.source_id if deal.lead_id else None
+        update_fields.append("lead_source")
     # A deal already past a stage must keep that stage's required fields filled.
     if deal.stage.kind != StageKind.LOST:
         _check_required_fields(deal, deal.stage)
     # Save only what the caller changed, so a stale object cannot undo facts (follow-up count,
     # last follow-up) that other services moved since it was loaded.
-    deal.save(update_fields=[*fields.keys(), "updated_at"])
+    deal.save(update_fields=update_fields)
     if "created_at" in fields:
         # Days to reach each stage count from creation; a deal without history entered its
         # stage at creation.
@@ -787,6 +794,17 @@ def stage_entries_refresh_facts(deal_ids=None) -> None:
         )
 
 
+def deals_refresh_lead_source(lead_ids=None) -> int:
+    """Deal.lead_source from the deals' leads: for the deals of `lead_ids` (any iterable of
+    lead ids), or every deal with a lead when None. Returns the deals written."""
+    deals = Deal.objects.filter(lead__isnull=False)
+    if lead_ids is not None:
+        deals = deals.filter(lead_id__in=list(lead_ids))
+    return deals.update(
+        lead_source_id=Subquery(Lead.objects.filter(pk=OuterRef("lead_id")).values("source_id")[:1])
+    )
+
+
 def leads_refresh_facts(lead_ids=None) -> None:
     """Recompute `first_contacted_at` of leads: the first follow-up on the lead or on one of
     its deals. `lead_ids` may be any iterable of ids; None means every lead.
@@ -950,6 +968,7 @@ def lead_delete(*, lead: Lead) -> None:
     deal_ids = list(
         Activity.objects.filter(lead=lead, deal__isnull=False).values_list("deal_id", flat=True)
     )
+    Deal.objects.filter(lead=lead).update(lead_source=None)  # their lead becomes empty
     lead.delete()
     if deal_ids:
         deals_refresh_facts(deal_ids)

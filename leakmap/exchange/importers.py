@@ -108,6 +108,7 @@ DEAL_COLUMNS = [
     "lost_reason_id",
     "competitor_id",
     "next_follow_up",
+    "lead_source_id",
 ]
 DEAL_FACTS = ["reached_order", "stage_entered_at", "lost_at_stage_id"]
 ACTIVITY_COLUMNS = [
@@ -745,6 +746,7 @@ class DealsImporter(Importer):
             "deal": Rec(
                 external_id=ext,
                 lead_id=None,
+                lead_source_id=None,
                 account_id=None,
                 contact_id=None,
                 name=self.text(row, "name", required=True, max_length=200),
@@ -831,6 +833,7 @@ class DealsImporter(Importer):
                     continue
                 lead_id, owner_id, source_id, industry_id, lead_created = lead
                 deal.lead_id = lead_id
+                deal.lead_source_id = source_id
                 deal.owner_id = deal.owner_id or owner_id
                 deal.source_id = deal.source_id or source_id
                 deal.industry_id = deal.industry_id or industry_id
