@@ -8,15 +8,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leakmap.analytics.base import load_stages, whole_company_now
+from leakmap.analytics.base import load_stages, money, whole_company_now
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
-from leakmap.analytics.funnel import funnel_rows, medians_by_sorting, medians_from_sorted_reach
+from leakmap.analytics.funnel import (
+    funnel_rows,
+    medians_by_sorting,
+    medians_from_sorted_reach,
+    step_totals,
+    step_totals_of_every_deal,
+)
 from leakmap.crm import services
 from leakmap.crm.models import Deal, Stage, StageChange
 from tests.analytics.journeys import day, deal
@@ -108,6 +115,24 @@ def test_both_ways_agree_on_the_hand_worked_company(company):
     assert by_key["verbal"] == 10.0
 
 
+def totals_both_ways(scope: Scope) -> tuple[dict, dict]:
+    stages = load_stages()
+    by_filters = step_totals(scope, stages)
+    by_filters = {k: money(v) if "amt" in k else v for k, v in by_filters.items()}
+    return by_filters, step_totals_of_every_deal(stages)
+
+
+def test_the_counts_and_cents_of_every_deal_agree_both_ways(rep):
+    # Amounts a float sum could round differently if it were added up in another order.
+    for cents, key in ((10, "proposal"), (20, "negotiation"), (123457, "verbal"), (1, None)):
+        j = deal(owner=rep, created=day(0), amount=Decimal(cents) / 100)
+        if key:
+            j.enters(key, day(1))
+    by_filters, grouped = totals_both_ways(scope_at(day(30)))
+    assert by_filters == grouped
+    assert grouped["amt"] == Decimal("1234.88") and grouped["s2_amt"] == Decimal("1234.87")
+
+
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
 def test_both_ways_agree_on_random_histories(db, seed):
@@ -119,6 +144,8 @@ def test_both_ways_agree_on_random_histories(db, seed):
         assert whole_company_now(scope_at(day(90)))
         sorted_reach, by_sorting = both_ways(scope_at(day(90)))
         assert sorted_reach == by_sorting
+        by_filters, grouped = totals_both_ways(scope_at(day(90)))
+        assert by_filters == grouped
         kept = reaches()
         services.stage_entries_refresh_facts()
         assert reaches() == kept
