@@ -661,9 +661,9 @@ def whole_company_now(scope: Scope) -> bool:
 
 class SortedBuckets:
     """Values in whole seconds, most known only as counts per bucket (the values stay in an
-    index kept in (bucket, seconds) order), some at hand as (value, how many times) runs
-    (`extra`), with the ranks their statistics need: the median's one or two middle values and
-    the nearest-rank p90.
+    index kept in (bucket, seconds) order), some at hand (`extra`), and `zeros` more values of
+    0 known by their count, with the ranks their statistics need: the median's one or two
+    middle values and the nearest-rank p90.
 
     `bucket_of(seconds)` must be the bucket the database put the same value in. A statistic is
     read exactly from its bucket's values (`stats(counted_in)`), so nothing is ever sorted but
@@ -673,21 +673,28 @@ class SortedBuckets:
     def __init__(
         self,
         counted: dict[int, int],
-        extra: list[tuple[int, int]],
+        extra: list[int],
         total_seconds: int,
         bucket_of: Callable[[int], int],
         *,
+        zeros: int = 0,
         p90: bool = True,
     ):
-        self.n = sum(counted.values()) + sum(times for _v, times in extra)
+        self.extra = extra
+        self.zeros = zeros
+        self.bucket_of = bucket_of
+        self.n = sum(counted.values()) + len(extra) + zeros
         self.total_seconds = total_seconds
-        self.extra_in: dict[int, list[tuple[int, int]]] = {}
-        for value, times in extra:
-            self.extra_in.setdefault(bucket_of(value), []).append((value, times))
+        extra_n: dict[int, int] = {}
+        for seconds in extra:
+            b = bucket_of(seconds)
+            extra_n[b] = extra_n.get(b, 0) + 1
+        if zeros:
+            extra_n[bucket_of(0)] = extra_n.get(bucket_of(0), 0) + zeros
         # (bucket, counted, extra) for every bucket, ascending
         self.buckets = [
-            (b, counted.get(b, 0), sum(t for _v, t in self.extra_in.get(b, [])))
-            for b in sorted(counted.keys() | self.extra_in.keys())
+            (b, counted.get(b, 0), extra_n.get(b, 0))
+            for b in sorted(counted.keys() | extra_n.keys())
         ]
         # 1-based ranks of the two middle values and of the nearest-rank p90, each → (its
         # bucket, how many values lie in the buckets before), from one walk of the buckets.
@@ -711,7 +718,10 @@ class SortedBuckets:
 
         def kth(rank: int) -> float:
             b, before = self.where[rank]
-            runs = [(v, 1) for v in counted_in(b)] + self.extra_in.get(b, [])
+            runs = [(v, 1) for v in counted_in(b)]
+            runs += [(v, 1) for v in self.extra if self.bucket_of(v) == b]
+            if self.zeros and self.bucket_of(0) == b:
+                runs.append((0, self.zeros))
             for value, times in sorted(runs):
                 before += times
                 if before >= rank:

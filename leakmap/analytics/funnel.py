@@ -246,7 +246,12 @@ def medians_from_sorted_reach(stages: Stages, counts: list[int]) -> dict[int, fl
                 groups.setdefault((i, hour), []).append((before, stage_id))
     values = {
         i: SortedBuckets(
-            by_hour[i], [(0, counts[i] - sum(by_hour[i].values()))], 0, hour_of, p90=False
+            by_hour[i],
+            [],
+            0,
+            hour_of,
+            zeros=counts[i] - sum(by_hour[i].values()),
+            p90=False,
         )
         for i, _o in steps
     }

@@ -177,12 +177,7 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
             ongoing[sid].append(seconds)
 
     stays = {
-        sid: SortedBuckets(
-            finished[sid],
-            [(seconds, 1) for seconds in ongoing[sid]],
-            total[sid] + sum(ongoing[sid]),
-            centiday,
-        )
+        sid: SortedBuckets(finished[sid], ongoing[sid], total[sid] + sum(ongoing[sid]), centiday)
         for sid in shown
     }
     # The finished stays of every bucket holding a wanted rank, in one query (the partial
