@@ -680,15 +680,19 @@ class SortedBuckets:
         zeros: int = 0,
         p90: bool = True,
     ):
-        self.extra = extra
         self.zeros = zeros
         self.bucket_of = bucket_of
         self.n = sum(counted.values()) + len(extra) + zeros
         self.total_seconds = total_seconds
-        extra_n: dict[int, int] = {}
+        self.extra_in: dict[int, list[int]] = {}  # bucket → its extra values
         for seconds in extra:
             b = bucket_of(seconds)
-            extra_n[b] = extra_n.get(b, 0) + 1
+            here = self.extra_in.get(b)
+            if here is None:
+                self.extra_in[b] = [seconds]
+            else:
+                here.append(seconds)
+        extra_n = {b: len(values) for b, values in self.extra_in.items()}
         if zeros:
             extra_n[bucket_of(0)] = extra_n.get(bucket_of(0), 0) + zeros
         # (bucket, counted, extra) for every bucket, ascending
@@ -719,7 +723,7 @@ class SortedBuckets:
         def kth(rank: int) -> float:
             b, before = self.where[rank]
             runs = [(v, 1) for v in counted_in(b)]
-            runs += [(v, 1) for v in self.extra if self.bucket_of(v) == b]
+            runs += [(v, 1) for v in self.extra_in.get(b, [])]
             if self.zeros and self.bucket_of(0) == b:
                 runs.append((0, self.zeros))
             for value, times in sorted(runs):
