@@ -105,6 +105,17 @@ def test_it_lets_a_manager_filter_by_a_team_member_but_not_an_outsider(login, co
     assert client.get(reverse("report", args=["owners"]), {"owner": "mallory"}).status_code == 404
 
 
+def test_its_owner_filter_lists_only_visible_people_escaped_with_the_chosen_one_selected(
+    login, company, manager, teammate
+):
+    teammate.display_name = "<b>鲍勃</b>"
+    teammate.save()
+    html = login(manager).get(reverse("report", args=["owners"]), {"owner": "bob"}).content
+    html = html.decode()
+    assert '<option value="bob" selected>&lt;b&gt;鲍勃&lt;/b&gt;</option>' in html
+    assert 'value="alice"' in html and 'value="mallory"' not in html  # the outsider
+
+
 def test_it_explains_a_backwards_period(login, company, rep):
     response = login(rep).get(
         reverse("report", args=["funnel"]), {"date_from": "2026-03-01", "date_to": "2026-01-01"}

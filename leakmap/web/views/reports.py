@@ -26,7 +26,7 @@ from leakmap.analytics.base import to_jsonable
 from leakmap.analytics.diagnosis import metric_label
 from leakmap.analytics.render import render_csv
 from leakmap.crm.models import Source
-from leakmap.web.forms import DATE
+from leakmap.web.forms import DATE, QuickSelect
 
 # Report pages in menu order: URL name → title.
 # Rows a report page shows; the CSV/XLSX downloads have them all.
@@ -56,7 +56,11 @@ class ReportFilterForm(forms.Form):
     date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=DATE)
     date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=DATE)
     owner = forms.ModelChoiceField(
-        queryset=None, to_field_name="username", required=False, label=gettext_lazy("Owner")
+        queryset=None,
+        to_field_name="username",
+        required=False,
+        label=gettext_lazy("Owner"),
+        widget=QuickSelect,
     )
     team = forms.ModelChoiceField(
         queryset=None, to_field_name="name", required=False, label=gettext_lazy("Team")
