@@ -6,15 +6,21 @@ cohort's won deals (as of the clock; p90 is the nearest rank ceil(0.9 n)), order
 the body key `overall` with the same figures over all of them (`owner` null).
 mean_days equals owners.avg_cycle_days for the same owner.
 
-Intuition: one UNION ALL of (owner id, days) and (0, days) rows, so every median and p90 comes
-out of one sort (of integers: grouping on usernames sorted strings, 151 -> ~100 ms at a million
-leads). Queries: stages, the statistics (base.grouped_stats), the owners' names.
+Two ways to the same figures (tests/analytics/test_sorted_cycles.py holds them equal):
+- every won deal now (no filter, no --as-of) reads Deal.cycle_seconds, which the database
+  computes, from indexes that keep it in order: per rep a window numbers each rep's deals in
+  index order and keeps the rows at the wanted ranks; overall, a count and a walk to each rank
+  (stats_from_sorted_cycles: ~55 ms at a million leads);
+- any other scope makes one UNION ALL of (owner id, days) and (0, days) rows, so every median
+  and p90 comes out of one sort (stats_by_sorting, base.grouped_stats).
+Then the owners' names in one query.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import F, Value
 from django.utils.translation import gettext as _
 
@@ -22,14 +28,19 @@ from leakmap.analytics.base import (
     Column,
     DaysBetween,
     ReportResult,
+    Stats,
+    days,
     deal_states,
     grouped_stats,
     load_stages,
+    mean_days,
     register,
     usernames,
+    won_cycle_stats,
     won_q,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm.models import Deal
 
 ALL = 0  # not a user id (they start at 1), so it cannot collide with an owner's group
 
@@ -43,9 +54,8 @@ class CycleRow:
     p90_days: float | None
 
 
-@register("cycle")
-def cycle(scope: Scope) -> ReportResult:
-    stages = load_stages()
+def stats_by_sorting(scope: Scope, stages) -> tuple[dict[int, Stats], Stats | None]:
+    """Any scope: every won deal's days, per owner and overall, sorted once."""
     won = deal_states(scope, stages).filter(won_q(stages))
     v = DaysBetween(F("st_closed"), F("created_at"))
     stats = grouped_stats(
@@ -54,7 +64,56 @@ def cycle(scope: Scope) -> ReportResult:
             won.annotate(g=Value(ALL), v=v).values("g", "v"),
         ]
     )
-    overall = stats.pop(ALL, None)
+    return stats, stats.pop(ALL, None)
+
+
+def stats_from_sorted_cycles(stages) -> tuple[dict[int, Stats], Stats | None]:
+    """Every won deal now: each rep's won deals numbered in the deal_cycle_by_owner index's
+    order (one window, so SQLite walks the index instead of sorting), keeping the rows at the
+    ranks the statistics need; the overall figures from base.won_cycle_stats.
+
+    Hand-written because Django's filter on window results numbered and counted in separate
+    windows, which SQLite sorted twice (172 ms against 42 at a million leads)."""
+    stats: dict[int, Stats] = {}
+    if stages.won_ids:
+        qn = connection.ops.quote_name
+        won = ", ".join(str(int(pk)) for pk in stages.won_ids)  # ids of ours, not input
+        whole = "w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
+        sql = f"""
+            SELECT owner_id, rn, n, total, cycle_seconds FROM (
+                SELECT owner_id, cycle_seconds, ROW_NUMBER() OVER w AS rn,
+                       COUNT(*) OVER ({whole}) AS n, SUM(cycle_seconds) OVER ({whole}) AS total
+                FROM {qn(Deal._meta.db_table)}
+                WHERE stage_id IN ({won}) AND cycle_seconds IS NOT NULL
+                WINDOW w AS (PARTITION BY owner_id ORDER BY cycle_seconds)
+            ) ranked
+            WHERE rn IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)
+        """
+        at_rank: dict[int, dict[int, float]] = {}
+        sizes: dict[int, tuple[int, int]] = {}
+        with connection.cursor() as cur:
+            cur.execute(sql)
+            for owner_id, rank, n, total, seconds in cur.fetchall():
+                at_rank.setdefault(owner_id, {})[rank] = seconds / 86400
+                sizes[owner_id] = (n, total)
+        for owner_id, (n, total) in sizes.items():
+            v = at_rank[owner_id]
+            stats[owner_id] = Stats(
+                n,
+                mean_days(total, n),
+                days((v[(n + 1) // 2] + v[(n + 2) // 2]) / 2),
+                days(v[(9 * n + 9) // 10]),
+            )
+    return stats, won_cycle_stats(stages)
+
+
+@register("cycle")
+def cycle(scope: Scope) -> ReportResult:
+    stages = load_stages()
+    if scope.historical or scope.deal_q():
+        stats, overall = stats_by_sorting(scope, stages)
+    else:
+        stats, overall = stats_from_sorted_cycles(stages)
     names = usernames(stats)
     rows = sorted(
         (CycleRow(names[o][0], s.n, s.mean, s.median, s.p90) for o, s in stats.items()),

@@ -36,7 +36,6 @@ from leakmap.analytics.base import (
     SortedBuckets,
     Stages,
     _union,
-    days,
     deal_states,
     grouped_stats,
     history_in_scope,
@@ -46,6 +45,7 @@ from leakmap.analytics.base import (
     ratio,
     register,
     whole_company_now,
+    won_cycle_stats,
     won_q,
 )
 from leakmap.analytics.filters import Scope
@@ -96,7 +96,8 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
         step_rows = rows[2:-1]
         if whole_company_now(scope):
             medians = medians_from_sorted_reach(stages, [r.count for r in step_rows])
-            medians[len(stages.open)] = won_median_from_sorted_cycles(stages)
+            won = won_cycle_stats(stages, p90=False)
+            medians[len(stages.open)] = won.median if won else None
         else:
             medians = medians_by_sorting(scope, stages)
             medians.update(won_medians(scope, stages))
@@ -159,23 +160,6 @@ def won_medians(scope: Scope, stages: Stages) -> dict[int, float | None]:
         .annotate(g=Value(won_step), v=DaysBetween(F("st_closed"), F("created_at")))
     )
     return {g: st.median for g, st in grouped_stats([qs.values("g", "v")]).items()}
-
-
-def won_median_from_sorted_cycles(stages: Stages) -> float | None:
-    """The whole company now: the won deals' median days to close from the deal_cycle_sorted
-    index (Deal.cycle_seconds in order per stage): a count, then a walk to the middle."""
-    won = Deal.objects.filter(stage_id__in=stages.won_ids, cycle_seconds__isnull=False)
-    n = won.count()
-    if not n:
-        return None
-    # (One won stage is the usual pipeline; with several, the database sorts their deals.)
-    middle = list(
-        won.order_by("cycle_seconds").values_list("cycle_seconds", flat=True)[
-            (n - 1) // 2 : n // 2 + 1
-        ]
-    )
-    # As base.stats_of_table: the mean of the middle one or two values in days.
-    return days(sum(seconds / 86400 for seconds in middle) / len(middle))
 
 
 def step_ranges(stages: Stages) -> list[tuple[int, int]]:

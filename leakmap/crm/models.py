@@ -448,6 +448,13 @@ class Deal(models.Model):
                 name="deal_cycle_sorted",
                 condition=models.Q(cycle_seconds__isnull=False),
             ),
+            # The same per owner: the cycle report's per-rep medians number each rep's won
+            # deals in this order (a window over the index) instead of sorting them.
+            models.Index(
+                fields=["stage", "owner", "cycle_seconds"],
+                name="deal_cycle_by_owner",
+                condition=models.Q(cycle_seconds__isnull=False),
+            ),
             models.Index(fields=["expected_close_date"]),
             # Deals closed in a window (the weekly review, with those created in it: an OR
             # of two index ranges instead of a scan of every deal).
