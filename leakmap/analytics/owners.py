@@ -10,27 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Avg, Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
     MONEY_FIELD,
     Column,
-    DaysBetween,
     ReportResult,
-    days,
     deal_states,
     load_stages,
     lost_q,
+    mean_days,
     money,
     open_q,
     owner_key,
+    plain_rows,
     ratio,
     register,
     usernames,
     won_q,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm.models import Deal, WholeSecondsBetween
 
 
 @dataclass
@@ -49,25 +50,92 @@ class OwnerRow:
     reached: dict[str, int]  # stage key → deals that reached it (open stages, then won)
 
 
-@register("owners")
-def owners(scope: Scope) -> ReportResult:
-    stages = load_stages()
+def reach_keys_of(stages) -> list[tuple[str, int]]:
+    """(stage key, order) of the `reached` counts: the open stages, then won."""
+    keys = [(s.key, s.order) for s in stages.open]
+    if stages.won:
+        keys.append((stages.won.key, stages.won.order))
+    return keys
+
+
+def groups_by_filters(scope: Scope, stages) -> list[dict]:
+    """Any scope: one GROUP BY owner over the cohort's deals, a filtered COUNT/SUM per figure.
+    `cycle_seconds` / `cycle_n`: whole seconds to close summed, and how many, over won deals."""
     won, lost = won_q(stages), lost_q(stages)
+    closed_won = won & Q(st_closed__isnull=False)
     aggs = {
         "deals": Count("id"),
         "won": Count("id", filter=won),
         "lost": Count("id", filter=lost),
         "open": Count("id", filter=open_q(stages)),
         "won_amount": Sum("amount", filter=won, default=Decimal(0), output_field=MONEY_FIELD),
-        "cycle": Avg(DaysBetween(F("st_closed"), F("created_at")), filter=won),
-        "follow_ups": Avg("st_fu_count"),
+        "cycle_seconds": Sum(WholeSecondsBetween(F("st_closed"), F("created_at")), filter=won),
+        "cycle_n": Count("id", filter=closed_won),
+        "follow_ups": Sum("st_fu_count"),
     }
-    reach_keys = [(s.key, s.order) for s in stages.open]
-    if stages.won:
-        reach_keys.append((stages.won.key, stages.won.order))
-    for i, (_key, order) in enumerate(reach_keys):
+    for i, (_key, order) in enumerate(reach_keys_of(stages)):
         aggs[f"r{i}"] = Count("id", filter=Q(st_reached__gte=order))
-    grouped = list(deal_states(scope, stages).annotate(o=owner_key()).values("o").annotate(**aggs))
+    return list(deal_states(scope, stages).annotate(o=owner_key()).values("o").annotate(**aggs))
+
+
+def groups_of_every_deal(stages) -> list[dict]:
+    """groups_by_filters for every deal as it is now: deals per (owner, stage, reached order)
+    from deal_report_cover in its order, added up per owner here (about 105 -> 40 ms at a
+    million leads: a few thousand groups instead of a dozen filtered sums over every deal)."""
+    won, lost = set(stages.won_ids), set(stages.lost_ids)
+    reach = reach_keys_of(stages)
+    out: dict[int, dict] = {}
+    for owner_id, stage_id, reached, n, amount, follow_ups, cycle, cycle_n in plain_rows(
+        Deal.objects.values_list("owner_id", "stage_id", "reached_order")
+        .annotate(
+            n=Count("id"),
+            amt=Sum("amount"),
+            fu=Sum("follow_up_count"),
+            cyc=Sum("cycle_seconds"),
+            cyc_n=Count("cycle_seconds"),
+        )
+        .order_by("owner_id", "stage_id", "reached_order")
+    ):
+        g = out.get(owner_id)
+        if g is None:
+            g = out[owner_id] = {
+                "o": owner_id,
+                "deals": 0,
+                "won": 0,
+                "lost": 0,
+                "open": 0,
+                "won_amount": Decimal(0),
+                "cycle_seconds": None,
+                "cycle_n": 0,
+                "follow_ups": 0,
+                **{f"r{i}": 0 for i in range(len(reach))},
+            }
+        g["deals"] += n
+        g["follow_ups"] += follow_ups or 0
+        if stage_id in won:
+            g["won"] += n
+            g["won_amount"] += money(amount)
+            if cycle_n:
+                g["cycle_seconds"] = (g["cycle_seconds"] or 0) + cycle
+                g["cycle_n"] += cycle_n
+        elif stage_id in lost:
+            g["lost"] += n
+        else:
+            g["open"] += n
+        for i, (_key, order) in enumerate(reach):
+            if reached >= order:
+                g[f"r{i}"] += n
+    return list(out.values())
+
+
+@register("owners")
+def owners(scope: Scope) -> ReportResult:
+    stages = load_stages()
+    reach_keys = reach_keys_of(stages)
+    if scope.historical or scope.deal_q():
+        grouped = groups_by_filters(scope, stages)
+    else:
+        grouped = groups_of_every_deal(stages)
     names = usernames(g["o"] for g in grouped)
     rows = [
         OwnerRow(
@@ -80,8 +148,8 @@ def owners(scope: Scope) -> ReportResult:
             win_rate=ratio(g["won"], g["deals"]),
             close_rate=ratio(g["won"], g["won"] + g["lost"]),
             won_amount=money(g["won_amount"]),
-            avg_cycle_days=days(g["cycle"]),
-            avg_follow_ups_per_deal=None if g["follow_ups"] is None else float(g["follow_ups"]),
+            avg_cycle_days=mean_days(g["cycle_seconds"], g["cycle_n"]),
+            avg_follow_ups_per_deal=g["follow_ups"] / g["deals"] if g["deals"] else None,
             reached={key: g[f"r{i}"] for i, (key, _o) in enumerate(reach_keys)},
         )
         for g in grouped

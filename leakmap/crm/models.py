@@ -466,13 +466,16 @@ class Deal(models.Model):
                 fields=[
                     "owner",
                     "stage",
-                    "created_at",
+                    # (owner, stage, reached order) first: the owners report of the whole
+                    # company counts deals per such group in this order, without a sort.
                     "reached_order",
                     "amount",
+                    "follow_up_count",
+                    "cycle_seconds",
+                    "created_at",
                     "closed_at",
                     "stage_entered_at",
                     "last_follow_up_at",
-                    "follow_up_count",
                     "lost_at_stage",
                     "source",
                     "lead",
