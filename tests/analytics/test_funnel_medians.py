@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import random
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,8 +26,7 @@ from leakmap.analytics.funnel import (
 from leakmap.crm import services
 from leakmap.crm.models import Deal, Stage, StageChange
 from tests.analytics.journeys import day, deal
-from tests.analytics.test_properties import SETTINGS, generate
-from tests.factories import UserFactory
+from tests.analytics.test_properties import SETTINGS, random_company
 
 
 def scope_at(now, **filters) -> Scope:
@@ -136,10 +134,7 @@ def test_the_counts_and_cents_of_every_deal_agree_both_ways(rep):
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
 def test_both_ways_agree_on_random_histories(db, seed):
-    with transaction.atomic():
-        owners = [UserFactory(username=f"rep{i}") for i in range(3)]
-        rnd = random.Random(seed)
-        generate(rnd, owners, n_deals=rnd.randint(0, 30))
+    with random_company(seed):
         # day(90) is after every generated event, so the sorted reaches always serve it.
         assert whole_company_now(scope_at(day(90)))
         sorted_reach, by_sorting = both_ways(scope_at(day(90)))
@@ -149,7 +144,6 @@ def test_both_ways_agree_on_random_histories(db, seed):
         kept = reaches()
         services.stage_entries_refresh_facts()
         assert reaches() == kept
-        transaction.set_rollback(True)
 
 
 @pytest.mark.parametrize("given_creation_times", [True, False])

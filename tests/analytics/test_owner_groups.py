@@ -3,17 +3,13 @@ index in order; any other scope takes one filtered pass. Both must give the same
 
 from __future__ import annotations
 
-import random
-
-from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
 from leakmap.analytics.base import load_stages, money
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.analytics.owners import groups_by_filters, groups_of_every_deal
-from tests.analytics.test_properties import SETTINGS, generate
-from tests.factories import UserFactory
+from tests.analytics.test_properties import SETTINGS, random_company
 
 
 def both_ways() -> tuple[list[dict], list[dict]]:
@@ -36,10 +32,6 @@ def test_both_ways_agree_on_the_hand_worked_company(company):
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
 def test_both_ways_agree_on_random_histories(db, seed):
-    with transaction.atomic():
-        owners = [UserFactory(username=f"rep{i}") for i in range(3)]
-        rnd = random.Random(seed)
-        generate(rnd, owners, n_deals=rnd.randint(0, 40))
+    with random_company(seed, max_deals=40):
         by_filters, grouped = both_ways()
         assert by_filters == grouped
-        transaction.set_rollback(True)

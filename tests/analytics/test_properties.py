@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.db import transaction
@@ -95,6 +97,19 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
         if rnd.random() < 0.12:
             StageChange.objects.filter(deal=deal).delete()
             services.deals_refresh_facts([deal.pk])
+
+
+@contextmanager
+def random_company(seed: int, max_deals: int = 30) -> Iterator[random.Random]:
+    """Three reps and up to `max_deals` generated deals, inside a transaction rolled back
+    afterwards (hypothesis runs many examples in one test database); yields the generator so
+    a test can draw more from the same seed."""
+    with transaction.atomic():
+        owners = [UserFactory(username=f"rep{i}") for i in range(3)]
+        rnd = random.Random(seed)
+        generate(rnd, owners, n_deals=rnd.randint(0, max_deals))
+        yield rnd
+        transaction.set_rollback(True)
 
 
 # --- The contract's definitions, computed the plain way ------------------------------------------

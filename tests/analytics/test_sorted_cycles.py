@@ -3,9 +3,6 @@ from indexes kept in order; any other scope sorts. Both must give the same figur
 
 from __future__ import annotations
 
-import random
-
-from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,8 +11,7 @@ from leakmap.analytics.cycle import stats_by_sorting, stats_from_sorted_cycles
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm.models import Deal
 from tests.analytics.journeys import day, deal
-from tests.analytics.test_properties import SETTINGS, generate
-from tests.factories import UserFactory
+from tests.analytics.test_properties import SETTINGS, random_company
 
 
 def both_ways():
@@ -48,10 +44,6 @@ def test_there_is_nothing_to_say_without_won_deals(rep):
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
 def test_both_ways_agree_on_random_histories(db, seed):
-    with transaction.atomic():
-        owners = [UserFactory(username=f"rep{i}") for i in range(3)]
-        rnd = random.Random(seed)
-        generate(rnd, owners, n_deals=rnd.randint(0, 40))
+    with random_company(seed, max_deals=40):
         sorted_cycles, by_sorting = both_ways()
         assert sorted_cycles == by_sorting
-        transaction.set_rollback(True)

@@ -5,9 +5,7 @@ its observations. Both must give the same figures, so each test runs both on the
 from __future__ import annotations
 
 import dataclasses
-import random
 
-from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,8 +18,7 @@ from leakmap.analytics.stage_time import (
 )
 from leakmap.crm.models import StageChange
 from tests.analytics.journeys import day, deal
-from tests.analytics.test_properties import SETTINGS, generate
-from tests.factories import UserFactory
+from tests.analytics.test_properties import SETTINGS, random_company
 
 
 def scope_at(now, **filters) -> Scope:
@@ -79,10 +76,7 @@ def test_both_ways_agree_on_the_hand_worked_company(company, django_assert_max_n
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
 def test_both_ways_agree_on_random_histories(db, seed):
-    with transaction.atomic():
-        owners = [UserFactory(username=f"rep{i}") for i in range(3)]
-        rnd = random.Random(seed)
-        generate(rnd, owners, n_deals=rnd.randint(0, 30))
+    with random_company(seed) as rnd:
         stages = load_stages()
         # day(90) is after every generated event, so the sorted stays always serve it; an
         # earlier clock may fall before some entries, and then only the sorting path may.
@@ -93,7 +87,6 @@ def test_both_ways_agree_on_random_histories(db, seed):
                 assert summaries_from_sorted_stays(scope, stages) == summaries_by_sorting(
                     scope, stages
                 )
-        transaction.set_rollback(True)
 
 
 def test_a_stay_of_exactly_some_hundredths_of_a_day_is_bucketed_alike(rep):
