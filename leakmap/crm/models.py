@@ -443,6 +443,8 @@ class Deal(models.Model):
             models.Index(
                 fields=["lead_source", "stage", "amount", "lead"], name="deal_lead_source_cover"
             ),
+            # Won deals in order of their cycle: the funnel's won step and the cycle report's
+            # overall median and p90 walk it to the ranks instead of sorting.
             models.Index(
                 fields=["stage", "cycle_seconds"],
                 name="deal_cycle_sorted",
