@@ -642,7 +642,10 @@ def deals_upsert(
                     )
                 )
         StageChange.objects.bulk_create(moves, batch_size=BATCH)
-        Deal.objects.bulk_update(updates, DEAL_FIELDS, BATCH)
+        # update_rows, not Django's bulk_update: its CASE per column and row made a re-import
+        # of a million leads' 298k deals take about 8 minutes.
+        attnames = [Deal._meta.get_field(f).attname for f in DEAL_FIELDS]
+        update_rows(Deal, attnames, [(*(getattr(d, a) for a in attnames), d.pk) for d in updates])
         for part in chunks(ids):
             services.deals_refresh_facts(list(part))
         # Every updated deal's entries, not only the moved ones': an entry's reach_seconds
