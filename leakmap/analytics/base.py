@@ -558,6 +558,34 @@ def mean_days(total_seconds, n: int) -> float | None:
     return days(int(total_seconds) / 86400 / n) if n else None
 
 
+def order_ranks(n: int) -> tuple[int, int, int]:
+    """The 1-based ranks of n sorted values that every report's statistics read: the one or two
+    middle values (the median is their mean) and the nearest-rank p90, ceil(0.9 n)."""
+    return (n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10
+
+
+def stats_at_ranks(
+    n: int, total_seconds, day_at: Callable[[int], float], *, p90: bool = True
+) -> Stats:
+    """Stats of n values from their whole seconds summed and `day_at(rank)`, the value in days
+    at an order_ranks rank: the same arithmetic however the ranks were found."""
+    low, high, p90_rank = order_ranks(n)
+    return Stats(
+        n,
+        mean_days(total_seconds, n),
+        days((day_at(low) + day_at(high)) / 2),
+        days(day_at(p90_rank)) if p90 else None,
+    )
+
+
+def truncated_bucket(seconds: int, size: int) -> int:
+    """The bucket of `size` seconds a value falls in, truncated toward zero as SQL's integer
+    division of the generated bucket columns is (only a negative value can tell the two
+    ways of rounding apart)."""
+    q = abs(seconds) // size
+    return q if seconds >= 0 else -q
+
+
 def _seconds_of_v() -> str:
     """The whole seconds a column v of days (DaysBetween: seconds / 86400) stands for, exactly."""
     integer = "INTEGER" if connection.vendor == "sqlite" else "bigint"
@@ -588,7 +616,7 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
         groups = cur.fetchall()
         wanted = {}
         for _g, n, _mean, first in groups:
-            for k in {(n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10}:
+            for k in order_ranks(n):
                 wanted[first + k - 1] = None
         if wanted:
             ids = list(wanted)
@@ -599,16 +627,10 @@ def stats_of_table(table: str) -> dict[Any, Stats]:
                     part,
                 )
                 wanted.update(cur.fetchall())
-        out = {}
-        for g, n, total, first in groups:
-            middle = [wanted[first + (n + 1) // 2 - 1], wanted[first + (n + 2) // 2 - 1]]
-            out[g] = Stats(
-                int(n),
-                mean_days(total, n),
-                days(sum(middle) / 2),
-                days(wanted[first + (9 * n + 9) // 10 - 1]),
-            )
-        return out
+        return {
+            g: stats_at_ranks(int(n), total, lambda k, first=first: wanted[first + k - 1])
+            for g, n, total, first in groups
+        }
 
 
 def km_curves(parts: list[QuerySet]) -> dict[Any, list[tuple[float, int, int]]]:
@@ -648,12 +670,17 @@ def km_median(points: list[tuple[float, int, int]]) -> float | None:
     return None
 
 
+def every_deal_now(scope: Scope) -> bool:
+    """True when the report covers every deal as it is now (no filter, no --as-of): then the
+    deals' own facts, grouped or kept in order by the report indexes, are its figures."""
+    return not scope.historical and not scope.deal_q()
+
+
 def whole_company_now(scope: Scope) -> bool:
-    """True when the report covers every deal as it is now, so the facts the database keeps
-    sorted (the stage_stay_sorted and stage_reach_sorted indexes) hold exactly the report's
-    observations: no filter, no --as-of, and no history entry after the clock (a stay's end is
-    always some entry's start)."""
-    if scope.historical or scope.deal_q():
+    """every_deal_now, and no history entry after the clock, so the facts the database keeps
+    sorted on the history (the stage_stay_sorted and stage_reach_sorted indexes) hold exactly
+    the report's observations (a stay's end is always some entry's start)."""
+    if not every_deal_now(scope):
         return False
     newest = StageChange.objects.filter(to_stage=OuterRef("pk")).order_by("-at").values("at")[:1]
     future = Stage.objects.annotate(newest=Subquery(newest)).filter(newest__gt=scope.now)
@@ -704,9 +731,11 @@ class SortedBuckets:
         # 1-based ranks of the two middle values and of the nearest-rank p90, each → (its
         # bucket, how many values lie in the buckets before), from one walk of the buckets.
         n = self.n
-        self.ranks = ((n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10 if p90 else None)
+        self.p90 = p90
+        low, high, p90_rank = order_ranks(n)
+        ranks = {low, high, p90_rank} if p90 else {low, high}
         self.where: dict[int, tuple[int, int]] = {}
-        todo, seen = (sorted({r for r in self.ranks if r}) if n else []), 0
+        todo, seen = (sorted(ranks) if n else []), 0
         for b, fin, ext in self.buckets:
             while todo and todo[0] <= seen + fin + ext:
                 self.where[todo.pop(0)] = (b, seen)
@@ -733,13 +762,7 @@ class SortedBuckets:
                     return value / 86400
             raise AssertionError(f"bucket {b} holds fewer values than its counts")
 
-        low, high, p90 = self.ranks
-        return Stats(
-            self.n,
-            mean_days(self.total_seconds, self.n),
-            days((kth(low) + kth(high)) / 2),
-            days(kth(p90)) if p90 else None,
-        )
+        return stats_at_ranks(self.n, self.total_seconds, kth, p90=self.p90)
 
 
 def won_cycle_stats(stages: Stages, *, p90: bool = True) -> Stats | None:
@@ -753,13 +776,8 @@ def won_cycle_stats(stages: Stages, *, p90: bool = True) -> Stats | None:
         return None
     # (One won stage is the usual pipeline; with several, the database sorts their deals.)
     ordered = won.order_by("cycle_seconds").values_list("cycle_seconds", flat=True)
-    low, high, p90_rank = (n + 1) // 2, (n + 2) // 2, (9 * n + 9) // 10
-    middle = list(ordered[low - 1 : high])
-    if len(middle) == 1:
-        middle *= 2
-    return Stats(
-        n,
-        mean_days(totals["total"], n),
-        days((middle[0] / 86400 + middle[1] / 86400) / 2),
-        days(ordered[p90_rank - 1] / 86400) if p90 else None,
-    )
+    low, high, p90_rank = order_ranks(n)
+    at_rank = dict(zip(range(low, high + 1), ordered[low - 1 : high], strict=True))
+    if p90:
+        at_rank[p90_rank] = ordered[p90_rank - 1]
+    return stats_at_ranks(n, totals["total"], lambda k: at_rank[k] / 86400, p90=p90)

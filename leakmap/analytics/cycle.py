@@ -29,12 +29,12 @@ from leakmap.analytics.base import (
     DaysBetween,
     ReportResult,
     Stats,
-    days,
     deal_states,
+    every_deal_now,
     grouped_stats,
     load_stages,
-    mean_days,
     register,
+    stats_at_ranks,
     usernames,
     won_cycle_stats,
     won_q,
@@ -87,7 +87,7 @@ def stats_from_sorted_cycles(stages) -> tuple[dict[int, Stats], Stats | None]:
                 WHERE stage_id IN ({won}) AND cycle_seconds IS NOT NULL
                 WINDOW w AS (PARTITION BY owner_id ORDER BY cycle_seconds)
             ) ranked
-            WHERE rn IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)
+            WHERE rn IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)  -- base.order_ranks
         """
         at_rank: dict[int, dict[int, float]] = {}
         sizes: dict[int, tuple[int, int]] = {}
@@ -97,23 +97,17 @@ def stats_from_sorted_cycles(stages) -> tuple[dict[int, Stats], Stats | None]:
                 at_rank.setdefault(owner_id, {})[rank] = seconds / 86400
                 sizes[owner_id] = (n, total)
         for owner_id, (n, total) in sizes.items():
-            v = at_rank[owner_id]
-            stats[owner_id] = Stats(
-                n,
-                mean_days(total, n),
-                days((v[(n + 1) // 2] + v[(n + 2) // 2]) / 2),
-                days(v[(9 * n + 9) // 10]),
-            )
+            stats[owner_id] = stats_at_ranks(n, total, at_rank[owner_id].__getitem__)
     return stats, won_cycle_stats(stages)
 
 
 @register("cycle")
 def cycle(scope: Scope) -> ReportResult:
     stages = load_stages()
-    if scope.historical or scope.deal_q():
-        stats, overall = stats_by_sorting(scope, stages)
-    else:
+    if every_deal_now(scope):
         stats, overall = stats_from_sorted_cycles(stages)
+    else:
+        stats, overall = stats_by_sorting(scope, stages)
     names = usernames(stats)
     rows = sorted(
         (CycleRow(names[o][0], s.n, s.mean, s.median, s.p90) for o, s in stats.items()),

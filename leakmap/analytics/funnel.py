@@ -37,6 +37,7 @@ from leakmap.analytics.base import (
     Stages,
     _union,
     deal_states,
+    every_deal_now,
     grouped_stats,
     history_in_scope,
     load_stages,
@@ -44,6 +45,7 @@ from leakmap.analytics.base import (
     plain_rows,
     ratio,
     register,
+    truncated_bucket,
     whole_company_now,
     won_cycle_stats,
     won_q,
@@ -66,10 +68,10 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
     """The funnel's steps: leads, deals, each open stage reached, won. Without medians (pages
     that show only counts and amounts, such as a manager's Today) their queries are skipped."""
     leads = Lead.objects.filter(scope.lead_q()).order_by().count()
-    if scope.historical or scope.deal_q():
-        totals = step_totals(scope, stages)
-    else:
+    if every_deal_now(scope):
         totals = step_totals_of_every_deal(stages)
+    else:
+        totals = step_totals(scope, stages)
 
     rows = [
         FunnelRow("leads", _("Leads"), leads, None, None),
@@ -268,10 +270,8 @@ def medians_from_sorted_reach(stages: Stages, counts: list[int]) -> dict[int, fl
 
 
 def hour_of(seconds: int) -> int:
-    """The hour bucket of a reach, truncated toward zero as the generated
-    StageChange.reach_hours is (only an entry before its deal's creation is negative)."""
-    q = abs(seconds) // SECONDS_PER_HOUR
-    return q if seconds >= 0 else -q
+    """The hour bucket of a reach, as the generated StageChange.reach_hours."""
+    return truncated_bucket(seconds, SECONDS_PER_HOUR)
 
 
 @register("funnel")

@@ -18,6 +18,7 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
+    every_deal_now,
     load_stages,
     lost_q,
     mean_days,
@@ -132,10 +133,10 @@ def groups_of_every_deal(stages) -> list[dict]:
 def owners(scope: Scope) -> ReportResult:
     stages = load_stages()
     reach_keys = reach_keys_of(stages)
-    if scope.historical or scope.deal_q():
-        grouped = groups_by_filters(scope, stages)
-    else:
+    if every_deal_now(scope):
         grouped = groups_of_every_deal(stages)
+    else:
+        grouped = groups_by_filters(scope, stages)
     names = usernames(g["o"] for g in grouped)
     rows = [
         OwnerRow(

@@ -53,6 +53,7 @@ from leakmap.analytics.base import (
     register,
     stats_of_table,
     temporary_values,
+    truncated_bucket,
     unindexed,
     whole_company_now,
 )
@@ -163,7 +164,7 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
         finished[sid][bucket] = n
         total[sid] += seconds
     ongoing: dict[int, list[int]] = {sid: [] for sid in shown}
-    # Two reads, so that the common one needs only the (stage, stage_entered_at) index: the
+    # Two reads, so that the common one needs only the deal_stage_cover index: the
     # deals with stage_entered_at (all of them, as the services keep it), and any without,
     # whose stay counts from created_at. With created_at in the one query, SQLite looked up
     # every open deal's row (about 100 ms at a million leads instead of a few).
@@ -211,11 +212,9 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
 
 
 def centiday(seconds: int) -> int:
-    """The hundredth-of-a-day bucket of a stay, truncated toward zero as the SQL of the
-    generated column and of base.km_curves does (only a deal created after the clock has a
-    negative one)."""
-    q = abs(seconds) // SECONDS_PER_CENTIDAY
-    return q if seconds >= 0 else -q
+    """The hundredth-of-a-day bucket of a stay, as the generated column and base.km_curves put
+    it (only a deal created after the clock has a negative one)."""
+    return truncated_bucket(seconds, SECONDS_PER_CENTIDAY)
 
 
 def km_points(stays: SortedBuckets) -> list[tuple[float, int, int]]:

@@ -648,9 +648,8 @@ def deals_upsert(
         update_rows(Deal, attnames, [(*(getattr(d, a) for a in attnames), d.pk) for d in updates])
         for part in chunks(ids):
             services.deals_refresh_facts(list(part))
-        # Every updated deal's entries, not only the moved ones': an entry's reach_seconds
-        # counts from the deal's created_at, which the file may have changed.
-        for part in chunks(ids):
+            # Every updated deal's entries, not only the moved ones': an entry's reach_seconds
+            # counts from the deal's created_at, which the file may have changed.
             services.stage_entries_refresh_facts(list(part))
 
     lead_ids = {d.lead_id for d in updates if d.lead_id}
