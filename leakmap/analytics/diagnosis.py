@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Sum
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -46,6 +46,7 @@ from leakmap.analytics.base import (
     ReportResult,
     at,
     deal_states,
+    every_deal_now,
     load_stages,
     lost_q,
     money,
@@ -57,7 +58,7 @@ from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.owners import owners as owners_report
 from leakmap.analytics.significance import holm, proportion_p_value
 from leakmap.analytics.sources import sources as sources_report
-from leakmap.crm.models import Lead, LeadStatus, Source
+from leakmap.crm.models import Lead, LeadStatus, LeadTally, Source
 
 ALPHA = 0.05
 MIN_SAMPLE = 5  # below this a subject is not compared at all
@@ -790,24 +791,7 @@ def collect(scope: Scope) -> DiagnosisInput:
         )
 
     now = scope.now
-    fast_days = FAST_FIRST_CONTACT.total_seconds() / 86400
-    lead_rows = (
-        Lead.objects.filter(scope.lead_q())
-        .order_by()
-        .annotate(o=owner_key(), first_contact_days=DaysBetween("first_contacted_at", "created_at"))
-        .values("o")
-        .annotate(
-            leads=Count("id"),
-            converted=Count("id", filter=Q(converted_at__isnull=False, converted_at__lte=now)),
-            fast=Count(
-                "id",
-                # Cheap tests first: the day arithmetic only runs for contacted leads.
-                filter=Q(first_contacted_at__isnull=False)
-                & Q(first_contacted_at__lte=now)
-                & Q(first_contact_days__lt=fast_days),
-            ),
-        )
-    )
+    lead_rows = _rep_lead_counts(scope)
     for g in lead_rows:
         if g["o"] is None or g["o"] not in people:
             continue
@@ -854,14 +838,7 @@ def collect(scope: Scope) -> DiagnosisInput:
 
     # Sources: the report's rows plus disqualified counts.
     source_name = dict(Source.objects.values_list("pk", "name"))
-    disq = {
-        source_name.get(source_id): n
-        for source_id, n in Lead.objects.filter(scope.lead_q(), status=LeadStatus.DISQUALIFIED)
-        .order_by()
-        .values("source_id")
-        .annotate(n=Count("id"))
-        .values_list("source_id", "n")
-    }
+    disq = {source_name.get(source_id): n for source_id, n in _disqualified_per_source(scope)}
     sources = [
         SourceCounts(
             source=r.source or "—",
@@ -929,6 +906,64 @@ def collect(scope: Scope) -> DiagnosisInput:
         else None,
         deal_won_rate=(totals["won"] / totals["closed"]) if totals["closed"] else None,
         target_leads=target,
+    )
+
+
+def _rep_lead_counts(scope: Scope) -> list[dict]:
+    """Per owner id: leads, converted by the clock, first contacted within a day (by the
+    clock). Every lead now: from the lead tally the database keeps, while no converted or
+    contacted time in it is after the clock; else one GROUP BY over the scope's leads."""
+    if every_deal_now(scope) and not LeadTally.objects.filter(latest_at__gt=scope.now).exists():
+        return [
+            {"o": g["owner_key"] or None, **{k: g[k] for k in ("leads", "converted", "fast")}}
+            for g in LeadTally.objects.values("owner_key")
+            .annotate(
+                leads=Sum("n"),
+                converted=Sum("n", filter=Q(converted=True), default=0),
+                fast=Sum("n", filter=Q(contacted_within_day=True), default=0),
+            )
+            .order_by()
+            if g["leads"]  # an owner whose leads have all moved on
+        ]
+    now = scope.now
+    fast_days = FAST_FIRST_CONTACT.total_seconds() / 86400
+    return list(
+        Lead.objects.filter(scope.lead_q())
+        .order_by()
+        .annotate(o=owner_key(), first_contact_days=DaysBetween("first_contacted_at", "created_at"))
+        .values("o")
+        .annotate(
+            leads=Count("id"),
+            converted=Count("id", filter=Q(converted_at__isnull=False, converted_at__lte=now)),
+            fast=Count(
+                "id",
+                # Cheap tests first: the day arithmetic only runs for contacted leads.
+                filter=Q(first_contacted_at__isnull=False)
+                & Q(first_contacted_at__lte=now)
+                & Q(first_contact_days__lt=fast_days),
+            ),
+        )
+    )
+
+
+def _disqualified_per_source(scope: Scope) -> list[tuple[int | None, int]]:
+    """(source id, disqualified leads) — from the lead tally for every lead now."""
+    if every_deal_now(scope):
+        return [
+            (key or None, n)
+            for key, n in LeadTally.objects.filter(status=LeadStatus.DISQUALIFIED)
+            .values("source_key")
+            .annotate(n=Sum("n"))
+            .order_by()
+            .values_list("source_key", "n")
+            if n
+        ]
+    return list(
+        Lead.objects.filter(scope.lead_q(), status=LeadStatus.DISQUALIFIED)
+        .order_by()
+        .values("source_id")
+        .annotate(n=Count("id"))
+        .values_list("source_id", "n")
     )
 
 

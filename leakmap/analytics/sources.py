@@ -23,6 +23,7 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
+    every_deal_now,
     load_stages,
     money,
     money_ratio,
@@ -31,7 +32,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_tz
-from leakmap.crm.models import Lead, Source, Spend
+from leakmap.crm.models import Lead, LeadTally, Source, Spend
 
 
 @dataclass
@@ -63,6 +64,26 @@ def spend_q(scope: Scope) -> Q:
     return q
 
 
+def leads_per_source(scope: Scope) -> list[tuple[int | None, int]]:
+    """(source id, cohort leads). Every lead now: from the lead tally the database keeps (a
+    few thousand rows instead of a million leads)."""
+    if every_deal_now(scope):
+        return [
+            (key or None, n)
+            for key, n in LeadTally.objects.values("source_key")
+            .annotate(n=Sum("n"))
+            .order_by()
+            .values_list("source_key", "n")
+        ]
+    return list(
+        Lead.objects.filter(scope.lead_q())
+        .order_by()
+        .values("source_id")
+        .annotate(n=Count("id"))
+        .values_list("source_id", "n")
+    )
+
+
 @register("sources")
 def sources(scope: Scope) -> ReportResult:
     stages = load_stages()
@@ -70,13 +91,7 @@ def sources(scope: Scope) -> ReportResult:
     # Grouped by source id (no join to the source table, so no sort by name over every lead);
     # the few names come in one small query.
     name = dict(Source.objects.values_list("pk", "name"))
-    leads = {
-        name.get(g["source_id"]): g["n"]
-        for g in Lead.objects.filter(scope.lead_q())
-        .order_by()
-        .values("source_id")
-        .annotate(n=Count("id"))
-    }
+    leads = {name.get(source_id): n for source_id, n in leads_per_source(scope) if n}
     lead_q = scope.lead_q("lead__")
     # Without a filter on the leads, the deals' own copy of their lead's source (a fact the
     # services keep) groups them, from one index in its order; with one, the join to the leads.
