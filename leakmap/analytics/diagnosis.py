@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -44,7 +44,6 @@ from leakmap.analytics.base import (
     Column,
     DaysBetween,
     ReportResult,
-    at,
     deal_states,
     every_deal_now,
     load_stages,
@@ -53,12 +52,15 @@ from leakmap.analytics.base import (
     open_q,
     owner_key,
     register,
+    unindexed,
 )
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
-from leakmap.analytics.owners import owners as owners_report
+from leakmap.analytics.owners import owner_groups, reach_keys_of
+from leakmap.analytics.owners import owner_rows as owner_rows_of
 from leakmap.analytics.significance import holm, proportion_p_value
 from leakmap.analytics.sources import sources as sources_report
-from leakmap.crm.models import Lead, LeadStatus, LeadTally, Source
+from leakmap.analytics.stuck import over_sla_q
+from leakmap.crm.models import Deal, Lead, LeadStatus, LeadTally, LostReason, Source, StageKind
 
 ALPHA = 0.05
 MIN_SAMPLE = 5  # below this a subject is not compared at all
@@ -768,7 +770,12 @@ def collect(scope: Scope) -> DiagnosisInput:
     neg_order = order.get("negotiation", max(order.values(), default=0))
     reps: dict[str, RepCounts] = {}
 
-    owner_rows = owners_report(scope).rows
+    # The owners report's groups: its rows, and the deals closed after reaching negotiation.
+    groups = owner_groups(scope, stages)
+    owner_rows = owner_rows_of(groups, stages)
+    neg_step = next(
+        (f"c{i}" for i, (_key, o) in enumerate(reach_keys_of(stages)) if o == neg_order), None
+    )
     # Group by owner id (no join, no index detour) and name the few owners in one small query.
     people = {
         pk: (username, display or username, team)
@@ -790,7 +797,6 @@ def collect(scope: Scope) -> DiagnosisInput:
             follow_ups_per_deal=r.avg_follow_ups_per_deal,
         )
 
-    now = scope.now
     lead_rows = _rep_lead_counts(scope)
     for g in lead_rows:
         if g["o"] is None or g["o"] not in people:
@@ -799,42 +805,28 @@ def collect(scope: Scope) -> DiagnosisInput:
         rep = reps.setdefault(username, RepCounts(username, name, team))
         rep.leads, rep.converted, rep.contacted_fast = g["leads"], g["converted"], g["fast"]
 
-    states = deal_states(scope, stages)
-    closed = Q(st_stage__in=stages.closed_ids)
-    reached_neg = Q(st_reached__gte=neg_order)
-    per_rep = (
-        states.annotate(st_sla=stages.sla_case(), st_days=DaysBetween(at(now), F("st_entered")))
-        .annotate(o=owner_key())
-        .values("o")
-        .annotate(
-            closed_neg=Count("id", filter=closed & reached_neg),
-            stuck=Count(
-                "id", filter=open_q(stages) & Q(st_sla__isnull=False, st_days__gt=F("st_sla"))
-            ),
-        )
-    )
     closed_neg_total = 0
-    for g in per_rep:
-        closed_neg_total += g["closed_neg"]
+    for g in groups:
         rep = reps.get(people.get(g["o"], ("",))[0])
+        closed_neg = g[neg_step] if neg_step else 0
+        closed_neg_total += closed_neg
         if rep is not None:
-            rep.closed_after_negotiation, rep.stuck_over_sla = g["closed_neg"], g["stuck"]
+            rep.closed_after_negotiation = closed_neg
+    for owner_id, n in _stuck_per_owner(scope, stages):
+        rep = reps.get(people.get(owner_id, ("",))[0])
+        if rep is not None:
+            rep.stuck_over_sla = n
 
-    lost_rows = (
-        states.filter(lost_q(stages), reached_neg)
-        .annotate(o=owner_key())
-        .values("o", "lost_reason__name")
-        .annotate(
-            n=Count("id"),
-            notes=Count("id", filter=~Q(lost_notes="")),
-            rival=Count("id", filter=Q(competitor__isnull=False)),
-        )
-        .order_by("-n", "lost_reason__name")
-    )
-    for g in lost_rows:
-        rep = reps.get(people.get(g["o"], ("",))[0])
+    reason_name = dict(LostReason.objects.values_list("pk", "name"))
+    lost_rows = [
+        (owner_id, reason_name.get(reason_id) or "—", n, notes, rival)
+        for owner_id, reason_id, n, notes, rival in _lost_after(scope, stages, neg_order)
+    ]
+    lost_rows.sort(key=lambda g: (-g[2], g[1]))
+    for owner_id, reason, n, notes, rival in lost_rows:
+        rep = reps.get(people.get(owner_id, ("",))[0])
         if rep is not None:
-            rep.lost_reasons.append((g["lost_reason__name"] or "—", g["n"], g["notes"], g["rival"]))
+            rep.lost_reasons.append((reason, n, notes, rival))
 
     # Sources: the report's rows plus disqualified counts.
     source_name = dict(Source.objects.values_list("pk", "name"))
@@ -906,6 +898,76 @@ def collect(scope: Scope) -> DiagnosisInput:
         else None,
         deal_won_rate=(totals["won"] / totals["closed"]) if totals["closed"] else None,
         target_leads=target,
+    )
+
+
+def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
+    """(owner id, open deals in their stage longer than its SLA): the stuck report's rule.
+    Every deal now: the deals' own stage facts, as ranges of the deal_stage_cover index (the
+    open stages' deals in entry order) instead of a scan of every deal."""
+    if every_deal_now(scope):
+        # One range per stage, counted apart and added up here: an OR of the ranges would
+        # collect row ids and then read every matching row from the table.
+        ranges = []
+        for s in stages.by_id.values():
+            if s.kind == StageKind.OPEN and s.sla_days is not None:
+                cutoff = scope.now - dt.timedelta(days=s.sla_days)
+                ranges.append(Q(stage_id=s.id, stage_entered_at__lt=cutoff))
+                ranges.append(
+                    Q(stage_id=s.id, stage_entered_at__isnull=True, created_at__lt=cutoff)
+                )
+        if not ranges:
+            return []
+        counts = [
+            Deal.objects.filter(q).values("owner_id").annotate(n=Count("id")).order_by()
+            for q in ranges
+        ]
+        total: dict[int | None, int] = {}
+        for owner_id, n in counts[0].union(*counts[1:], all=True).values_list("owner_id", "n"):
+            total[owner_id] = total.get(owner_id, 0) + n
+        return list(total.items())
+    else:
+        deals = (
+            deal_states(scope, stages)
+            .filter(open_q(stages) & over_sla_q(stages, scope.now))
+            .annotate(o=owner_key())
+        )
+    return list(deals.values("o").annotate(n=Count("id")).order_by().values_list("o", "n"))
+
+
+def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
+    """(owner id, lost reason id, deals, with notes, with a competitor) of the deals lost after
+    reaching the stage of `order`. Every deal now: on the deals' own facts, so the reached-order
+    index narrows the lost deals to those."""
+    aggs = {
+        "n": Count("id"),
+        "notes": Count("id", filter=~Q(lost_notes="")),
+        "rival": Count("id", filter=Q(competitor__isnull=False)),
+    }
+    if every_deal_now(scope):
+        # Stage, owner and reason as `+ 0`: the (reached order, stage) index then narrows to
+        # the few deals lost late, instead of the stage or the reason index handing over
+        # every lost deal, each read from the table.
+        return list(
+            Deal.objects.annotate(
+                o=unindexed("owner_id"),
+                reason=unindexed("lost_reason_id"),
+                st_stage=unindexed("stage_id"),
+            )
+            .filter(st_stage__in=stages.lost_ids, reached_order__gte=order)
+            .values("o", "reason")
+            .annotate(**aggs)
+            .order_by()
+            .values_list("o", "reason", "n", "notes", "rival")
+        )
+    return list(
+        deal_states(scope, stages)
+        .filter(lost_q(stages), st_reached__gte=order)
+        .annotate(o=owner_key())
+        .values("o", "lost_reason_id")
+        .annotate(**aggs)
+        .order_by()
+        .values_list("o", "lost_reason_id", "n", "notes", "rival")
     )
 
 

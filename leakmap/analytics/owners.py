@@ -61,7 +61,9 @@ def reach_keys_of(stages) -> list[tuple[str, int]]:
 
 def groups_by_filters(scope: Scope, stages) -> list[dict]:
     """Any scope: one GROUP BY owner over the cohort's deals, a filtered COUNT/SUM per figure.
-    `cycle_seconds` / `cycle_n`: whole seconds to close summed, and how many, over won deals."""
+    `cycle_seconds` / `cycle_n`: whole seconds to close summed, and how many, over won deals;
+    `r{i}` the deals that reached the i-th step of reach_keys_of, `c{i}` those of them closed
+    (won or lost: the diagnosis' close rate after negotiation)."""
     won, lost = won_q(stages), lost_q(stages)
     closed_won = won & Q(st_closed__isnull=False)
     aggs = {
@@ -74,8 +76,10 @@ def groups_by_filters(scope: Scope, stages) -> list[dict]:
         "cycle_n": Count("id", filter=closed_won),
         "follow_ups": Sum("st_fu_count"),
     }
+    closed = Q(st_stage__in=stages.closed_ids)
     for i, (_key, order) in enumerate(reach_keys_of(stages)):
         aggs[f"r{i}"] = Count("id", filter=Q(st_reached__gte=order))
+        aggs[f"c{i}"] = Count("id", filter=closed & Q(st_reached__gte=order))
     return list(deal_states(scope, stages).annotate(o=owner_key()).values("o").annotate(**aggs))
 
 
@@ -110,6 +114,7 @@ def groups_of_every_deal(stages) -> list[dict]:
                 "cycle_n": 0,
                 "follow_ups": 0,
                 **{f"r{i}": 0 for i in range(len(reach))},
+                **{f"c{i}": 0 for i in range(len(reach))},
             }
         g["deals"] += n
         g["follow_ups"] += follow_ups or 0
@@ -123,20 +128,25 @@ def groups_of_every_deal(stages) -> list[dict]:
             g["lost"] += n
         else:
             g["open"] += n
+        closed = stage_id in won or stage_id in lost
         for i, (_key, order) in enumerate(reach):
             if reached >= order:
                 g[f"r{i}"] += n
+                if closed:
+                    g[f"c{i}"] += n
     return list(out.values())
 
 
-@register("owners")
-def owners(scope: Scope) -> ReportResult:
-    stages = load_stages()
-    reach_keys = reach_keys_of(stages)
+def owner_groups(scope: Scope, stages) -> list[dict]:
+    """Per owner id, the figures of the report's rows (see groups_by_filters)."""
     if every_deal_now(scope):
-        grouped = groups_of_every_deal(stages)
-    else:
-        grouped = groups_by_filters(scope, stages)
+        return groups_of_every_deal(stages)
+    return groups_by_filters(scope, stages)
+
+
+def owner_rows(grouped: list[dict], stages) -> list[OwnerRow]:
+    """The report's rows of owner_groups' groups, biggest won amount first."""
+    reach_keys = reach_keys_of(stages)
     names = usernames(g["o"] for g in grouped)
     rows = [
         OwnerRow(
@@ -156,11 +166,17 @@ def owners(scope: Scope) -> ReportResult:
         for g in grouped
     ]
     rows.sort(key=lambda r: (-r.won_amount, r.owner))
+    return rows
+
+
+@register("owners")
+def owners(scope: Scope) -> ReportResult:
+    stages = load_stages()
     return ReportResult(
         report="owners",
         as_of=scope.now,
         period=scope.period_json(),
-        rows=rows,
+        rows=owner_rows(owner_groups(scope, stages), stages),
         title=_("Sales reps"),
         columns=[
             Column("owner_name", _("Owner")),

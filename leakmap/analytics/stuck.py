@@ -84,6 +84,16 @@ def stuck_now_q(stages, now: dt.datetime, limit: int | None = None) -> Q:
     return Q(stage_id__in=open_ids) & q
 
 
+def over_sla_q(stages, now: dt.datetime) -> Q:
+    """In a stage with an SLA for longer than it, on deal_states' st_* annotations, as times
+    compared with the clock moved back (no date arithmetic per deal)."""
+    q = Q(pk__in=[])
+    for s in stages.by_id.values():
+        if s.sla_days is not None:
+            q |= Q(st_stage=s.id, st_entered__lt=now - dt.timedelta(days=s.sla_days))
+    return q
+
+
 def over_sla(entered: dt.datetime, sla_days: int | None, now: dt.datetime) -> bool:
     """In the stage longer than its SLA: the rule's exact comparison, not whole days."""
     return bool(sla_days) and entered < now - dt.timedelta(days=sla_days)
@@ -109,10 +119,7 @@ def stuck(scope: Scope) -> ReportResult:
     # The rule as comparisons of times with the clock moved back (not of day counts): the
     # database then computes days only for the deals it returns (at a million leads, date
     # arithmetic on every open deal, several times each, was a third of the report).
-    over_sla = Q(pk__in=[])
-    for s in stages.by_id.values():
-        if s.sla_days is not None:
-            over_sla |= Q(st_stage=s.id, st_entered__lt=scope.now - dt.timedelta(days=s.sla_days))
+    over_sla = over_sla_q(stages, scope.now)
     silent = Q(st_silent_since__lt=scope.now - dt.timedelta(days=no_follow_up))
     deals = deal_states(scope, stages).filter(open_q(stages))
     if not scope.historical:

@@ -391,6 +391,35 @@ def weekly(request):
     return render(request, "web/reports/weekly.html", context, status=200 if result else 400)
 
 
+COACHING_SHEETS_SHOWN = 12
+
+
+def _coaching(request, sheets: list, findings: list) -> dict:
+    """The per-rep coaching sheets to lay out. A team's fit on the page; for a bigger scope
+    (a whole company of hundreds of reps) the page shows the rep picked in the `coach` picker
+    and the reps the findings name, biggest revenue at stake first — one sheet is what a
+    one-on-one needs, and hundreds of them make a page nobody reads."""
+    if len(sheets) <= COACHING_SHEETS_SHOWN:
+        return {"coaching": sheets}
+    by_owner = {s.owner: s for s in sheets}
+    chosen = request.GET.get("coach", "")
+    wanted = [chosen] + [f.scope.get("key") for f in findings if f.scope.get("type") == "owner"]
+    shown = []
+    for owner in wanted:
+        sheet = by_owner.get(owner)
+        if sheet is not None and sheet not in shown:
+            shown.append(sheet)
+    picker = QuickSelect(
+        choices=[("", "—")] + sorted(((s.owner, s.name) for s in sheets), key=lambda c: c[1])
+    ).render("coach", chosen, attrs={"id": "coach"})
+    return {
+        "coaching": shown[:COACHING_SHEETS_SHOWN],
+        "coaching_total": len(sheets),
+        "coach_picker": picker,
+        "coach_hidden": [(k, v) for k, v in request.GET.items() if k != "coach"],
+    }
+
+
 @login_required
 def diagnosis(request):
     form, filters = _filters(request)
@@ -416,8 +445,11 @@ def diagnosis(request):
             }
             for f in findings
         ]
-        context["body"] = result.to_json()
-        context["coaching"] = result.extra.get("coaching", [])
+        body = result.to_json()
+        # The page's charts read the findings; the sheets are laid out below (and every one
+        # of them is in the JSON download).
+        context["body"] = {k: v for k, v in body.items() if k != "coaching"}
+        context.update(_coaching(request, result.extra.get("coaching", []), findings))
         context["notes"] = result.extra.get("notes", [])
         # The biggest single leak: findings overlap, so their sum would count money twice.
         context["revenue_at_stake"] = findings[0].revenue_at_stake if findings else None

@@ -1,7 +1,8 @@
-"""For every lead now, the diagnosis' per-rep and per-source lead counts and the sources report's
-leads come from the lead tally the database keeps; any other scope counts the leads. Both must
-give the same figures — and the tally must step aside when a lead's converted or contacted
-time is after the clock (it does not know the clock)."""
+"""For every lead and deal now, the diagnosis reads the facts the database keeps: lead counts
+from the lead tally (also the sources report's leads), the owners report's groups, stuck and
+late-lost deals from index ranges on the deals' own columns. Any other scope counts from the
+records. Both must give the same figures — and the tally must step aside when a lead's
+converted or contacted time is after the clock (it does not know the clock)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leakmap.analytics import diagnosis, sources
+from leakmap.analytics import diagnosis, owners, sources
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm import services
 from leakmap.crm.models import Lead, LeadStatus
+from tests.analytics.journeys import day
 from tests.analytics.test_properties import CLOCK, SETTINGS, random_company
 
 
@@ -31,7 +33,7 @@ def figures() -> tuple:
 def both_ways(monkeypatch) -> tuple[tuple, tuple]:
     tallied = figures()
     with monkeypatch.context() as m:
-        for module in (diagnosis, sources):
+        for module in (diagnosis, owners, sources):
             m.setattr(module, "every_deal_now", lambda scope: False)
         counted = figures()
     return tallied, counted
@@ -54,9 +56,18 @@ def clock(monkeypatch):
     monkeypatch.setattr("django.utils.timezone.now", lambda: CLOCK)
 
 
-@given(seed=st.integers(0, 10_000))
+def test_both_ways_agree_on_the_hand_worked_company(company, clock, monkeypatch):
+    tallied, counted = both_ways(monkeypatch)
+    assert tallied == counted
+    assert any(r["stuck_over_sla"] for r in tallied[0]["reps"])
+    assert any(r["lost_reasons"] for r in tallied[0]["reps"])
+
+
+@given(seed=st.integers(0, 10_000), clock_day=st.sampled_from([6, 12, 30, 90]))
 @SETTINGS
-def test_both_ways_agree_on_random_companies(db, clock, monkeypatch, seed):
+def test_both_ways_agree_on_random_companies(db, monkeypatch, seed, clock_day):
+    # Clocks inside the generated weeks too: some deals are past their stage's SLA, some not.
+    monkeypatch.setattr("django.utils.timezone.now", lambda: day(clock_day))
     with random_company(seed, max_deals=20) as rnd:
         touch_leads(rnd)
         tallied, counted = both_ways(monkeypatch)
