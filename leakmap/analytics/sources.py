@@ -32,7 +32,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_tz
-from leakmap.crm.models import Lead, LeadTally, Source, Spend
+from leakmap.crm.models import DealTally, Lead, LeadTally, Source, Spend
 
 
 @dataclass
@@ -84,27 +84,51 @@ def leads_per_source(scope: Scope) -> list[tuple[int | None, int]]:
     )
 
 
-@register("sources")
-def sources(scope: Scope) -> ReportResult:
-    stages = load_stages()
+def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, Decimal]]:
+    """(source id of the deals' lead, deals, won, won amount) of the cohort's deals that have
+    a lead. Every deal now: from the deal tally the database keeps. Without a filter on the
+    leads, the deals' own copy of their lead's source (a fact the services keep) groups them;
+    with one, the join to the leads."""
     won = won_q(stages)
-    # Grouped by source id (no join to the source table, so no sort by name over every lead);
-    # the few names come in one small query.
-    name = dict(Source.objects.values_list("pk", "name"))
-    leads = {name.get(source_id): n for source_id, n in leads_per_source(scope) if n}
+    if every_deal_now(scope):
+        won_ids = stages.won_ids
+        return [
+            (key or None, n, n_won, money(Decimal(cents) / 100))
+            for key, n, n_won, cents in DealTally.objects.filter(has_lead=True)
+            .values("lead_source_key")
+            .annotate(
+                deals=Sum("n"),
+                won=Sum("n", filter=Q(stage_id__in=won_ids), default=0),
+                cents=Sum("amount_cents", filter=Q(stage_id__in=won_ids), default=0),
+            )
+            .order_by()
+            .values_list("lead_source_key", "deals", "won", "cents")
+        ]
     lead_q = scope.lead_q("lead__")
-    # Without a filter on the leads, the deals' own copy of their lead's source (a fact the
-    # services keep) groups them, from one index in its order; with one, the join to the leads.
     by = "lead__source_id" if lead_q else "lead_source_id"
-    deals = {
-        name.get(g[by]): g
-        for g in deal_states(scope, stages, lead_q & Q(lead__isnull=False))
+    return list(
+        deal_states(scope, stages, lead_q & Q(lead__isnull=False))
         .values(by)
         .annotate(
             n=Count("id"),
             won=Count("id", filter=won),
             won_amount=Sum("amount", filter=won, default=Decimal(0), output_field=MONEY_FIELD),
         )
+        .values_list(by, "n", "won", "won_amount")
+    )
+
+
+@register("sources")
+def sources(scope: Scope) -> ReportResult:
+    stages = load_stages()
+    # Grouped by source id (no join to the source table, so no sort by name over every lead);
+    # the few names come in one small query.
+    name = dict(Source.objects.values_list("pk", "name"))
+    leads = {name.get(source_id): n for source_id, n in leads_per_source(scope) if n}
+    deals = {
+        name.get(source_id): {"n": n, "won": n_won, "won_amount": won_amount}
+        for source_id, n, n_won, won_amount in deals_per_source(scope, stages)
+        if n
     }
     spend = {
         name.get(g["source_id"]): g["amount"]

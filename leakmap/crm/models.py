@@ -562,6 +562,36 @@ class Deal(models.Model):
 NONZERO_REACH = models.Q(reach_seconds__gt=0) | models.Q(reach_seconds__lt=0)
 
 
+class DealTally(models.Model):
+    """Deals per (owner, stage, reached order, lead's source, has a lead), with their amounts
+    (in cents, so sums stay exact), follow-ups and whole seconds to close. Triggers on
+    crm_deal keep it (migration 0019), as LeadTally's keep the leads': the owners report and
+    the sources report's deals of the whole company read a few thousand rows of it instead
+    of aggregating every deal."""
+
+    owner_key = models.BigIntegerField()  # 0: none
+    stage_id = models.BigIntegerField()
+    reached_order = models.IntegerField()
+    lead_source_key = models.BigIntegerField()  # 0: none
+    has_lead = models.BooleanField()
+    n = models.BigIntegerField()
+    amount_cents = models.BigIntegerField()
+    follow_ups = models.BigIntegerField()
+    cycle_seconds = models.BigIntegerField()  # summed over the deals that have one
+    cycle_n = models.BigIntegerField()  # how many have one
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_key", "stage_id", "reached_order", "lead_source_key", "has_lead"],
+                name="deal_tally_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_key}/{self.stage_id}/{self.reached_order}: {self.n}"
+
+
 class StageChange(models.Model):
     """One entry of a deal into a stage. The newest entry is always the deal's current stage."""
 

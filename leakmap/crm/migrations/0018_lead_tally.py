@@ -16,6 +16,7 @@ does. "Contacted within a day" is the whole seconds from created_at to first_con
 from django.db import migrations, models
 
 KEY = "owner_key, source_key, status, converted, contacted_within_day"
+COLUMNS = ("owner_id", "source_id", "status", "created_at", "converted_at", "first_contacted_at")
 
 SQLITE_WITHIN_DAY = (
     "COALESCE(CAST(ROUND((julianday({r}.first_contacted_at) - julianday({r}.created_at))"
@@ -40,7 +41,9 @@ SQLITE_FORWARD = [
     f"CREATE TRIGGER crm_lead_tally_insert AFTER INSERT ON crm_lead BEGIN {SQLITE_ADD} END",
     f"CREATE TRIGGER crm_lead_tally_delete AFTER DELETE ON crm_lead BEGIN {SQLITE_REMOVE} END",
     "CREATE TRIGGER crm_lead_tally_update AFTER UPDATE OF"
-    " owner_id, source_id, status, created_at, converted_at, first_contacted_at ON crm_lead"
+    f" {', '.join(COLUMNS)} ON crm_lead"
+    # Only rows whose counted columns changed (the bulk import's fact refreshes set many).
+    f" WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in COLUMNS)}"
     f" BEGIN {SQLITE_REMOVE} {SQLITE_ADD} END",
 ]
 SQLITE_BACKWARD = [

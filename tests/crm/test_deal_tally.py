@@ -1,0 +1,144 @@
+"""crm_dealtally, the deals per (owner, stage, reached order, lead's source, has a lead) with
+their sums, is kept by database triggers. Whatever writes the deals — services, imports, fact
+refreshes, bulk UPDATEs, deletes — it must equal a count of the deals themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leakmap.crm import services
+from leakmap.crm.models import Deal, DealTally, Lead, Stage
+from tests.analytics.test_properties import SETTINGS, random_company
+from tests.exchange.helpers import run_import, write
+from tests.factories import (
+    T0,
+    LeadFactory,
+    SourceFactory,
+    UserFactory,
+    days,
+    lost_reason,
+    make_deal,
+)
+
+
+def counted_from_the_deals() -> dict:
+    out: dict = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for d in Deal.objects.all():
+        key = (
+            d.owner_id or 0,
+            d.stage_id,
+            d.reached_order,
+            d.lead_source_id or 0,
+            d.lead_id is not None,
+        )
+        sums = out[key]
+        sums[0] += 1
+        sums[1] += int(d.amount * 100)
+        sums[2] += d.follow_up_count
+        sums[3] += d.cycle_seconds or 0
+        sums[4] += d.cycle_seconds is not None
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def tallied() -> dict:
+    return {
+        (t.owner_key, t.stage_id, t.reached_order, t.lead_source_key, t.has_lead): (
+            t.n,
+            t.amount_cents,
+            t.follow_ups,
+            t.cycle_seconds,
+            t.cycle_n,
+        )
+        for t in DealTally.objects.all()
+        if (t.n, t.amount_cents, t.follow_ups, t.cycle_seconds, t.cycle_n) != (0, 0, 0, 0, 0)
+    }
+
+
+def assert_tally_matches():
+    assert tallied() == counted_from_the_deals()
+
+
+def test_the_services_keep_the_tally(rep):
+    bob = UserFactory(username="bob")
+    web = SourceFactory(name="官网")
+    lead = LeadFactory(owner=rep, source=web, created_at=T0)
+    converted = services.lead_convert(
+        lead=lead,
+        by=rep,
+        at=T0 + days(1),
+        amount=Decimal("1234.56"),
+        expected_close_date=dt.date(2026, 3, 1),
+    )
+    plain = make_deal(owner=rep, amount=Decimal("99.99"))
+    assert_tally_matches()
+    services.deal_move(deal=converted, stage=Stage.objects.get(key="proposal"), at=T0 + days(2))
+    services.activity_log(owner=rep, kind="call", deal=plain, done_at=T0 + days(3))
+    services.deal_update(deal=Deal.objects.get(pk=plain.pk), owner=bob, amount=Decimal("100.10"))
+    assert_tally_matches()
+    services.deal_close_won(deal=Deal.objects.get(pk=converted.pk), at=T0 + days(9))
+    services.deal_close_lost(
+        deal=Deal.objects.get(pk=plain.pk), lost_reason=lost_reason(), at=T0 + days(10)
+    )
+    assert_tally_matches()
+    services.lead_delete(lead=Lead.objects.get(pk=lead.pk))  # the deal loses its lead
+    assert_tally_matches()
+    services.deal_delete(deal=Deal.objects.get(pk=plain.pk))
+    assert_tally_matches()
+    assert sum(v[0] for v in tallied().values()) == 1
+
+
+def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
+    run_import(
+        "leads",
+        write(
+            tmp_path / "leads.csv",
+            "external_id,name,owner,source,created_at\nL1,张三,alice,官网,2026-01-05\n",
+        ),
+    )
+    run_import(
+        "deals",
+        write(
+            tmp_path / "deals.csv",
+            "external_id,lead_external_id,name,amount,stage,owner,created_at,"
+            "expected_close_date,closed_at\n"
+            "D1,L1,单子一,100.5,won,alice,2026-01-06,2026-03-01,2026-01-20\n"
+            "D2,,单子二,2000,negotiation,alice,2026-01-06,2026-03-01,\n",
+        ),
+    )
+    assert_tally_matches()
+    run_import(
+        "stage-history",
+        write(
+            tmp_path / "history.csv",
+            "deal_external_id,stage,entered_at\n"
+            "D1,qualification,2026-01-06\nD1,proposal,2026-01-08\nD1,won,2026-01-20\n"
+            "D2,qualification,2026-01-06\nD2,negotiation,2026-01-09\n",
+        ),
+    )
+    assert_tally_matches()
+    services.deals_refresh_facts()
+    Deal.objects.filter(external_id="D2").update(amount=Decimal("7.01"), owner=UserFactory())
+    assert_tally_matches()
+
+
+@given(seed=st.integers(0, 10_000))
+@SETTINGS
+def test_random_histories_keep_the_tally(db, seed):
+    with random_company(seed, max_deals=25):
+        assert_tally_matches()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_truncate_empties_the_tally(rep):
+    make_deal(owner=rep)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("TRUNCATE crm_deal CASCADE")
+    assert not tallied()
