@@ -178,14 +178,12 @@ def _binom_two_sided(x: int, n: int, p: float) -> float:
     if p <= 0 or p >= 1:
         return 1.0 if (p <= 0 and x == 0) or (p >= 1 and x == n) else 0.0
 
+    # The same operations in the same order as written out in full, with the constants
+    # taken out of the loop: bit for bit the same floats, in half the time.
+    log_n, log_p, log_q, lgamma = math.lgamma(n + 1), math.log(p), math.log1p(-p), math.lgamma
+
     def logpmf(k: int) -> float:
-        return (
-            math.lgamma(n + 1)
-            - math.lgamma(k + 1)
-            - math.lgamma(n - k + 1)
-            + k * math.log(p)
-            + (n - k) * math.log1p(-p)
-        )
+        return log_n - lgamma(k + 1) - lgamma(n - k + 1) + k * log_p + (n - k) * log_q
 
     observed = logpmf(x) + 1e-7
     # Only the k whose probability is not 0.0 in floating point can add to the sum: log-pmf
@@ -903,36 +901,39 @@ def collect(scope: Scope) -> DiagnosisInput:
 
 def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
     """(owner id, open deals in their stage longer than its SLA): the stuck report's rule.
-    Every deal now: the deals' own stage facts, as ranges of the deal_stage_cover index (the
-    open stages' deals in entry order) instead of a scan of every deal."""
-    if every_deal_now(scope):
-        # One range per stage, counted apart and added up here: an OR of the ranges would
-        # collect row ids and then read every matching row from the table.
-        ranges = []
-        for s in stages.by_id.values():
-            if s.kind == StageKind.OPEN and s.sla_days is not None:
-                cutoff = scope.now - dt.timedelta(days=s.sla_days)
-                ranges.append(Q(stage_id=s.id, stage_entered_at__lt=cutoff))
-                ranges.append(
-                    Q(stage_id=s.id, stage_entered_at__isnull=True, created_at__lt=cutoff)
-                )
-        if not ranges:
-            return []
-        counts = [
-            Deal.objects.filter(q).values("owner_id").annotate(n=Count("id")).order_by()
-            for q in ranges
-        ]
-        total: dict[int | None, int] = {}
-        for owner_id, n in counts[0].union(*counts[1:], all=True).values_list("owner_id", "n"):
-            total[owner_id] = total.get(owner_id, 0) + n
-        return list(total.items())
-    else:
-        deals = (
+    Without --as-of: the deals' own stage facts, as ranges of the deal_stage_cover index (the
+    open stages' deals in entry order, with the owner at hand for a team's filter) instead of
+    a scan of every deal of the scope."""
+    if scope.historical:
+        return list(
             deal_states(scope, stages)
             .filter(open_q(stages) & over_sla_q(stages, scope.now))
             .annotate(o=owner_key())
+            .values("o")
+            .annotate(n=Count("id"))
+            .order_by()
+            .values_list("o", "n")
         )
-    return list(deals.values("o").annotate(n=Count("id")).order_by().values_list("o", "n"))
+    # One range per stage, counted apart and added up here: an OR of the ranges would make
+    # SQLite collect row ids and then read every matching row from the table.
+    cohort = scope.deal_q()
+    ranges = []
+    for s in stages.by_id.values():
+        if s.kind == StageKind.OPEN and s.sla_days is not None:
+            cutoff = scope.now - dt.timedelta(days=s.sla_days)
+            ranges.append(cohort & Q(stage_id=s.id, stage_entered_at__lt=cutoff))
+            ranges.append(
+                cohort & Q(stage_id=s.id, stage_entered_at__isnull=True, created_at__lt=cutoff)
+            )
+    if not ranges:
+        return []
+    counts = [
+        Deal.objects.filter(q).values("owner_id").annotate(n=Count("id")).order_by() for q in ranges
+    ]
+    total: dict[int | None, int] = {}
+    for owner_id, n in counts[0].union(*counts[1:], all=True).values_list("owner_id", "n"):
+        total[owner_id] = total.get(owner_id, 0) + n
+    return list(total.items())
 
 
 def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
@@ -960,14 +961,16 @@ def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
             .order_by()
             .values_list("o", "reason", "n", "notes", "rival")
         )
+    # The reason as `+ 0` here too: grouped by the plain column, SQLite walks the reason index
+    # over every deal for its order (450 ms for a manager's team at a million leads).
     return list(
         deal_states(scope, stages)
         .filter(lost_q(stages), st_reached__gte=order)
-        .annotate(o=owner_key())
-        .values("o", "lost_reason_id")
+        .annotate(o=owner_key(), reason=unindexed("lost_reason_id"))
+        .values("o", "reason")
         .annotate(**aggs)
         .order_by()
-        .values_list("o", "lost_reason_id", "n", "notes", "rival")
+        .values_list("o", "reason", "n", "notes", "rival")
     )
 
 

@@ -11,19 +11,20 @@ import datetime as dt
 import random
 
 import pytest
+from django.db.models import Max
 from hypothesis import given
 from hypothesis import strategies as st
 
 from leakmap.analytics import diagnosis, owners, sources
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm import services
-from leakmap.crm.models import Lead, LeadStatus
+from leakmap.crm.models import Activity, Lead, LeadStatus, StageChange
 from tests.analytics.journeys import day
 from tests.analytics.test_properties import CLOCK, SETTINGS, random_company
 
 
-def figures() -> tuple:
-    scope = resolve(ReportFilters(as_of=None))
+def figures(as_of: dt.datetime | None = None) -> tuple:
+    scope = resolve(ReportFilters(as_of=as_of))
     return (
         dataclasses.asdict(diagnosis.collect(scope)),
         sorted((dataclasses.asdict(r) for r in sources.sources(scope).rows), key=str),
@@ -86,3 +87,26 @@ def test_a_conversion_after_the_clock_is_not_counted(db, clock, monkeypatch):
             rep["converted"]
             == Lead.objects.filter(owner=lead.owner, converted_at__lte=CLOCK).count()
         )
+
+
+@given(seed=st.integers(0, 10_000))
+@SETTINGS
+def test_as_of_a_moment_after_every_event_agrees_with_now(db, monkeypatch, seed):
+    """--as-of reads the history; without it the facts kept on the deals, the tallies and
+    the index ranges. Two days after the last event, when the SLAs of the deals moved last
+    still run and those of the rest have passed, both must say the same."""
+    with random_company(seed, max_deals=20) as rnd:
+        touch_leads(rnd)
+        last = max(
+            t
+            for t in (
+                StageChange.objects.aggregate(t=Max("at"))["t"],
+                Activity.objects.aggregate(t=Max("done_at"))["t"],
+                Lead.objects.aggregate(t=Max("created_at"))["t"],
+            )
+            if t is not None
+        )
+        clock = last + dt.timedelta(days=2)
+        monkeypatch.setattr("django.utils.timezone.now", lambda: clock)
+        now, as_of = figures(), figures(as_of=clock)
+        assert now[0] == as_of[0]
