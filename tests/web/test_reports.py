@@ -219,3 +219,28 @@ def test_it_escapes_names_that_would_run_as_formulas_in_both_report_downloads(lo
     keys = [c.value for c in next(competitors.iter_rows())]
     rival = list(competitors.iter_rows())[1][keys.index("key")]
     assert (rival.value, rival.data_type) == ("'@rival", "s")
+
+
+def test_a_big_scopes_diagnosis_shows_the_chosen_reps_coaching_sheet_and_a_picker(
+    login, admin_user, team
+):
+    """Fourteen reps: more sheets than a page should lay out. The page offers every rep in a
+    picker and shows the one picked (first), within the cap; the report itself keeps them all."""
+    from leakmap.web.views.reports import COACHING_SHEETS_SHOWN
+    from tests.factories import UserFactory
+
+    reps = [UserFactory(username=f"r{i:02}", role="rep", team=team) for i in range(14)]
+    for r in reps:
+        make_deal(owner=r, amount=1000)
+    client = login(admin_user)
+    page = client.get(reverse("diagnosis"))
+    html = page.content.decode()
+    assert len(page.context["coaching"]) <= COACHING_SHEETS_SHOWN < 14
+    assert page.context["coaching_total"] == 14
+    assert all(f'<option value="{r.username}"' in html for r in reps)
+
+    picked = client.get(reverse("diagnosis"), {"coach": "r07"})
+    assert picked.context["coaching"][0].owner == "r07"
+    assert 'value="r07" selected' in picked.content.decode()
+
+    assert len(run_report("diagnosis", ReportFilters()).extra["coaching"]) == 14

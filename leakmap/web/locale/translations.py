@@ -469,4 +469,9 @@ ZH = {
         "共 %(n)s 行,超过 .xlsx 下载的上限(%(max)s 行);请缩小筛选范围,或下载 CSV。"
     ),
     "left at": "离开时间",
+    "The sheet of any of the %(n)s rep:": "查看任一名销售的辅导卡(共 %(n)s 人):",
+    "Below: the rep you chose and the reps the findings name.": (
+        "下方是你选中的销售,以及诊断结论点名的销售。"
+    ),
+    "Show": "查看",
 }
