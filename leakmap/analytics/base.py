@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     DateTimeField,
@@ -45,7 +46,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.crm.models import (
@@ -434,6 +435,12 @@ def history_in_scope(entries: QuerySet[StageChange], scope: Scope) -> QuerySet[S
     if not narrowed:
         return entries
     return entries.filter(deal_id__in=Deal.objects.filter(narrowed).values("pk"))
+
+
+def whole_sum(field: str, **extra) -> Cast:
+    """SUM of an integer column, as an integer on both databases (PostgreSQL sums a bigint
+    into a numeric, which arrives as a Decimal). For the tallies' counts and sums."""
+    return Cast(Sum(field, **extra), BigIntegerField())
 
 
 def unindexed(column: str) -> ExpressionWrapper:

@@ -1,7 +1,7 @@
 """diagnosis: "where did the revenue go?" — the funnel's leaks, named with their evidence.
 
 Intuition: gather a handful of counts per rep, per source and per period in SQL (reusing the
-owners and sources reports, plus three small GROUP BY queries of our own), then decide in plain
+owners and sources reports, plus a few small GROUP BY queries of our own), then decide in plain
 Python, on those counts only, which differences are real. Keeping the decision a pure function
 of counts is what lets the null simulation (tests/analytics/test_diagnosis.py) run it on 200+
 homogeneous teams and show that it stays quiet when nothing differs.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -53,6 +53,7 @@ from leakmap.analytics.base import (
     owner_key,
     register,
     unindexed,
+    whole_sum,
 )
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.owners import owner_groups, reach_keys_of
@@ -761,8 +762,11 @@ def _periods(scope: Scope) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
 
 
 def collect(scope: Scope) -> DiagnosisInput:
-    """The counts the decision needs: the owners and sources reports, plus per-rep lead counts,
-    per-rep lost reasons at negotiation, lead counts per period — each one GROUP BY query."""
+    """The counts the decision needs: the owners report's groups and the sources report, plus
+    per-rep lead counts, stuck deals, lost reasons at negotiation and lead counts per period.
+    For every lead and deal now the lead and deal tallies the database keeps (crm.LeadTally,
+    crm.DealTally) and index ranges answer them, not a scan of every record; other scopes take
+    one GROUP BY each (tests/analytics/test_diagnosis_paths.py holds both equal)."""
     stages = load_stages()
     order = {s.key: s.order for s in stages.open}
     neg_order = order.get("negotiation", max(order.values(), default=0))
@@ -983,9 +987,9 @@ def _rep_lead_counts(scope: Scope) -> list[dict]:
             {"o": g["owner_key"] or None, **{k: g[k] for k in ("leads", "converted", "fast")}}
             for g in LeadTally.objects.values("owner_key")
             .annotate(
-                leads=Sum("n"),
-                converted=Sum("n", filter=Q(converted=True), default=0),
-                fast=Sum("n", filter=Q(contacted_within_day=True), default=0),
+                leads=whole_sum("n"),
+                converted=whole_sum("n", filter=Q(converted=True), default=0),
+                fast=whole_sum("n", filter=Q(contacted_within_day=True), default=0),
             )
             .order_by()
             if g["leads"]  # an owner whose leads have all moved on
@@ -1018,7 +1022,7 @@ def _disqualified_per_source(scope: Scope) -> list[tuple[int | None, int]]:
             (key or None, n)
             for key, n in LeadTally.objects.filter(status=LeadStatus.DISQUALIFIED)
             .values("source_key")
-            .annotate(n=Sum("n"))
+            .annotate(n=whole_sum("n"))
             .order_by()
             .values_list("source_key", "n")
             if n

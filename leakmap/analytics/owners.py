@@ -29,6 +29,7 @@ from leakmap.analytics.base import (
     ratio,
     register,
     usernames,
+    whole_sum,
     won_q,
 )
 from leakmap.analytics.filters import Scope
@@ -93,11 +94,11 @@ def groups_of_every_deal(stages) -> list[dict]:
     for owner_id, stage_id, reached, n, cents, follow_ups, cycle, cycle_n in plain_rows(
         DealTally.objects.values_list("owner_key", "stage_id", "reached_order")
         .annotate(
-            deals=Sum("n"),
-            cents=Sum("amount_cents"),
-            fu=Sum("follow_ups"),
-            cyc=Sum("cycle_seconds"),
-            cyc_n=Sum("cycle_n"),
+            deals=whole_sum("n"),
+            cents=whole_sum("amount_cents"),
+            fu=whole_sum("follow_ups"),
+            cyc=whole_sum("cycle_seconds"),
+            cyc_n=whole_sum("cycle_n"),
         )
         .filter(deals__gt=0)
         .order_by("owner_key", "stage_id", "reached_order")

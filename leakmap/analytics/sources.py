@@ -29,6 +29,7 @@ from leakmap.analytics.base import (
     money_ratio,
     ratio,
     register,
+    whole_sum,
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_tz
@@ -71,7 +72,7 @@ def leads_per_source(scope: Scope) -> list[tuple[int | None, int]]:
         return [
             (key or None, n)
             for key, n in LeadTally.objects.values("source_key")
-            .annotate(n=Sum("n"))
+            .annotate(n=whole_sum("n"))
             .order_by()
             .values_list("source_key", "n")
         ]
@@ -97,9 +98,9 @@ def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, D
             for key, n, n_won, cents in DealTally.objects.filter(has_lead=True)
             .values("lead_source_key")
             .annotate(
-                deals=Sum("n"),
-                won=Sum("n", filter=Q(stage_id__in=won_ids), default=0),
-                cents=Sum("amount_cents", filter=Q(stage_id__in=won_ids), default=0),
+                deals=whole_sum("n"),
+                won=whole_sum("n", filter=Q(stage_id__in=won_ids), default=0),
+                cents=whole_sum("amount_cents", filter=Q(stage_id__in=won_ids), default=0),
             )
             .order_by()
             .values_list("lead_source_key", "deals", "won", "cents")

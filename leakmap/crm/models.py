@@ -310,6 +310,18 @@ class Lead(models.Model):
         return f"{self.name} ({self.company})" if self.company else self.name
 
 
+class TallySwitch(models.Model):
+    """One row: while a flag is set, SQLite's tally triggers stand aside (bulk.tallies_recounted
+    sets it inside an import's transaction and counts the tally anew before clearing it). No
+    row, or any value but 1, means the triggers count — a missing row cannot stop them."""
+
+    leads_paused = models.BooleanField(default=False)
+    deals_paused = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"leads paused: {self.leads_paused}, deals paused: {self.deals_paused}"
+
+
 class LeadTally(models.Model):
     """How many leads there are per (owner, source, status, converted, first contacted within a
     day of creation). Database triggers on crm_lead keep it (migration 0018), so every write —

@@ -142,3 +142,86 @@ def test_truncate_empties_the_tally(rep):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE crm_deal CASCADE")
     assert not tallied()
+
+
+@pytest.mark.parametrize("recount", [False, True], ids=["triggers", "recounted"])
+def test_the_import_refreshes_keep_both_tallies_with_the_triggers_or_a_recount(
+    tmp_path, rep, monkeypatch, recount
+):
+    """Big imports recount the tallies (SQLite's triggers paused in the transaction) instead
+    of firing a trigger per rewritten row; small ones keep the triggers. Both must end equal
+    to the records, with the triggers counting again afterwards."""
+    from leakmap.crm.models import TallySwitch
+    from tests.crm.test_lead_tally import assert_tally_matches as assert_lead_tally_matches
+
+    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0 if recount else 10**9)
+    run_import(
+        "leads",
+        write(
+            tmp_path / "leads.csv",
+            "external_id,name,owner,source,created_at\n"
+            "L1,张三,alice,官网,2026-01-05T09:00\nL2,李四,alice,展会,2026-01-05T09:00\n",
+        ),
+    )
+    run_import(
+        "deals",
+        write(
+            tmp_path / "deals.csv",
+            "external_id,lead_external_id,name,amount,stage,owner,created_at,"
+            "expected_close_date,closed_at\n"
+            "D1,L1,单子一,100.5,won,alice,2026-01-06,2026-03-01,2026-01-20\n"
+            "D2,,单子二,2000,negotiation,alice,2026-01-06,2026-03-01,\n",
+        ),
+    )
+    run_import(
+        "stage-history",
+        write(
+            tmp_path / "history.csv",
+            "deal_external_id,stage,entered_at\n"
+            "D1,qualification,2026-01-06\nD1,proposal,2026-01-08\nD1,won,2026-01-20\n"
+            "D2,qualification,2026-01-06\nD2,negotiation,2026-01-09\n",
+        ),
+    )
+    run_import(
+        "activities",
+        write(
+            tmp_path / "activities.csv",
+            "external_id,kind,owner,lead_external_id,deal_external_id,done_at\n"
+            "A1,call,alice,L1,,2026-01-05T12:00\n"  # L1 contacted within the day
+            "A2,call,alice,L2,,2026-01-07T12:00\n"  # L2 after it
+            "A3,meeting,alice,,D2,2026-01-10T10:00\n",
+        ),
+    )
+    assert_tally_matches()
+    assert_lead_tally_matches()
+    assert not TallySwitch.objects.filter(leads_paused=True).exists()
+    assert not TallySwitch.objects.filter(deals_paused=True).exists()
+    # The triggers count again after the import.
+    services.lead_delete(lead=Lead.objects.get(external_id="L2"))
+    services.deal_delete(deal=Deal.objects.get(external_id="D2"))
+    assert_tally_matches()
+    assert_lead_tally_matches()
+
+
+def test_a_failed_import_leaves_the_triggers_counting(tmp_path, rep, monkeypatch):
+    from leakmap.crm import bulk
+    from leakmap.crm.models import TallySwitch
+
+    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0)
+    make_deal(owner=rep, name="D0", external_id="D0")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bulk, "stage_history_replace", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_import(
+            "stage-history",
+            write(
+                tmp_path / "h.csv",
+                "deal_external_id,stage,entered_at\nD0,qualification,2026-01-05T17:00\n",
+            ),
+        )
+    assert not TallySwitch.objects.filter(deals_paused=True).exists()
+    make_deal(owner=rep)
+    assert_tally_matches()

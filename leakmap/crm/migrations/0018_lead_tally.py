@@ -6,7 +6,8 @@ plain INSERTs and UPDATEs, Django's SET_NULL cascades when a user or source goes
 refreshes — a trigger sees every one of them. SQLite gets row triggers (it has no other kind,
 and one writer at a time); PostgreSQL statement triggers over the transition tables, so a bulk
 statement costs one grouped upsert, applied in key order (two concurrent writers take the
-tally rows' locks in the same order).
+tally rows' locks in the same order). SQLite's row triggers cost ~12 µs a row, so an import's
+fact refresh that rewrites most leads pauses them through crm_tallyswitch and recounts.
 
 The SQL is written out here rather than imported: a migration must not change when the code
 does. "Contacted within a day" is the whole seconds from created_at to first_contacted_at
@@ -37,13 +38,18 @@ SQLITE_REMOVE = f"""
       AND status = OLD.status AND converted = (OLD.converted_at IS NOT NULL)
       AND contacted_within_day = {SQLITE_WITHIN_DAY.format(r="OLD")};
 """
+# While an import recounts the tally itself (bulk.tallies_recounted), the triggers stand
+# aside; a missing switch row reads as NULL, which is not 1: the triggers count.
+SQLITE_COUNTING = "(SELECT leads_paused FROM crm_tallyswitch) IS NOT 1"
 SQLITE_FORWARD = [
-    f"CREATE TRIGGER crm_lead_tally_insert AFTER INSERT ON crm_lead BEGIN {SQLITE_ADD} END",
-    f"CREATE TRIGGER crm_lead_tally_delete AFTER DELETE ON crm_lead BEGIN {SQLITE_REMOVE} END",
+    f"CREATE TRIGGER crm_lead_tally_insert AFTER INSERT ON crm_lead WHEN {SQLITE_COUNTING}"
+    f" BEGIN {SQLITE_ADD} END",
+    f"CREATE TRIGGER crm_lead_tally_delete AFTER DELETE ON crm_lead WHEN {SQLITE_COUNTING}"
+    f" BEGIN {SQLITE_REMOVE} END",
     "CREATE TRIGGER crm_lead_tally_update AFTER UPDATE OF"
     f" {', '.join(COLUMNS)} ON crm_lead"
     # Only rows whose counted columns changed (the bulk import's fact refreshes set many).
-    f" WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in COLUMNS)}"
+    f" WHEN {SQLITE_COUNTING} AND ({' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in COLUMNS)})"
     f" BEGIN {SQLITE_REMOVE} {SQLITE_ADD} END",
 ]
 SQLITE_BACKWARD = [
@@ -145,6 +151,19 @@ class Migration(migrations.Migration):
     dependencies = [("crm", "0017_deal_report_cover_by_reach")]
 
     operations = [
+        migrations.CreateModel(
+            name="TallySwitch",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("leads_paused", models.BooleanField(default=False)),
+                ("deals_paused", models.BooleanField(default=False)),
+            ],
+        ),
         migrations.CreateModel(
             name="LeadTally",
             fields=[

@@ -55,12 +55,16 @@ SQLITE_REMOVE = f"""
       AND reached_order = OLD.reached_order AND lead_source_key = COALESCE(OLD.lead_source_id, 0)
       AND has_lead = (OLD.lead_id IS NOT NULL);
 """
+# As 0018: the triggers stand aside while an import recounts the tally itself.
+SQLITE_COUNTING = "(SELECT deals_paused FROM crm_tallyswitch) IS NOT 1"
 SQLITE_FORWARD = [
-    f"CREATE TRIGGER crm_deal_tally_insert AFTER INSERT ON crm_deal BEGIN {SQLITE_ADD} END",
-    f"CREATE TRIGGER crm_deal_tally_delete AFTER DELETE ON crm_deal BEGIN {SQLITE_REMOVE} END",
+    f"CREATE TRIGGER crm_deal_tally_insert AFTER INSERT ON crm_deal WHEN {SQLITE_COUNTING}"
+    f" BEGIN {SQLITE_ADD} END",
+    f"CREATE TRIGGER crm_deal_tally_delete AFTER DELETE ON crm_deal WHEN {SQLITE_COUNTING}"
+    f" BEGIN {SQLITE_REMOVE} END",
     f"CREATE TRIGGER crm_deal_tally_update AFTER UPDATE OF {', '.join(COLUMNS)} ON crm_deal"
     # Only rows whose counted columns changed (the bulk import's fact refreshes set many).
-    f" WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in COLUMNS)}"
+    f" WHEN {SQLITE_COUNTING} AND ({' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in COLUMNS)})"
     f" BEGIN {SQLITE_REMOVE} {SQLITE_ADD} END",
 ]
 SQLITE_BACKWARD = [

@@ -474,4 +474,9 @@ ZH = {
         "下方是你选中的销售,以及诊断结论点名的销售。"
     ),
     "Show": "查看",
+    "More findings": "更多发现",
+    "Severity": "严重程度",
+    "Leak point": "流失点",
+    "Finding": "发现",
+    "Sample": "样本量",
 }

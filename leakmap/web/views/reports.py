@@ -392,6 +392,7 @@ def weekly(request):
 
 
 COACHING_SHEETS_SHOWN = 12
+FINDING_CARDS = 8
 
 
 def _coaching(request, sheets: list, findings: list) -> dict:
@@ -445,10 +446,15 @@ def diagnosis(request):
             }
             for f in findings
         ]
-        body = result.to_json()
-        # The page's charts read the findings; the sheets are laid out below (and every one
-        # of them is in the JSON download).
-        context["body"] = {k: v for k, v in body.items() if k != "coaching"}
+        # The page's charts read the findings; the sheets are laid out below (every one of
+        # them stays in the report's JSON, for the API and `leakmap report`).
+        context["body"] = dataclasses.replace(
+            result, extra={k: v for k, v in result.extra.items() if k != "coaching"}
+        ).to_json()
+        # The biggest leaks as cards with their chart and actions; the rest in one table.
+        context["more_findings"] = context["findings"][FINDING_CARDS:]
+        context["findings"] = context["findings"][:FINDING_CARDS]
+        context["findings_total"] = len(findings)
         context.update(_coaching(request, result.extra.get("coaching", []), findings))
         context["notes"] = result.extra.get("notes", [])
         # The biggest single leak: findings overlap, so their sum would count money twice.
