@@ -94,14 +94,8 @@ def test_the_services_keep_the_tally(rep):
     assert sum(v[0] for v in tallied().values()) == 1
 
 
-def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
-    run_import(
-        "leads",
-        write(
-            tmp_path / "leads.csv",
-            "external_id,name,owner,source,created_at\nL1,张三,alice,官网,2026-01-05\n",
-        ),
-    )
+def import_deals(tmp_path) -> None:
+    """D1 from lead L1, won; D2 without a lead, in negotiation."""
     run_import(
         "deals",
         write(
@@ -112,7 +106,9 @@ def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
             "D2,,单子二,2000,negotiation,alice,2026-01-06,2026-03-01,\n",
         ),
     )
-    assert_tally_matches()
+
+
+def import_history(tmp_path) -> None:
     run_import(
         "stage-history",
         write(
@@ -122,6 +118,19 @@ def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
             "D2,qualification,2026-01-06\nD2,negotiation,2026-01-09\n",
         ),
     )
+
+
+def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
+    run_import(
+        "leads",
+        write(
+            tmp_path / "leads.csv",
+            "external_id,name,owner,source,created_at\nL1,张三,alice,官网,2026-01-05\n",
+        ),
+    )
+    import_deals(tmp_path)
+    assert_tally_matches()
+    import_history(tmp_path)
     assert_tally_matches()
     services.deals_refresh_facts()
     Deal.objects.filter(external_id="D2").update(amount=Decimal("7.01"), owner=UserFactory())
@@ -163,25 +172,8 @@ def test_the_import_refreshes_keep_both_tallies_with_the_triggers_or_a_recount(
             "L1,张三,alice,官网,2026-01-05T09:00\nL2,李四,alice,展会,2026-01-05T09:00\n",
         ),
     )
-    run_import(
-        "deals",
-        write(
-            tmp_path / "deals.csv",
-            "external_id,lead_external_id,name,amount,stage,owner,created_at,"
-            "expected_close_date,closed_at\n"
-            "D1,L1,单子一,100.5,won,alice,2026-01-06,2026-03-01,2026-01-20\n"
-            "D2,,单子二,2000,negotiation,alice,2026-01-06,2026-03-01,\n",
-        ),
-    )
-    run_import(
-        "stage-history",
-        write(
-            tmp_path / "history.csv",
-            "deal_external_id,stage,entered_at\n"
-            "D1,qualification,2026-01-06\nD1,proposal,2026-01-08\nD1,won,2026-01-20\n"
-            "D2,qualification,2026-01-06\nD2,negotiation,2026-01-09\n",
-        ),
-    )
+    import_deals(tmp_path)
+    import_history(tmp_path)
     run_import(
         "activities",
         write(
