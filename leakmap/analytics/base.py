@@ -68,6 +68,11 @@ def money(value: Any) -> Decimal:
     return (Decimal(value) if value is not None else ZERO).quantize(CENT)
 
 
+def from_cents(cents: int) -> Decimal:
+    """Money from a whole number of cents (the deal tally keeps amounts so: exact sums)."""
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
 def ratio(num: float | int | Decimal | None, den: float | int | Decimal | None) -> float | None:
     """num / den as an unrounded float, None where the divisor is 0 (CONTRACT §5)."""
     if num is None or not den:

@@ -59,6 +59,7 @@ from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.owners import owner_groups, reach_keys_of
 from leakmap.analytics.owners import owner_rows as owner_rows_of
 from leakmap.analytics.significance import holm, proportion_p_value
+from leakmap.analytics.sources import leads_per_source
 from leakmap.analytics.sources import sources as sources_report
 from leakmap.analytics.stuck import over_sla_q
 from leakmap.crm.models import Deal, Lead, LeadStatus, LeadTally, LostReason, Source, StageKind
@@ -832,7 +833,10 @@ def collect(scope: Scope) -> DiagnosisInput:
 
     # Sources: the report's rows plus disqualified counts.
     source_name = dict(Source.objects.values_list("pk", "name"))
-    disq = {source_name.get(source_id): n for source_id, n in _disqualified_per_source(scope)}
+    disq = {
+        source_name.get(source_id): n
+        for source_id, n in leads_per_source(scope, LeadStatus.DISQUALIFIED)
+    }
     sources = [
         SourceCounts(
             source=r.source or "—",
@@ -1012,27 +1016,6 @@ def _rep_lead_counts(scope: Scope) -> list[dict]:
                 & Q(first_contact_days__lt=fast_days),
             ),
         )
-    )
-
-
-def _disqualified_per_source(scope: Scope) -> list[tuple[int | None, int]]:
-    """(source id, disqualified leads) — from the lead tally for every lead now."""
-    if every_deal_now(scope):
-        return [
-            (key or None, n)
-            for key, n in LeadTally.objects.filter(status=LeadStatus.DISQUALIFIED)
-            .values("source_key")
-            .annotate(n=whole_sum("n"))
-            .order_by()
-            .values_list("source_key", "n")
-            if n
-        ]
-    return list(
-        Lead.objects.filter(scope.lead_q(), status=LeadStatus.DISQUALIFIED)
-        .order_by()
-        .values("source_id")
-        .annotate(n=Count("id"))
-        .values_list("source_id", "n")
     )
 
 

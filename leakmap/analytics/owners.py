@@ -19,6 +19,7 @@ from leakmap.analytics.base import (
     ReportResult,
     deal_states,
     every_deal_now,
+    from_cents,
     load_stages,
     lost_q,
     mean_days,
@@ -104,7 +105,6 @@ def groups_of_every_deal(stages) -> list[dict]:
         .order_by("owner_key", "stage_id", "reached_order")
     ):
         owner_id = owner_id or None
-        amount = Decimal(cents) / 100
         g = out.get(owner_id)
         if g is None:
             g = out[owner_id] = {
@@ -124,7 +124,7 @@ def groups_of_every_deal(stages) -> list[dict]:
         g["follow_ups"] += follow_ups or 0
         if stage_id in won:
             g["won"] += n
-            g["won_amount"] += money(amount)
+            g["won_amount"] += from_cents(cents)
             if cycle_n:
                 g["cycle_seconds"] = (g["cycle_seconds"] or 0) + cycle
                 g["cycle_n"] += cycle_n

@@ -24,6 +24,7 @@ from leakmap.analytics.base import (
     ReportResult,
     deal_states,
     every_deal_now,
+    from_cents,
     load_stages,
     money,
     money_ratio,
@@ -65,23 +66,27 @@ def spend_q(scope: Scope) -> Q:
     return q
 
 
-def leads_per_source(scope: Scope) -> list[tuple[int | None, int]]:
-    """(source id, cohort leads). Every lead now: from the lead tally the database keeps (a
-    few thousand rows instead of a million leads)."""
+def leads_per_source(scope: Scope, status: str | None = None) -> list[tuple[int | None, int]]:
+    """(source id, cohort leads), of one status if given (the diagnosis' disqualified leads).
+    Every lead now: from the lead tally the database keeps (a few thousand rows instead of a
+    million leads); sources whose leads have all moved on are left out."""
     if every_deal_now(scope):
+        tally = (
+            LeadTally.objects.all() if status is None else LeadTally.objects.filter(status=status)
+        )
         return [
             (key or None, n)
-            for key, n in LeadTally.objects.values("source_key")
+            for key, n in tally.values("source_key")
             .annotate(n=whole_sum("n"))
             .order_by()
             .values_list("source_key", "n")
+            if n
         ]
+    leads = Lead.objects.filter(scope.lead_q())
+    if status is not None:
+        leads = leads.filter(status=status)
     return list(
-        Lead.objects.filter(scope.lead_q())
-        .order_by()
-        .values("source_id")
-        .annotate(n=Count("id"))
-        .values_list("source_id", "n")
+        leads.order_by().values("source_id").annotate(n=Count("id")).values_list("source_id", "n")
     )
 
 
@@ -90,11 +95,10 @@ def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, D
     a lead. Every deal now: from the deal tally the database keeps. Without a filter on the
     leads, the deals' own copy of their lead's source (a fact the services keep) groups them;
     with one, the join to the leads."""
-    won = won_q(stages)
     if every_deal_now(scope):
         won_ids = stages.won_ids
         return [
-            (key or None, n, n_won, money(Decimal(cents) / 100))
+            (key or None, n, n_won, from_cents(cents))
             for key, n, n_won, cents in DealTally.objects.filter(has_lead=True)
             .values("lead_source_key")
             .annotate(
@@ -105,6 +109,7 @@ def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, D
             .order_by()
             .values_list("lead_source_key", "deals", "won", "cents")
         ]
+    won = won_q(stages)
     lead_q = scope.lead_q("lead__")
     by = "lead__source_id" if lead_q else "lead_source_id"
     return list(
@@ -125,7 +130,7 @@ def sources(scope: Scope) -> ReportResult:
     # Grouped by source id (no join to the source table, so no sort by name over every lead);
     # the few names come in one small query.
     name = dict(Source.objects.values_list("pk", "name"))
-    leads = {name.get(source_id): n for source_id, n in leads_per_source(scope) if n}
+    leads = {name.get(source_id): n for source_id, n in leads_per_source(scope)}
     deals = {
         name.get(source_id): {"n": n, "won": n_won, "won_amount": won_amount}
         for source_id, n, n_won, won_amount in deals_per_source(scope, stages)

@@ -55,7 +55,7 @@ _username_ok = UnicodeUsernameValidator()
 
 # A fact refresh of more records than this recounts the tallies instead of leaving the work to
 # SQLite's triggers, one row at a time (a recount of a million leads takes ~3.6 s; the
-# triggers, ~12 µs a rewritten row). Small imports keep the triggers: a recount reads all.
+# triggers, an estimated ~12 µs a rewritten row). Small imports keep the triggers: a recount reads all.
 TALLY_RECOUNT_FROM = 50_000
 
 

@@ -6,7 +6,7 @@ plain INSERTs and UPDATEs, Django's SET_NULL cascades when a user or source goes
 refreshes — a trigger sees every one of them. SQLite gets row triggers (it has no other kind,
 and one writer at a time); PostgreSQL statement triggers over the transition tables, so a bulk
 statement costs one grouped upsert, applied in key order (two concurrent writers take the
-tally rows' locks in the same order). SQLite's row triggers cost ~12 µs a row, so an import's
+tally rows' locks in the same order). SQLite's row triggers cost an estimated ~12 µs a row, so an import's
 fact refresh that rewrites most leads pauses them through crm_tallyswitch and recounts.
 
 The SQL is written out here rather than imported: a migration must not change when the code
