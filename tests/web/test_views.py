@@ -469,14 +469,16 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
         services.deal_move(deal=deal, stage=stage("needs_analysis"), by=rep)
         services.activity_log(owner=rep, kind="call", deal=deal, done_at=deal.created_at)
         LeadFactory(owner=rep)
+    Deal.objects.filter(pk=deal.pk).update(needs_attention=True)  # one deal to list as stuck
     client = login(rep)
     client.get("/")  # warm the session
 
     # Every page: session, user, and the notification bell's unread COUNT (automation's context
     # processor). Today then adds: pipeline, stages, due tasks, due deal follow-ups, deals
-    # needing attention, new leads.
-    with django_assert_num_queries(3 + 6):
-        client.get("/")
+    # needing attention (their ids, then their rows), new leads.
+    with django_assert_num_queries(3 + 7):
+        response = client.get("/")
+    assert [d.pk for d in response.context["attention"]] == [deal.pk]
     # session, user, bell, one page of leads (+1 row to know there is a next page), sources of
     # the source filter
     with django_assert_num_queries(5):
