@@ -53,6 +53,7 @@ from leakmap.crm.models import (
     SECONDS_PER_CENTIDAY,
     Activity,
     Deal,
+    DealTally,
     Stage,
     StageChange,
     StageKind,
@@ -686,6 +687,19 @@ def every_deal_now(scope: Scope) -> bool:
     """True when the report covers every deal as it is now (no filter, no --as-of): then the
     deals' own facts, grouped or kept in order by the report indexes, are its figures."""
     return not scope.historical and not scope.deal_q()
+
+
+def deals_per_reach_and_stage() -> list[tuple[int, int, int, int]]:
+    """(reached order, stage id, deals, amount in cents) of every deal as it is now, from the
+    deal tally the database keeps (crm.DealTally): a few dozen groups out of a few thousand
+    tally rows, instead of a pass over every deal (the funnel's and the forecast's
+    calibration counts: ~55 and ~110 -> ~10 ms at a million leads)."""
+    return plain_rows(
+        DealTally.objects.values_list("reached_order", "stage_id")
+        .annotate(n=whole_sum("n"), cents=whole_sum("amount_cents"))
+        .filter(n__gt=0)
+        .order_by("reached_order", "stage_id")
+    )
 
 
 def whole_company_now(scope: Scope) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import CharField, Count, Func, Q, Sum
+from django.db.models import CharField, Count, F, Func, Q, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -24,6 +24,8 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
+    deals_per_reach_and_stage,
+    every_deal_now,
     load_stages,
     lost_q,
     money,
@@ -34,6 +36,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm.models import Deal
 
 
 @dataclass
@@ -73,9 +76,18 @@ class YearMonth(Func):
 def forecast(scope: Scope) -> ReportResult:
     stages = load_stages()
     deals = deal_states(scope, stages)
+    if every_deal_now(scope):
+        # The open stages by their plain ids: the deal_stage_cover index holds their amounts
+        # and expected close dates, so only the open deals' entries are read.
+        open_deals = (
+            Deal.objects.filter(stage_id__in=[s.id for s in stages.open])
+            .annotate(st_stage=F("stage_id"))
+            .order_by()
+        )
+    else:
+        open_deals = deals.filter(open_q(stages))
     months = (
-        deals.filter(open_q(stages))
-        .annotate(m=YearMonth("expected_close_date"), w=weighted_amount_expr(stages))
+        open_deals.annotate(m=YearMonth("expected_close_date"))
         .values("m")
         .annotate(
             n=Count("id"),
@@ -97,14 +109,7 @@ def forecast(scope: Scope) -> ReportResult:
         ),
         key=lambda r: (r.month is None, r.month or ""),
     )
-
-    won, lost = won_q(stages), lost_q(stages)
-    aggs = {}
-    for i, s in enumerate(stages.open):
-        reached = Q(st_reached__gte=s.order)
-        aggs[f"w{i}"] = Count("id", filter=reached & won)
-        aggs[f"l{i}"] = Count("id", filter=reached & lost)
-    counts = deals.aggregate(**aggs) if aggs else {}
+    counts = calibration_counts(scope, stages, deals)
     calibration = []
     sq_sum, pairs = 0.0, 0
     for i, s in enumerate(stages.open):
@@ -126,3 +131,25 @@ def forecast(scope: Scope) -> ReportResult:
             Column("weighted_amount", _("Weighted"), "money", total=True),
         ],
     )
+
+
+def calibration_counts(scope: Scope, stages, deals) -> dict[str, int]:
+    """w{i} / l{i}: the won and the lost deals that reached open stage i. Every deal now: from
+    the deal tally (base.deals_per_reach_and_stage); else one filtered COUNT each."""
+    if every_deal_now(scope):
+        won, lost = set(stages.won_ids), set(stages.lost_ids)
+        counts = {f"{k}{i}": 0 for i in range(len(stages.open)) for k in "wl"}
+        for reached, stage_id, n, _cents in deals_per_reach_and_stage():
+            kind = "w" if stage_id in won else "l" if stage_id in lost else None
+            if kind:
+                for i, s in enumerate(stages.open):
+                    if reached >= s.order:
+                        counts[f"{kind}{i}"] += n
+        return counts
+    won, lost = won_q(stages), lost_q(stages)
+    aggs = {}
+    for i, s in enumerate(stages.open):
+        reached = Q(st_reached__gte=s.order)
+        aggs[f"w{i}"] = Count("id", filter=reached & won)
+        aggs[f"l{i}"] = Count("id", filter=reached & lost)
+    return deals.aggregate(**aggs) if aggs else {}

@@ -37,7 +37,9 @@ from leakmap.analytics.base import (
     Stages,
     _union,
     deal_states,
+    deals_per_reach_and_stage,
     every_deal_now,
+    from_cents,
     grouped_stats,
     history_in_scope,
     load_stages,
@@ -51,7 +53,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Deal, Lead, Stage, StageChange
+from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Lead, Stage, StageChange
 
 
 @dataclass
@@ -128,19 +130,14 @@ def step_totals(scope: Scope, stages: Stages) -> dict:
 
 
 def step_totals_of_every_deal(stages: Stages) -> dict:
-    """step_totals for every deal as it is now: the deals per (reached order, stage), read
-    from the deal_reach_cover index in its order, then added up per step here (a few dozen
-    groups instead of a dozen filtered sums over every deal)."""
+    """step_totals for every deal as it is now: the deals per (reached order, stage) from the
+    deal tally, added up per step here."""
     won = set(stages.won_ids)
     totals: dict = {"n": 0, "amt": Decimal(0), "won_n": 0, "won_amt": Decimal(0)}
     for i in range(len(stages.open)):
         totals[f"s{i}_n"], totals[f"s{i}_amt"] = 0, Decimal(0)
-    for reached, stage_id, n, amount in plain_rows(
-        Deal.objects.values_list("reached_order", "stage_id")
-        .annotate(n=Count("id"), amt=Sum("amount"))
-        .order_by("reached_order", "stage_id")
-    ):
-        amount = money(amount)
+    for reached, stage_id, n, cents in deals_per_reach_and_stage():
+        amount = from_cents(cents)
         totals["n"] += n
         totals["amt"] += amount
         if stage_id in won:
