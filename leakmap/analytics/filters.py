@@ -74,7 +74,7 @@ class Scope:
         t = self.filters.date_to
         return local_midnight(t + dt.timedelta(days=1)) if t else None
 
-    def _common(self, prefix: str, source_field: str) -> Q:
+    def _common(self, prefix: str, source_field: str, *, owner_required: bool = False) -> Q:
         q = Q()
         if self.start is not None:
             q &= Q(**{f"{prefix}created_at__gte": self.start})
@@ -90,12 +90,12 @@ class Scope:
         if self.source_id is not None:
             q &= Q(**{f"{prefix}{source_field}": self.source_id})
         if self.filters.viewer is not None:
-            q &= owner_filter(self.filters.viewer, f"{prefix}owner")
+            q &= owner_filter(self.filters.viewer, f"{prefix}owner", owner_required=owner_required)
         return q
 
     def deal_q(self, prefix: str = "") -> Q:
         """Cohort deals (created in the period) narrowed by owner/team/source/viewer."""
-        return self._common(prefix, "source_id")
+        return self._common(prefix, "source_id", owner_required=True)
 
     def lead_q(self, prefix: str = "") -> Q:
         """Cohort leads (created in the period) narrowed the same way."""

@@ -19,7 +19,7 @@ def visible_leads(user: User) -> QuerySet[Lead]:
 
 
 def visible_deals(user: User) -> QuerySet[Deal]:
-    return Deal.objects.filter(owner_filter(user)).select_related(
+    return Deal.objects.filter(owner_filter(user, owner_required=True)).select_related(
         "stage", "owner", "source", "account", "lost_reason", "competitor"
     )
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.db import connection
+
 from leakmap.accounts.selectors import visible_users
 from leakmap.crm.selectors import visible_deals, visible_leads
 from tests.factories import LeadFactory, make_deal
@@ -40,3 +42,20 @@ def test_an_inactive_user_sees_nothing(rep):
     rep.is_active = False
     rep.save()
     assert visible_deals(rep).count() == 0
+
+
+def test_a_manager_sees_unassigned_leads_and_reaches_the_teams_deals_by_the_owner_index(
+    rep, outsider, manager
+):
+    LeadFactory(owner=None, name="公海线索")
+    LeadFactory(owner=outsider, name="别组线索")
+    assert list(visible_leads(manager).values_list("name", flat=True)) == ["公海线索"]
+    # Every deal has an owner: no "or unassigned" branch, which made SQLite scan every deal.
+    deals = visible_deals(manager).filter(stage__kind="open").order_by().values("stage_id")
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            sql, params = deals.query.sql_with_params()
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = " / ".join(row[-1] for row in cursor.fetchall())
+        assert "crm_deal USING" in plan and "(owner_id=?)" in plan, plan
+    assert "IS NULL" not in str(deals.query)
