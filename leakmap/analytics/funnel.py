@@ -176,9 +176,13 @@ def medians_by_sorting(scope: Scope, stages: Stages) -> dict[int, float | None]:
         return {}
     qn = connection.ops.quote_name
     values = ", ".join(f"({int(g)}, {int(o)})" for g, o in steps)
-    entries = history_in_scope(
-        StageChange.objects.filter(at__lte=scope.now, reach_seconds__isnull=False), scope
-    ).values("reached_before", "to_stage_id", "reach_seconds")
+    entries = (
+        history_in_scope(
+            StageChange.objects.filter(at__lte=scope.now, reach_seconds__isnull=False), scope
+        )
+        .values("reached_before", "to_stage_id", "reach_seconds")
+        .order_by()
+    )
     entries_sql, entries_params = entries.query.sql_with_params()
     reaching = (
         f"SELECT s.column1 AS g, e.reach_seconds / 86400.0 AS v"
