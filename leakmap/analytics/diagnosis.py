@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -485,16 +486,26 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
     return out
 
 
-def _peers(inp: DiagnosisInput, rep: RepCounts) -> list[RepCounts]:
-    """The rest of the rep's team; everyone else when the team is only them."""
-    team = [r for r in inp.reps if r is not rep and r.team is not None and r.team == rep.team]
-    return team or [r for r in inp.reps if r is not rep]
+def _peers(inp: DiagnosisInput) -> Callable[[RepCounts], list[RepCounts]]:
+    """peers(rep): the rest of the rep's team; everyone else when the team is only them. The
+    teams are sorted out once (asked per rep of 250, the lists cost 250² comparisons)."""
+    teams: dict[str, list[RepCounts]] = {}
+    for r in inp.reps:
+        if r.team is not None:
+            teams.setdefault(r.team, []).append(r)
+
+    def peers(rep: RepCounts) -> list[RepCounts]:
+        team = [r for r in teams.get(rep.team, []) if r is not rep] if rep.team is not None else []
+        return team or [r for r in inp.reps if r is not rep]
+
+    return peers
 
 
 def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
     out = []
+    peers_of = _peers(inp)
     for rep in inp.reps:
-        peers = _peers(inp, rep)
+        peers = peers_of(rep)
         if not peers:
             continue
         scope = {"type": "owner", "key": rep.owner}
@@ -1064,8 +1075,9 @@ def coaching(inp: DiagnosisInput) -> list[CoachingSheet]:
     """Per rep, for one-on-ones: the rep's share of deals reaching each stage beside the rest of
     the team's, follow-ups per deal beside the best peer's, top lost reasons with notes."""
     sheets = []
+    peers_of = _peers(inp)
     for rep in inp.reps:
-        peers = _peers(inp, rep)
+        peers = peers_of(rep)
 
         # reached counts per stage are not kept per key on RepCounts beyond the two the checks
         # use, so the sheet shows lead→deal, deal→proposal, proposal→negotiation, negotiation→won.
