@@ -155,27 +155,36 @@ def insert_rows(
             value = f.get_default()
         rest_values.append(f.get_db_prep_save(value, connection))
     names = [f.column for f in fields] + [f.column for f in rest]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        ops.quote_name(model._meta.db_table),
-        ", ".join(ops.quote_name(n) for n in names),
-        ", ".join(["%s"] * len(names)),
+    row = "({})".format(", ".join(["%s"] * len(names)))
+    sql = "INSERT INTO {} ({}) VALUES ".format(
+        ops.quote_name(model._meta.db_table), ", ".join(ops.quote_name(n) for n in names)
     )
     tail = tuple(rest_values)
     plain = all(c is None for c in converters)
     convert = [(i, c) for i, c in enumerate(converters) if c is not None]
     writer = _writer if background else None
+    # PostgreSQL runs an executemany as one statement per row, each firing the tallies'
+    # statement triggers: there one INSERT of many rows (up to its 65,535 parameters) instead.
+    many = writer is None and connection.vendor == "postgresql"
     if writer is not None:
         writer.check()
+        size = writer.rows_per_statement(len(names))
+    else:
+        size = min(5000, 65535 // len(names)) if many else 5000
     with connection.cursor() as cursor:
-        for part in chunks(rows, writer.rows_per_statement(len(names)) if writer else 5000):
+        for part in chunks(rows, size):
             if plain:
                 params = [tuple(r) + tail for r in part]
             else:
                 params = [_converted(r, convert) + tail for r in part]
             if writer is not None:
                 writer.insert(model._meta.db_table, names, params)
+            elif many:
+                cursor.execute(
+                    sql + ", ".join([row] * len(params)), list(chain.from_iterable(params))
+                )
             else:
-                cursor.executemany(sql, params)
+                cursor.executemany(sql + row, params)
 
 
 def _converted(row: Sequence, convert: list[tuple[int, Callable]]) -> tuple:
