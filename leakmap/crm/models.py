@@ -693,7 +693,7 @@ class StageChange(models.Model):
 class StayTally(models.Model):
     """The finished stays of the stage history per (stage, hundredth of a day): how many, and
     their whole seconds summed (StageChange.stay_seconds and stay_centidays, over the entries
-    that have one). Triggers on crm_stagechange keep it (migration 0020), as LeadTally's keep
+    that have one). Triggers on crm_stagechange keep it (migration 0021), as LeadTally's keep
     the leads': stage-time's whole company reads its few ten thousand rows instead of a grouped
     read of a million entries of the stage_stay_sorted index. A group whose stays all went is
     left with n = 0."""

@@ -145,8 +145,8 @@ def test_random_histories_keep_the_tallies(db, seed):
 
 
 def test_the_migrations_backfill_counts_the_history(rep):
-    """0020 counts the history already there with the same SQL on both databases."""
-    migration = importlib.import_module("leakmap.crm.migrations.0020_history_tally")
+    """0021 counts the history already there with the same SQL on both databases."""
+    migration = importlib.import_module("leakmap.crm.migrations.0021_history_tally")
     deal(owner=rep, created=day(0)).enters("proposal", day(2)).enters("qualification", day(3))
     deal(owner=rep, created=day(1)).enters("negotiation", day(1, hours=5)).won(day(4))
     expected = counted_from_the_history()

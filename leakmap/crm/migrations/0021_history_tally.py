@@ -205,7 +205,7 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0019_deal_tally")]
+    dependencies = [("crm", "0020_deal_stage_cover_wider")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
