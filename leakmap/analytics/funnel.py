@@ -10,9 +10,9 @@ deal without history: it counts as having been there since creation); for `won`,
 close. An entry that first takes a deal past an order keeps those seconds as a fact
 (StageChange.reach_seconds, kept by the services), so two ways give the same figures
 (tests/analytics/test_funnel_medians.py holds them equal):
-- the whole company now (an admin's default funnel) reads them pre-sorted from the
-  stage_reach_sorted index: one grouped read of (order before, stage, hour) counts, then the
-  few hours holding a median (medians_from_sorted_reach);
+- the whole company now (an admin's default funnel) reads the (order before, stage, hour)
+  counts the triggers keep in ReachTally, then the few hours holding a median pre-sorted from
+  the stage_reach_sorted index (medians_from_sorted_reach);
 - any other scope (period, team, owner, source, a rep, --as-of) sorts its own values once
   (medians_by_sorting, base.grouped_stats); its cost follows its size.
 Won deals' days to close: the whole company now walks the deal_cycle_sorted index to the
@@ -53,7 +53,14 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import NONZERO_REACH, SECONDS_PER_HOUR, Lead, Stage, StageChange
+from leakmap.crm.models import (
+    NONZERO_REACH,
+    SECONDS_PER_HOUR,
+    Lead,
+    ReachTally,
+    Stage,
+    StageChange,
+)
 
 
 @dataclass
@@ -211,19 +218,19 @@ def medians_from_sorted_reach(stages: Stages, counts: list[int]) -> dict[int, fl
     """The whole company now (base.whole_company_now), without sorting: `counts` are the
     funnel's counts of the open steps, every deal that reached each.
 
-    One grouped read of the stage_reach_sorted index gives, per (order before, stage, hour),
-    how many entries reached there after their deal's creation; a step's values are the groups
-    whose order range covers it. The step's other deals reached it at creation (in the stage
-    they were created in, or without history): 0 days each. The median's hour is found by
-    counting, and its values read from that hour's groups alone.
+    ReachTally, which triggers keep, gives per (order before, stage, hour) how many entries
+    reached there after their deal's creation (some ten thousand rows, instead of a grouped
+    read of every entry of the stage_reach_sorted index); a step's values are the groups whose
+    order range covers it. The step's other deals reached it at creation (in the stage they
+    were created in, or without history): 0 days each. The median's hour is found by counting,
+    and its values read from that hour's groups alone, from the index.
     """
     steps = step_ranges(stages)
     by_hour: dict[int, dict[int, int]] = {i: {} for i, _o in steps}
     groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (step, hour) → its groups
     for before, stage_id, hour, n in plain_rows(
-        StageChange.objects.filter(NONZERO_REACH)
-        .values_list("reached_before", "to_stage_id", "reach_hours")
-        .annotate(n=Count("reach_seconds"))
+        ReachTally.objects.filter(n__gt=0)
+        .values_list("reached_before", "to_stage_id", "reach_hours", "n")
         .order_by("reached_before", "to_stage_id", "reach_hours")
     ):
         reached = stages.by_id[stage_id].order

@@ -1033,8 +1033,12 @@ class StageHistoryImporter(Importer):
                 created[deal_id] = created_at
         self.updated = len(histories)  # deals whose history was replaced
         if self.writing:
-            # Most deals' facts are rewritten: the deal tally is recounted once instead.
-            with bulk.tallies_recounted(deals=len(histories) > TALLY_RECOUNT_FROM):
+            # Many deals' facts and history entries are rewritten: their tallies are recounted
+            # once instead.
+            entries = sum(len(h) for h in histories.values())
+            with bulk.tallies_recounted(
+                deals=len(histories) > TALLY_RECOUNT_FROM, history=entries > TALLY_RECOUNT_FROM
+            ):
                 bulk.stage_history_replace(histories, created)
 
     def summary(self) -> dict[str, int]:

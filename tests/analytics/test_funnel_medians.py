@@ -24,7 +24,7 @@ from leakmap.analytics.funnel import (
     step_totals_of_every_deal,
 )
 from leakmap.crm import services
-from leakmap.crm.models import Deal, Stage, StageChange
+from leakmap.crm.models import Deal, ReachTally, Stage, StageChange
 from tests.analytics.journeys import day, deal
 from tests.analytics.test_properties import SETTINGS, random_company
 
@@ -183,3 +183,19 @@ def test_an_imported_history_keeps_the_reaches_the_database_computes(
     assert [r for _pk, r in kept] == [0, 2 * 86400 + 5 * 3600, 0, fraction_reach, 6 * 86400]
     services.stage_entries_refresh_facts()
     assert reaches() == kept
+
+
+def test_the_reaches_of_deleted_deals_are_gone_from_both_ways(rep):
+    """A deleted deal's reaches leave their ReachTally groups, some with none left (n = 0):
+    the sorted reaches must read as if they had never been."""
+    deal(owner=rep, created=day(0)).enters("proposal", day(3)).enters("negotiation", day(4))
+    deal(owner=rep, created=day(0)).enters("verbal", day(6))
+    gone = deal(owner=rep, created=day(0)).enters("proposal", day(1, hours=5))
+    gone.enters("negotiation", day(2)).won(day(2, hours=7))
+    services.deal_delete(deal=gone.deal)
+    assert ReachTally.objects.filter(n=0).exists()
+    sorted_reach, by_sorting = both_ways(scope_at(day(10)))
+    assert sorted_reach == by_sorting
+    stages = load_stages()
+    by_key = {s.key: sorted_reach[i] for i, s in enumerate(stages.open)}
+    assert by_key["proposal"] == 4.5  # 3 and 6 days

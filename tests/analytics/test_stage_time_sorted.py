@@ -16,7 +16,8 @@ from leakmap.analytics.stage_time import (
     summaries_by_sorting,
     summaries_from_sorted_stays,
 )
-from leakmap.crm.models import StageChange
+from leakmap.crm import services
+from leakmap.crm.models import StageChange, StayTally
 from tests.analytics.journeys import day, deal
 from tests.analytics.test_properties import SETTINGS, random_company
 
@@ -100,3 +101,19 @@ def test_a_stay_of_exactly_some_hundredths_of_a_day_is_bucketed_alike(rep):
     by_sorting = summaries_by_sorting(scope, stages)
     assert by_sorting[qualification.id].km_median == 0.29  # half the stays end at 0.29 days
     assert summaries_from_sorted_stays(scope, stages) == by_sorting
+
+
+def test_the_stays_of_deleted_deals_are_gone_from_both_ways(rep):
+    """A deleted deal's stays leave their StayTally groups, some with none left (n = 0): the
+    sorted stays must read as if they had never been."""
+    deal(owner=rep, created=day(0)).enters("proposal", day(3)).enters("negotiation", day(4))
+    gone = deal(owner=rep, created=day(0)).enters("proposal", day(1, hours=5))
+    gone.enters("negotiation", day(2)).won(day(2, hours=7))
+    services.deal_delete(deal=gone.deal)
+    assert StayTally.objects.filter(n=0).exists()
+    scope = scope_at(day(5))
+    stages = load_stages()
+    by_sorting = summaries_by_sorting(scope, stages)
+    assert summaries_from_sorted_stays(scope, stages) == by_sorting
+    proposal = next(s for s in stages.open if s.key == "proposal")
+    assert by_sorting[proposal.id].stats.n == 1
