@@ -63,7 +63,16 @@ from leakmap.analytics.significance import holm, proportion_p_value
 from leakmap.analytics.sources import leads_per_source
 from leakmap.analytics.sources import sources as sources_report
 from leakmap.analytics.stuck import over_sla_q
-from leakmap.crm.models import Deal, Lead, LeadStatus, LeadTally, LostReason, Source, StageKind
+from leakmap.crm.models import (
+    Deal,
+    Lead,
+    LeadStatus,
+    LeadTally,
+    LostReason,
+    LostTally,
+    Source,
+    StageKind,
+)
 
 ALPHA = 0.05
 MIN_SAMPLE = 5  # below this a subject is not compared at all
@@ -957,29 +966,30 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
 
 def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
     """(owner id, lost reason id, deals, with notes, with a competitor) of the deals lost after
-    reaching the stage of `order`. Every deal now: on the deals' own facts, so the reached-order
-    index narrows the lost deals to those."""
+    reaching the stage of `order`: every deal now from the lost tally, else from the deals."""
     aggs = {
         "n": Count("id"),
         "notes": Count("id", filter=~Q(lost_notes="")),
         "rival": Count("id", filter=Q(competitor__isnull=False)),
     }
     if every_deal_now(scope):
-        # Stage, owner and reason as `+ 0`: the (reached order, stage) index then narrows to
-        # the few deals lost late, instead of the stage or the reason index handing over
-        # every lost deal, each read from the table.
-        return list(
-            Deal.objects.annotate(
-                o=unindexed("owner_id"),
-                reason=unindexed("lost_reason_id"),
-                st_stage=unindexed("stage_id"),
+        # From the lost tally the database keeps: a few hundred groups instead of each late
+        # lost deal's row (~75 -> ~5 ms at a million leads).
+        return [
+            (owner or None, reason or None, n, notes, rival)
+            for owner, reason, n, notes, rival in LostTally.objects.filter(
+                stage_id__in=stages.lost_ids, reached_order__gte=order
             )
-            .filter(st_stage__in=stages.lost_ids, reached_order__gte=order)
-            .values("o", "reason")
-            .annotate(**aggs)
+            .values("owner_key", "lost_reason_key")
+            .annotate(
+                n=whole_sum("n"),
+                notes=whole_sum("with_notes"),
+                rival=whole_sum("with_competitor"),
+            )
+            .filter(n__gt=0)
             .order_by()
-            .values_list("o", "reason", "n", "notes", "rival")
-        )
+            .values_list("owner_key", "lost_reason_key", "n", "notes", "rival")
+        ]
     # The reason as `+ 0` here too: grouped by the plain column, SQLite walks the reason index
     # over every deal for its order (450 ms for a manager's team at a million leads).
     return list(

@@ -390,7 +390,16 @@ TALLY_RECOUNTS = {
             " sum(CAST(ROUND(d.amount * 100) AS INTEGER)), sum(d.follow_up_count),"
             " COALESCE(sum(d.cycle_seconds), 0), count(d.cycle_seconds)"
             " FROM crm_deal AS d GROUP BY 1, 2, 3, 4, 5",
-        )
+        ),
+        (
+            "crm_losttally",
+            "INSERT INTO crm_losttally (owner_key, stage_id, reached_order, lost_reason_key, n,"
+            " with_notes, with_competitor)"
+            " SELECT COALESCE(d.owner_id, 0), d.stage_id, d.reached_order,"
+            " COALESCE(d.lost_reason_id, 0), count(*),"
+            " sum(CASE WHEN d.lost_notes <> '' THEN 1 ELSE 0 END), count(d.competitor_id)"
+            " FROM crm_deal AS d GROUP BY 1, 2, 3, 4",
+        ),
     ],
     # Each a walk of the sorted index whose condition it repeats (~0.3 s at a million leads).
     "history": [

@@ -613,6 +613,33 @@ class DealTally(models.Model):
         return f"{self.owner_key}/{self.stage_id}/{self.reached_order}: {self.n}"
 
 
+class LostTally(models.Model):
+    """Deals per (owner, stage, reached order, lost reason), with how many carry lost notes
+    and how many a competitor. Triggers on crm_deal keep it (migration 0022), as DealTally's;
+    the diagnosis reads the deals lost after negotiation of the whole company from it (per rep
+    and reason) instead of reading each such deal's row. Every deal is counted, the open and
+    won ones under reason 0, so the tally does not depend on which stages are of kind lost."""
+
+    owner_key = models.BigIntegerField()  # 0: none
+    stage_id = models.BigIntegerField()
+    reached_order = models.IntegerField()
+    lost_reason_key = models.BigIntegerField()  # 0: none
+    n = models.BigIntegerField()
+    with_notes = models.BigIntegerField()  # lost_notes not empty
+    with_competitor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_key", "stage_id", "reached_order", "lost_reason_key"],
+                name="lost_tally_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_key}/{self.stage_id}/{self.reached_order}/{self.lost_reason_key}"
+
+
 class StageChange(models.Model):
     """One entry of a deal into a stage. The newest entry is always the deal's current stage."""
 
