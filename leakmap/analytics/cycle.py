@@ -19,8 +19,9 @@ Then the owners' names in one query.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
-from django.db import connection
 from django.db.models import F, Value
 from django.utils.translation import gettext as _
 
@@ -33,6 +34,7 @@ from leakmap.analytics.base import (
     every_deal_now,
     grouped_stats,
     load_stages,
+    plain_rows,
     register,
     stats_at_ranks,
     usernames,
@@ -68,36 +70,24 @@ def stats_by_sorting(scope: Scope, stages) -> tuple[dict[int, Stats], Stats | No
 
 
 def stats_from_sorted_cycles(stages) -> tuple[dict[int, Stats], Stats | None]:
-    """Every won deal now: each rep's won deals numbered in the deal_cycle_by_owner index's
-    order (one window, so SQLite walks the index instead of sorting), keeping the rows at the
-    ranks the statistics need; the overall figures from base.won_cycle_stats.
+    """Every won deal now: the won deals' seconds to close in (owner, seconds) order, walked
+    from the deal_cycle_by_owner index without a sort, and each rep's ranks picked from their
+    run of it here; the overall figures from base.won_cycle_stats.
 
-    Hand-written because Django's filter on window results numbered and counted in separate
-    windows, which SQLite sorted twice (172 ms against 42 at a million leads)."""
+    One plain read: a window numbering each rep's deals in SQL took ~125 ms at a million leads
+    (58k won deals), this ~40 ms — fetching the bare numbers costs less than SQLite's window
+    bookkeeping."""
     stats: dict[int, Stats] = {}
-    if stages.won_ids:
-        qn = connection.ops.quote_name
-        won = ", ".join(str(int(pk)) for pk in stages.won_ids)  # ids of ours, not input
-        whole = "w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
-        sql = f"""
-            SELECT owner_id, rn, n, total, cycle_seconds FROM (
-                SELECT owner_id, cycle_seconds, ROW_NUMBER() OVER w AS rn,
-                       COUNT(*) OVER ({whole}) AS n, SUM(cycle_seconds) OVER ({whole}) AS total
-                FROM {qn(Deal._meta.db_table)}
-                WHERE stage_id IN ({won}) AND cycle_seconds IS NOT NULL
-                WINDOW w AS (PARTITION BY owner_id ORDER BY cycle_seconds)
-            ) ranked
-            WHERE rn IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)  -- base.order_ranks
-        """
-        at_rank: dict[int, dict[int, float]] = {}
-        sizes: dict[int, tuple[int, int]] = {}
-        with connection.cursor() as cur:
-            cur.execute(sql)
-            for owner_id, rank, n, total, seconds in cur.fetchall():
-                at_rank.setdefault(owner_id, {})[rank] = seconds / 86400
-                sizes[owner_id] = (n, total)
-        for owner_id, (n, total) in sizes.items():
-            stats[owner_id] = stats_at_ranks(n, total, at_rank[owner_id].__getitem__)
+    rows = plain_rows(
+        Deal.objects.filter(stage_id__in=stages.won_ids, cycle_seconds__isnull=False)
+        .values_list("owner_id", "cycle_seconds")
+        .order_by("owner_id", "cycle_seconds")
+    )
+    for owner_id, run in groupby(rows, key=itemgetter(0)):
+        seconds = [s for _owner, s in run]
+        stats[owner_id] = stats_at_ranks(
+            len(seconds), sum(seconds), lambda rank, s=seconds: s[rank - 1] / 86400
+        )
     return stats, won_cycle_stats(stages)
 
 
