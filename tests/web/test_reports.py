@@ -116,6 +116,18 @@ def test_its_owner_filter_lists_only_visible_people_escaped_with_the_chosen_one_
     assert 'value="alice"' in html and 'value="mallory"' not in html  # the outsider
 
 
+def test_its_tables_format_each_cell_by_kind_and_escape_names(login, company, rep, manager):
+    rep.display_name = "<i>艾丽丝</i>"
+    rep.save()
+    LostReason.objects.filter(name="价格过高").update(name="价格<过高>")
+    html = login(manager).get(reverse("report", args=["owners"])).content.decode()
+    assert "<td>&lt;i&gt;艾丽丝&lt;/i&gt;</td>" in html and "<i>艾丽丝" not in html
+    assert '<td class="num">¥30,000.00</td>' in html  # alice's won amount, in money
+    assert '<td class="num">50.0%</td>' in html  # alice's win rate: one of two closed
+    html = login(manager).get(reverse("report", args=["lost-reasons"])).content.decode()
+    assert "<td>价格&lt;过高&gt;</td>" in html
+
+
 def test_it_explains_a_backwards_period(login, company, rep):
     response = login(rep).get(
         reverse("report", args=["funnel"]), {"date_from": "2026-03-01", "date_to": "2026-01-01"}

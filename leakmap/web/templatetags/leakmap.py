@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from html import escape
 
 from django import template
 from django.conf import settings
 from django.template import TemplateDoesNotExist
 from django.utils import translation
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -79,6 +81,40 @@ def pct(value, places: int = 1) -> str:
     if number is None:
         return "–"
     return f"{number * 100:.{int(places)}f}%"
+
+
+@register.filter
+def table_cell(cell) -> str:
+    """One report table cell as its <td>, formatted by its column's kind (numbers right-aligned).
+    A filter, not an included template and tags per cell: the owners table of 250 reps has
+    2,250 cells, and an include each cost ~100 ms of the page."""
+    if isinstance(cell, dict):  # the body's extra tables hold their cells as dicts
+        value, kind = cell["value"], cell["kind"]
+    else:
+        value, kind = cell.value, cell.kind
+    if value is None:
+        text = "–"
+    elif kind == "money":
+        text = money(value)
+    elif kind == "rate":
+        text = pct(value)
+    elif kind == "int":
+        text = num(value)
+    elif kind == "days":
+        text = num(value, 1)
+    elif kind == "map":
+        text = " ".join(
+            f'<span class="badge">{escape(str(k))} {escape(str(v))}</span>'
+            for k, v in value.items()
+        )
+        return mark_safe(f"<td>{text}</td>")
+    else:
+        text = str(value)
+    numeric = kind not in ("text", "map")
+    # html.escape is what Django's escape() does, without its lazy-string wrapper per call.
+    return mark_safe(
+        f'<td class="num">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
+    )
 
 
 @register.filter
