@@ -311,6 +311,29 @@ def test_it_moves_a_deal_from_the_board_and_answers_with_the_new_board(login, re
     assert rep_deal.stage_changes.last().by == rep
 
 
+def test_the_board_counts_every_open_deal_and_the_closes_of_the_last_30_days(login, rep):
+    from django.utils import timezone
+
+    now = timezone.now()
+    old_win = make_deal(owner=rep, amount=Decimal("100"), created_at=now - dt.timedelta(days=90))
+    services.deal_close_won(deal=old_win, at=now - dt.timedelta(days=40))
+    recent_win = make_deal(owner=rep, amount=Decimal("200"), created_at=now - dt.timedelta(days=9))
+    services.deal_close_won(deal=recent_win, at=now - dt.timedelta(days=2))
+    lost = make_deal(owner=rep, amount=Decimal("300"), created_at=now - dt.timedelta(days=9))
+    services.deal_close_lost(deal=lost, lost_reason=lost_reason(), at=now - dt.timedelta(days=1))
+    reopened = make_deal(owner=rep, amount=Decimal("400"), created_at=now - dt.timedelta(days=90))
+    services.deal_close_won(deal=reopened, at=now - dt.timedelta(days=50))
+    services.deal_move(deal=Deal.objects.get(pk=reopened.pk), stage=stage("proposal"), at=now)
+    make_deal(owner=rep, amount=Decimal("500"))
+
+    columns = {c["stage"].key: c for c in login(rep).get(reverse("deal_board")).context["columns"]}
+    shown = {k: (c["count"], c["amount"], [d.pk for d in c["cards"]]) for k, c in columns.items()}
+    assert shown["won"] == (1, Decimal("200"), [recent_win.pk])
+    assert shown["lost"] == (1, Decimal("300"), [lost.pk])
+    assert shown["proposal"] == (1, Decimal("400"), [reopened.pk])
+    assert shown["qualification"][:2] == (1, Decimal("500"))
+
+
 def test_it_explains_a_refused_move_and_leaves_the_card_where_it_was(login, rep):
     deal = make_deal(owner=rep, expected_close_date=None)
     response = login(rep).post(
