@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leakmap.crm import services
-from leakmap.crm.models import Deal, DealTally, Lead, Stage
+from leakmap.crm.models import Deal, DealTally, Lead, LostTally, Stage
 from tests.analytics.test_properties import SETTINGS, random_company
 from tests.exchange.helpers import run_import, write
 from tests.factories import (
@@ -139,18 +139,22 @@ def test_imports_and_refreshes_keep_the_tally(tmp_path, rep):
 
 @given(seed=st.integers(0, 10_000))
 @SETTINGS
-def test_random_histories_keep_the_tally(db, seed):
+def test_random_histories_keep_both_deal_tallies(db, seed):
+    from tests.crm.test_lost_tally import assert_tally_matches as assert_lost_tally_matches
+
     with random_company(seed, max_deals=25):
         assert_tally_matches()
+        assert_lost_tally_matches()
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-def test_truncate_empties_the_tally(rep):
+def test_truncate_empties_both_deal_tallies(rep):
     make_deal(owner=rep)
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE crm_deal CASCADE")
     assert not tallied()
+    assert not LostTally.objects.exists()
 
 
 @pytest.mark.parametrize("recount", [False, True], ids=["triggers", "recounted"])
