@@ -967,11 +967,6 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
 def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
     """(owner id, lost reason id, deals, with notes, with a competitor) of the deals lost after
     reaching the stage of `order`: every deal now from the lost tally, else from the deals."""
-    aggs = {
-        "n": Count("id"),
-        "notes": Count("id", filter=~Q(lost_notes="")),
-        "rival": Count("id", filter=Q(competitor__isnull=False)),
-    }
     if every_deal_now(scope):
         # From the lost tally the database keeps: a few hundred groups instead of each late
         # lost deal's row (~75 -> ~5 ms at a million leads).
@@ -990,6 +985,11 @@ def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
             .order_by()
             .values_list("owner_key", "lost_reason_key", "n", "notes", "rival")
         ]
+    aggs = {
+        "n": Count("id"),
+        "notes": Count("id", filter=~Q(lost_notes="")),
+        "rival": Count("id", filter=Q(competitor__isnull=False)),
+    }
     # The reason as `+ 0` here too: grouped by the plain column, SQLite walks the reason index
     # over every deal for its order (450 ms for a manager's team at a million leads).
     return list(

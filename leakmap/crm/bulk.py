@@ -365,7 +365,8 @@ def indexes_deferred(model, *, keep: Sequence[str] = ()):
             cursor.execute(sql)
 
 
-# The tallies counted anew, as their SQLite triggers count them (migrations 0018, 0019, 0021):
+# The tallies counted anew, as their SQLite triggers count them (migrations 0018, 0019, 0021,
+# 0022):
 # per switch, each tally's table and the statement that fills it.
 _WITHIN_DAY = WholeSecondsBetween.sql_text("sqlite", "l.first_contacted_at", "l.created_at")
 TALLY_RECOUNTS = {

@@ -492,8 +492,9 @@ class Deal(models.Model):
                 ],
                 name="deal_stage_cover",
             ),
-            # The funnel of the whole company: deals counted and summed per (reached order,
-            # stage) from this index in its order (about 100 -> 20 ms at a million leads).
+            # Deals per (reached order, stage) in order. Its reader was the funnel of the whole
+            # company, which now adds up the deal tally (DealTally) instead; kept until the
+            # plans of the filtered reports are checked without it.
             models.Index(fields=["reached_order", "stage", "amount"], name="deal_reach_cover"),
             # The sources report's deals of the whole company, grouped by their lead's source.
             models.Index(

@@ -110,11 +110,9 @@ def table_cell(cell) -> str:
         return mark_safe(f"<td>{text}</td>")
     else:
         text = str(value)
-    numeric = kind not in ("text", "map")
     # html.escape is what Django's escape() does, without its lazy-string wrapper per call.
-    return mark_safe(
-        f'<td class="num">{escape(text)}</td>' if numeric else f"<td>{escape(text)}</td>"
-    )
+    td = "<td>" if kind == "text" else '<td class="num">'
+    return mark_safe(f"{td}{escape(text)}</td>")
 
 
 @register.filter

@@ -88,7 +88,7 @@ def board_context(request, error: str = "") -> dict:
         .annotate(**sums)
     )
     totals = {
-        row["stage_id"]: row
+        row["stage_id"]: row  # a UNION's rows take the first query's column names
         for row in open_totals.order_by().union(closed_totals.order_by(), all=True)
     }
     columns = []

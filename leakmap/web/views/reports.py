@@ -50,6 +50,11 @@ CATEGORY_LABELS = {
     "negotiation": gettext_lazy("Deals dying in negotiation"),
     "channel_mix": gettext_lazy("Spend on channels that do not pay"),
 }
+SEVERITY_LABELS = {
+    "high": gettext_lazy("High"),
+    "medium": gettext_lazy("Medium"),
+    "low": gettext_lazy("Low"),
+}
 
 
 class ReportFilterForm(forms.Form):
@@ -438,6 +443,7 @@ def diagnosis(request):
             {
                 "f": f,
                 "category_label": CATEGORY_LABELS.get(f.category, f.category),
+                "severity_label": SEVERITY_LABELS.get(f.severity, SEVERITY_LABELS["low"]),
                 "metric_label": metric_label(f.metric),
                 "is_rate": f.metric.endswith(("_rate", "_share")),
                 "chart": to_jsonable(
