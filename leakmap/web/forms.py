@@ -3,9 +3,12 @@ ValidationErrors are mapped back onto these fields (views.common.apply_errors)."
 
 from __future__ import annotations
 
+import html
+
 from django import forms
+from django.forms.models import ModelChoiceIterator
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -27,24 +30,49 @@ from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
 class QuickSelect(forms.Select):
     """A plain <select> written in Python. Django renders each option through a template,
     about 11 ms for the 280 owners of a large company's filter form, on every list and report
-    page; this writes the same markup (escaped, the chosen value selected) in well under 1 ms."""
+    page; this writes the same markup (escaped, the chosen value selected) with the standard
+    library's escape, ~10x faster than format_html per option."""
 
     def render(self, name, value, attrs=None, renderer=None):
         chosen = {str(v) for v in self.format_value(value)}
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (v, mark_safe(" selected") if str(v) in chosen else "", label)
-                for v, label in self.choices
-            ),
+        options = "".join(
+            f'<option value="{_escaped(v)}"{" selected" if str(v) in chosen else ""}>'
+            f"{_escaped(label)}</option>"
+            for v, label in self.choices
         )
         return format_html(
             '<select name="{}"{}>{}</select>',
             name,
             flatatt(self.build_attrs(self.attrs, attrs)),
-            options,
+            mark_safe(options),
         )
+
+
+def _escaped(text) -> str:
+    """conditional_escape without its lazy wrapper: text already marked safe stays as it is."""
+    if hasattr(text, "__html__"):
+        return text.__html__()
+    return html.escape(str(text))
+
+
+class PeopleChoiceIterator(ModelChoiceIterator):
+    """A person picker's choices from three columns instead of a whole User per person (about
+    17 ms for the 280 people of a large company, on every list and report page). The label is
+    User.__str__: the display name, else the username."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        key = self.field.to_field_name or "pk"
+        for value, username, display in self.queryset.values_list(key, "username", "display_name"):
+            yield (value, display or username)
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    """An owner filter: the people in its queryset, by pk or by `to_field_name`."""
+
+    iterator = PeopleChoiceIterator
+    widget = QuickSelect
 
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -93,10 +121,13 @@ class LeadForm(forms.Form):
 class LeadFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False)
     source = forms.ModelChoiceField(
-        queryset=Source.objects.all(), required=False, label=_("Source")
+        queryset=Source.objects.all(), required=False, label=_("Source"), widget=QuickSelect
     )
     status = forms.ChoiceField(
-        choices=[("", _("Any status"))] + LeadStatus.choices, required=False, label=_("Status")
+        choices=[("", _("Any status"))] + LeadStatus.choices,
+        required=False,
+        label=_("Status"),
+        widget=QuickSelect,
     )
     created_from = forms.DateField(label=_("Created from"), required=False, widget=DATE)
     created_to = forms.DateField(label=_("Created to"), required=False, widget=DATE)
@@ -105,8 +136,8 @@ class LeadFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["source"].empty_label = _("Any source")
         if user.is_admin or user.is_manager:
-            self.fields["owner"] = forms.ModelChoiceField(
-                queryset=visible_users(user), required=False, label=_("Owner"), widget=QuickSelect
+            self.fields["owner"] = PersonChoiceField(
+                queryset=visible_users(user), required=False, label=_("Owner")
             )
             self.fields["owner"].empty_label = _("Anyone")
 
@@ -195,9 +226,11 @@ class LostForm(forms.Form):
 class DealFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False)
     source = forms.ModelChoiceField(
-        queryset=Source.objects.all(), required=False, label=_("Source")
+        queryset=Source.objects.all(), required=False, label=_("Source"), widget=QuickSelect
     )
-    stage = forms.ModelChoiceField(queryset=Stage.objects.all(), required=False, label=_("Stage"))
+    stage = forms.ModelChoiceField(
+        queryset=Stage.objects.all(), required=False, label=_("Stage"), widget=QuickSelect
+    )
     created_from = forms.DateField(label=_("Created from"), required=False, widget=DATE)
     created_to = forms.DateField(label=_("Created to"), required=False, widget=DATE)
 
@@ -208,8 +241,8 @@ class DealFilterForm(forms.Form):
         # A lazy queryset: no query unless the field is rendered (the board drops it).
         self.fields["stage"].queryset = Stage.objects.filter(pipeline__is_default=True)
         if user.is_admin or user.is_manager:
-            self.fields["owner"] = forms.ModelChoiceField(
-                queryset=visible_users(user), required=False, label=_("Owner"), widget=QuickSelect
+            self.fields["owner"] = PersonChoiceField(
+                queryset=visible_users(user), required=False, label=_("Owner")
             )
             self.fields["owner"].empty_label = _("Anyone")
 

@@ -26,7 +26,7 @@ from leakmap.analytics.base import to_jsonable
 from leakmap.analytics.diagnosis import metric_label
 from leakmap.analytics.render import render_csv
 from leakmap.crm.models import Source
-from leakmap.web.forms import DATE, QuickSelect
+from leakmap.web.forms import DATE, PersonChoiceField, QuickSelect
 
 # Report pages in menu order: URL name → title.
 # Rows a report page shows; the CSV/XLSX downloads have them all.
@@ -60,21 +60,22 @@ SEVERITY_LABELS = {
 class ReportFilterForm(forms.Form):
     date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=DATE)
     date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=DATE)
-    owner = forms.ModelChoiceField(
-        queryset=None,
-        to_field_name="username",
-        required=False,
-        label=gettext_lazy("Owner"),
-        widget=QuickSelect,
+    owner = PersonChoiceField(
+        queryset=None, to_field_name="username", required=False, label=gettext_lazy("Owner")
     )
     team = forms.ModelChoiceField(
-        queryset=None, to_field_name="name", required=False, label=gettext_lazy("Team")
+        queryset=None,
+        to_field_name="name",
+        required=False,
+        label=gettext_lazy("Team"),
+        widget=QuickSelect,
     )
     source = forms.ModelChoiceField(
         queryset=Source.objects.all(),
         to_field_name="name",
         required=False,
         label=gettext_lazy("Source"),
+        widget=QuickSelect,
     )
 
     def __init__(self, *args, user, periods: bool = True, **kwargs):
