@@ -27,12 +27,18 @@ PAGES = [
     ("Lead search", "/leads/?q=%E6%9D%8E"),
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
+    ("Account list", "/accounts/"),
+    ("Contact list", "/contacts/"),
+    ("Contact list, page 100", "/contacts/?page=100"),
+    ("Contact search", "/contacts/?q=%E6%9D%8E"),
     ("Diagnosis", "/reports/diagnosis/"),
     ("Weekly review", "/reports/weekly/"),
     ("Report: {name}", "report:{name}"),  # one row per report page of the web app (below)
-    # Detail pages: the newest lead and deal the user may see (filled in per user below).
+    # Detail pages: the newest record of each kind the user may see (filled in per user below).
     ("Lead detail", "lead:{lead}"),
     ("Deal detail", "deal:{deal}"),
+    ("Account detail", "account:{account}"),
+    ("Contact detail", "contact:{contact}"),
 ]
 
 
@@ -80,13 +86,17 @@ def main() -> int:
                 results[name].append("–")
             continue
         client.force_login(user)
-        newest_lead = selectors.visible_leads(user).order_by("-pk").values_list("pk", flat=True)
-        newest_deal = selectors.visible_deals(user).order_by("-pk").values_list("pk", flat=True)
+        newest = {
+            "lead": selectors.visible_leads(user),
+            "deal": selectors.visible_deals(user),
+            "account": selectors.visible_accounts(user),
+            "contact": selectors.visible_contacts(user),
+        }
         for name, url in pages:
-            if url.startswith("lead:"):
-                url = f"/leads/{newest_lead.first()}/"
-            elif url.startswith("deal:"):
-                url = f"/deals/{newest_deal.first()}/"
+            kind = url.split(":")[0]
+            if kind in newest:
+                pk = newest[kind].order_by("-pk").values_list("pk", flat=True).first()
+                url = f"/{kind}s/{pk}/"
             client.get(url)  # warm-up: caches, first-time imports
             times = []
             for _ in range(args.repeat):

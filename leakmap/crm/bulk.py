@@ -635,9 +635,14 @@ def _insert_returning_ids(model, columns: list[str], rows: list[tuple], keys: in
 
 
 def accounts_get_or_create(
-    names: set[str], *, created_at: dict[str, dt.datetime], cache: NameCache | None = None
+    names: set[str],
+    *,
+    created_at: dict[str, dt.datetime],
+    owner: dict[str, int | None],
+    cache: NameCache | None = None,
 ) -> dict:
-    """Account name → id, creating those that do not exist (the oldest one wins a name)."""
+    """Account name → id, creating those that do not exist (the oldest one wins a name); a new
+    one is created at `created_at[name]` for `owner[name]`, as a conversion would."""
     cache = cache or NameCache()
     found = cache.accounts
     wanted = sorted(n for n in names if n not in found)
@@ -646,8 +651,8 @@ def accounts_get_or_create(
             Account.objects.filter(name__in=part).order_by("-id").values_list("name", "id")
         ):
             found[name] = pk
-    missing = [(n, created_at[n]) for n in wanted if n not in found]
-    created = _insert_returning_ids(Account, ["name", "created_at"], missing, 1)
+    missing = [(n, created_at[n], owner[n]) for n in wanted if n not in found]
+    created = _insert_returning_ids(Account, ["name", "created_at", "owner_id"], missing, 1)
     found.update(created)
     cache.complete.update(created.values())  # a new account has no contacts yet
     return {n: found[n] for n in names}
@@ -657,9 +662,11 @@ def contacts_get_or_create(
     keys: set[tuple[int | None, str]],
     *,
     created_at: dict[tuple[int | None, str], dt.datetime],
+    owner: dict[tuple[int | None, str], int | None],
     cache: NameCache | None = None,
 ) -> dict:
-    """(account id, contact name) → id, creating the missing ones (the oldest one wins)."""
+    """(account id, contact name) → id, creating the missing ones (the oldest one wins) at
+    `created_at[key]` for `owner[key]`."""
     cache = cache or NameCache()
     found = cache.contacts
     # By account (an indexed foreign key), once per account; contacts without one by name.
@@ -681,11 +688,13 @@ def contacts_get_or_create(
         ):
             found[(None, name)] = pk
     missing = [
-        (k[0], k[1], created_at[k])
+        (k[0], k[1], created_at[k], owner[k])
         # Not `keys - found.keys()`: that walks every contact found so far, per batch.
         for k in sorted((k for k in keys if k not in found), key=lambda k: (k[0] or 0, k[1]))
     ]
-    found.update(_insert_returning_ids(Contact, ["account_id", "name", "created_at"], missing, 2))
+    found.update(
+        _insert_returning_ids(Contact, ["account_id", "name", "created_at", "owner_id"], missing, 2)
+    )
     return {k: found[k] for k in keys}
 
 

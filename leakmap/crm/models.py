@@ -218,6 +218,8 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The contact list's order: its first page of 300k contacts without sorting them all.
+        indexes = [models.Index(fields=["name", "id"], name="contact_name_order")]
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
 

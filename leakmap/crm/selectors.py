@@ -33,17 +33,26 @@ def visible_accounts(user: User) -> QuerySet[Account]:
     q = owner_filter(user)
     if q == Q():
         return Account.objects.all()
-    deal_q = owner_filter(user, "deals__owner")
     return Account.objects.filter(
-        pk__in=Account.objects.filter(q | deal_q).values("pk")
+        q | Q(pk__in=_of_visible_deals(user, "account_id"))
     ).select_related("industry", "owner")
 
 
 def visible_contacts(user: User) -> QuerySet[Contact]:
+    """Contacts the user owns (by the visibility rule) or has a visible deal with."""
     q = owner_filter(user)
     if q == Q():
         return Contact.objects.all().select_related("account")
-    deal_q = owner_filter(user, "deals__owner")
     return Contact.objects.filter(
-        pk__in=Contact.objects.filter(q | deal_q).values("pk")
+        q | Q(pk__in=_of_visible_deals(user, "contact_id"))
     ).select_related("account")
+
+
+def _of_visible_deals(user: User, column: str) -> QuerySet:
+    """`column` of the deals the user may see, as a subquery read through the deals' owner
+    index. Joined to every deal instead (LEFT JOIN deals … WHERE owner = me OR deal owner =
+    me), SQLite read all 298k deals for a rep's accounts at a million leads (~550 ms); a
+    manager's "or unassigned" matched every record without any deal through that join."""
+    return Deal.objects.filter(
+        owner_filter(user, owner_required=True), **{f"{column}__isnull": False}
+    ).values(column)

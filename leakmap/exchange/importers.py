@@ -881,22 +881,28 @@ class DealsImporter(Importer):
                 ok.append(r)
         if not self.writing:
             return
-        # Accounts and contacts are matched by name (as a user of the file sees them).
-        account_at = {}
+        # Accounts and contacts are matched by name (as a user of the file sees them). A new
+        # one belongs to the owner of the first deal that names it, as a conversion gives them
+        # the rep's: left unassigned, it would be every manager's to see.
+        account_first = {}
         for r in ok:
             if r["account"]:
-                account_at.setdefault(r["account"], r["deal"].created_at)
+                account_first.setdefault(r["account"], r["deal"])
         accounts = bulk.accounts_get_or_create(
-            set(account_at), created_at=account_at, cache=self.names
+            set(account_first),
+            created_at={k: d.created_at for k, d in account_first.items()},
+            owner={k: d.owner_id for k, d in account_first.items()},
+            cache=self.names,
         )
-        contact_at = {}
+        contact_first = {}
         for r in ok:
             if r["contact"]:
-                contact_at.setdefault(
-                    (accounts.get(r["account"]), r["contact"]), r["deal"].created_at
-                )
+                contact_first.setdefault((accounts.get(r["account"]), r["contact"]), r["deal"])
         contacts = bulk.contacts_get_or_create(
-            set(contact_at), created_at=contact_at, cache=self.names
+            set(contact_first),
+            created_at={k: d.created_at for k, d in contact_first.items()},
+            owner={k: d.owner_id for k, d in contact_first.items()},
+            cache=self.names,
         )
         new, updates = [], []
         first_open = self.stages.first_open.pk

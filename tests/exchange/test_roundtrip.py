@@ -385,6 +385,27 @@ def test_deals_reuse_accounts_and_contacts_across_batches_and_create_the_missing
     assert (Account.objects.count(), Contact.objects.count()) == (3, 5)
 
 
+def test_new_accounts_and_contacts_of_imported_deals_belong_to_their_first_deals_owner(
+    tmp_path, rep, teammate
+):
+    """As a conversion gives them the rep's; unassigned, every manager would see them."""
+    kept = Account.objects.create(name="老客户", created_at=T0)  # found, so left as it is
+    run_import(
+        "deals",
+        write(
+            tmp_path / "d.csv",
+            "external_id,account,contact,name,stage,owner,created_at\n"
+            "D1,新客户,李总,单,qualification,bob,2026-01-08T10:00\n"
+            "D2,新客户,李总,单,qualification,alice,2026-01-09T10:00\n"
+            "D3,老客户,,单,qualification,alice,2026-01-09T10:00\n",
+        ),
+    )
+    new = Account.objects.get(name="新客户")
+    assert new.owner == teammate and Contact.objects.get(name="李总").owner == teammate
+    kept.refresh_from_db()
+    assert kept.owner is None
+
+
 def test_a_history_import_sets_the_facts_the_services_would_compute(tmp_path, rep):
     """A history import sets each deal's stage facts to the contract's values, edge cases
     included: a history of only the entry into lost, a skipped stage, a deal lost after moving
