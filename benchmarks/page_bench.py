@@ -25,12 +25,19 @@ PAGES = [
     ("Lead list", "/leads/"),
     ("Lead list, page 200", "/leads/?page=200"),
     ("Lead search", "/leads/?q=%E6%9D%8E"),
+    # A phone number and an e-mail address (the customer on the line), and text no lead has:
+    # a substring search that must read every lead to be sure (no text index yet).
+    ("Lead search, phone", "/leads/?q=13800138000"),
+    ("Lead search, e-mail", "/leads/?q=Someone%40Example.com"),
+    ("Lead search, no match", "/leads/?q=zzq"),
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
+    ("Deal search, no match", "/deals/list/?q=zzq"),
     ("Account list", "/accounts/"),
     ("Contact list", "/contacts/"),
     ("Contact list, page 100", "/contacts/?page=100"),
     ("Contact search", "/contacts/?q=%E6%9D%8E"),
+    ("Contact search, no match", "/contacts/?q=zzq"),
     ("Diagnosis", "/reports/diagnosis/"),
     ("Weekly review", "/reports/weekly/"),
     ("Report: {name}", "report:{name}"),  # one row per report page of the web app (below)

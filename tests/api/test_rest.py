@@ -220,6 +220,18 @@ def test_it_rejects_a_forged_or_foreign_cursor(as_rep, rep):
     assert fields_of(foreign) == {"cursor"}
 
 
+def test_it_finds_leads_by_e_mail_ignoring_case_and_by_phone(as_rep, rep, teammate):
+    LeadFactory(owner=rep, name="张三", email="Zhang@Example.com", phone="13800000000")
+    LeadFactory(owner=rep, name="李四", email="li@example.com", phone="13900000000")
+    LeadFactory(owner=teammate, name="王五", email="zhang@example.com")  # not the rep's
+
+    def names(**params):
+        return [i["name"] for i in as_rep.get("/leads", **params).json()["items"]]
+
+    assert names(email="ZHANG@example.com") == ["张三"]
+    assert names(phone="13900000000") == ["李四"]
+
+
 def test_it_filters_and_orders_deals(as_rep, rep):
     web = SourceFactory(name="官网")
     small = make_deal(owner=rep, amount=100, name="small", source=web)

@@ -6,10 +6,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from leakmap.crm import services
+from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal, Lead, LeadStatus, LostReason
 from tests.factories import CompetitorFactory, LeadFactory, lost_reason, make_deal, stage
 
@@ -180,6 +181,44 @@ def test_it_filters_leads_by_search_source_status_and_date(login, rep, source):
     assert names(created_from="2026-03-01") == {"丙"}
     assert names(created_to="2026-02-28") == {"甲", "乙"}
     assert names(status="converted") == set()
+
+
+def test_its_search_finds_a_lead_by_phone_or_e_mail_through_their_indexes(login, rep):
+    LeadFactory(owner=rep, name="甲", company="北京甲公司", phone="13800138000")
+    LeadFactory(owner=rep, name="乙", email="Yi@Example.com", phone="+86 139-0000-0000")
+    LeadFactory(owner=rep, name="丙13800138000")  # digits in a name: not a phone match
+    client = login(rep)
+
+    def names(q):
+        html = client.get(reverse("lead_list"), {"q": q}).content.decode()
+        return {n for n in ("甲", "乙", "丙13800138000") if f">{n}</a>" in html}
+
+    assert names("13800138000") == {"甲"}
+    assert names(" +86 139-0000-0000 ") == {"乙"}
+    assert names("yi@example.COM") == {"乙"}  # e-mail ignores case
+    assert names("甲公") == {"甲"}  # other text: a substring of the name or company
+    assert names("乙") == {"乙"}
+    if connection.vendor == "sqlite":
+        for q in ("13800138000", "yi@example.com"):
+            leads = selectors.search(selectors.visible_leads(rep), q, ("name", "company"))
+            with connection.cursor() as cursor:
+                sql, params = leads.query.sql_with_params()
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                plan = " / ".join(row[-1] for row in cursor.fetchall())
+            assert "SCAN crm_lead" not in plan and "USING INDEX lead_" in plan, plan
+
+
+def test_its_contact_search_finds_a_contact_by_phone_or_e_mail(login, rep):
+    deal = services.lead_convert(
+        lead=LeadFactory(owner=rep, name="王经理", email="Wang@Example.com", phone="13912345678"),
+        by=rep,
+    )
+    client = login(rep)
+    for q in ("13912345678", "wang@example.com", "王经"):
+        page = client.get(reverse("contact_list"), {"q": q}).content.decode()
+        assert reverse("contact_detail", args=[deal.contact_id]) in page, q
+    page = client.get(reverse("contact_list"), {"q": "13900000000"}).content.decode()
+    assert reverse("contact_detail", args=[deal.contact_id]) not in page
 
 
 def test_it_paginates_leads_without_counting_them(login, rep):

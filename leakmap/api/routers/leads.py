@@ -42,7 +42,7 @@ def list_leads(request, filters: Query[LeadFilters]):
     if filters.source:
         qs = qs.filter(source__name=filters.source)
     if filters.email:
-        qs = qs.filter(email__iexact=filters.email)
+        qs = selectors.email_is(qs, filters.email)
     if filters.phone:
         qs = qs.filter(phone=filters.phone)
     if filters.q:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, render
 
 from leakmap.crm import selectors
@@ -47,7 +46,7 @@ def contact_list(request):
     q = request.GET.get("q", "").strip()
     qs = selectors.visible_contacts(request.user).select_related("account", "owner")
     if q:
-        qs = qs.filter(Q(name__icontains=q) | Q(email__iexact=q) | Q(phone=q))
+        qs = selectors.search(qs, q, ("name",))
     page = Page(qs.order_by("name", "id"), page_number(request))
     return render(request, "web/accounts/contact_list.html", {"page": page, "q": q})
 

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -38,10 +37,7 @@ def filter_leads(user, form: LeadFilterForm):
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
     if data.get("q"):
-        q = data["q"].strip()
-        qs = qs.filter(
-            Q(name__icontains=q) | Q(company__icontains=q) | Q(email__iexact=q) | Q(phone=q)
-        )
+        qs = selectors.search(qs, data["q"], ("name", "company"))
     if data.get("status"):
         qs = qs.filter(status=data["status"])
     return filter_by_common_fields(qs, data)
