@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.shortcuts import get_object_or_404, render
 
 from leakmap.crm import selectors
@@ -45,9 +47,13 @@ def account_detail(request, pk: int):
 def contact_list(request):
     q = request.GET.get("q", "").strip()
     qs = selectors.visible_contacts(request.user).select_related("account", "owner")
+    by_name = "name"
     if q:
         qs = selectors.search(qs, q, ("name",))
-    page = Page(qs.order_by("name", "id"), page_number(request))
+        # The matches sorted after one pass over the contacts: walking the name index instead
+        # reads every contact's row for a term no name has (57-100 -> 330-440 ms at 300k).
+        by_name = Concat("name", Value(""))
+    page = Page(qs.order_by(by_name, "id"), page_number(request))
     return render(request, "web/accounts/contact_list.html", {"page": page, "q": q})
 
 
