@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from leakmap.accounts.models import Team, User
-from leakmap.accounts.selectors import owner_filter
+from leakmap.accounts.models import Role, Team, User
+from leakmap.accounts.selectors import owner_filter, team_ids
 from leakmap.crm.models import Source
 
 
@@ -62,6 +62,8 @@ class Scope:
     owner_id: int | None
     team_id: int | None
     source_id: int | None
+    # A manager viewer's team ids (accounts.selectors.team_ids), asked once per report.
+    viewer_team: tuple[int, ...] | None = None
 
     @property
     def start(self) -> dt.datetime | None:
@@ -90,7 +92,12 @@ class Scope:
         if self.source_id is not None:
             q &= Q(**{f"{prefix}{source_field}": self.source_id})
         if self.filters.viewer is not None:
-            q &= owner_filter(self.filters.viewer, f"{prefix}owner", owner_required=owner_required)
+            q &= owner_filter(
+                self.filters.viewer,
+                f"{prefix}owner",
+                owner_required=owner_required,
+                team=self.viewer_team,
+            )
         return q
 
     def deal_q(self, prefix: str = "") -> Q:
@@ -141,4 +148,7 @@ def resolve(filters: ReportFilters) -> Scope:
         owner_id=lookup(User, "username", filters.owner, "--owner"),
         team_id=lookup(Team, "name", filters.team, "--team"),
         source_id=lookup(Source, "name", filters.source, "--source"),
+        viewer_team=tuple(team_ids(viewer))
+        if (viewer := filters.viewer) is not None and viewer.role == Role.MANAGER
+        else None,
     )

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.db import connection
 
-from leakmap.accounts.selectors import visible_users
+from leakmap.accounts.selectors import team_ids, visible_users
+from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm.models import Account, Contact
 from leakmap.crm.selectors import (
     visible_accounts,
@@ -101,3 +102,16 @@ def test_a_manager_sees_unassigned_leads_and_reaches_the_teams_deals_by_the_owne
         plan = plan_of(deals)
         assert "crm_deal USING" in plan and "(owner_id=?)" in plan, plan
     assert "IS NULL" not in str(deals.query)
+
+
+def test_a_managers_filter_names_the_team_so_postgresql_can_use_the_owner_index(
+    rep, teammate, outsider, manager
+):
+    # `owner IN (SELECT … users …) OR owner IS NULL` made PostgreSQL scan every lead with a
+    # hashed subplan; a list of ids lets it OR two index scans.
+    sql = str(visible_leads(manager).query)
+    assert "SELECT U0" not in sql and "IS NULL" in sql
+    assert set(team_ids(manager)) == {rep.pk, teammate.pk, manager.pk}
+    scope = resolve(ReportFilters(viewer=manager))
+    assert set(scope.viewer_team) == {rep.pk, teammate.pk, manager.pk}
+    assert resolve(ReportFilters(viewer=rep)).viewer_team is None
