@@ -61,9 +61,13 @@ def _of_visible_deals(user: User, column: str) -> QuerySet:
     ).values(column)
 
 
-# A phone number as people type it: digits with +, spaces, dashes or brackets, five digits or
-# more (fewer could be part of a name like "58同城").
+# A phone number as people type it: digits with +, spaces, dashes or brackets.
 PHONE = re.compile(r"\+?[\d\s()-]*")
+
+
+def looks_like_phone(q: str) -> bool:
+    """A phone number of five digits or more (fewer could be part of a name like "58同城")."""
+    return bool(PHONE.fullmatch(q)) and sum(c.isdigit() for c in q) >= 5
 
 
 def email_is(queryset: QuerySet, address: str) -> QuerySet:
@@ -79,7 +83,7 @@ def search(queryset: QuerySet, q: str, text_fields: tuple[str, ...]) -> QuerySet
     q = q.strip()
     if "@" in q and " " not in q:
         return email_is(queryset, q)
-    if PHONE.fullmatch(q) and sum(c.isdigit() for c in q) >= 5:
+    if looks_like_phone(q):
         return queryset.filter(phone=q)
     # Other text reads every row anyway: the plain comparisons cost less there than lower().
     text = Q(email__iexact=q) | Q(phone=q)

