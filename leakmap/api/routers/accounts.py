@@ -20,6 +20,7 @@ from leakmap.api.schemas import (
     Id,
 )
 from leakmap.crm import selectors, services
+from leakmap.crm.text_search import containing
 
 router = Router(tags=["accounts and contacts"])
 
@@ -45,7 +46,7 @@ def _contacts(user):
 def list_accounts(request, filters: Query[AccountFilters]):
     qs = common_filters(_accounts(request.auth), filters)
     if filters.q:
-        qs = qs.filter(name__icontains=filters.q)
+        qs = containing(qs, filters.q, ("name",))
     items, next_cursor = paginate(
         qs, ordering=filters.ordering, cursor=filters.cursor, limit=filters.limit
     )
@@ -100,7 +101,7 @@ def list_contacts(request, filters: Query[ContactFilters]):
     if filters.account_id:
         qs = qs.filter(account_id=filters.account_id)
     if filters.q:
-        qs = qs.filter(name__icontains=filters.q)
+        qs = containing(qs, filters.q, ("name",))
     items, next_cursor = paginate(
         qs, ordering=filters.ordering, cursor=filters.cursor, limit=filters.limit
     )

@@ -17,7 +17,10 @@ class ListParams(Schema):
     owner: Text(150, 1) | None = Field(None, description="owner's username")
     created_from: When | None = None
     created_to: When | None = None
-    q: Text(100, 1) | None = Field(None, description="search in names")
+    q: Text(100, 1) | None = Field(
+        None,
+        description="text in the names (and a lead's company), or a whole e-mail address or phone number",
+    )
 
 
 def common_filters(qs, params: ListParams):

@@ -21,6 +21,7 @@ from leakmap.api.schemas import (
 )
 from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal
+from leakmap.crm.text_search import containing
 
 router = Router(tags=["deals"])
 
@@ -59,7 +60,7 @@ def list_deals(request, filters: Query[DealFilters]):
     if filters.lead_id:
         qs = qs.filter(lead_id=filters.lead_id)
     if filters.q:
-        qs = qs.filter(name__icontains=filters.q)
+        qs = containing(qs, filters.q, ("name",))
     items, next_cursor = paginate(
         qs, ordering=filters.ordering, cursor=filters.cursor, limit=filters.limit
     )

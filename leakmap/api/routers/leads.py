@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Literal
 
 from django.db import transaction
-from django.db.models import Q
 from ninja import Query, Router, Status
 
 from leakmap.api import lookups
@@ -46,11 +45,7 @@ def list_leads(request, filters: Query[LeadFilters]):
     if filters.phone:
         qs = qs.filter(phone=filters.phone)
     if filters.q:
-        qs = qs.filter(
-            Q(name__icontains=filters.q)
-            | Q(company__icontains=filters.q)
-            | Q(email__icontains=filters.q)
-        )
+        qs = selectors.search(qs, filters.q, ("name", "company"))
     items, next_cursor = paginate(
         qs, ordering=filters.ordering, cursor=filters.cursor, limit=filters.limit
     )

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, render
 
 from leakmap.crm import selectors
 from leakmap.crm.models import Account, Contact
+from leakmap.crm.text_search import containing
 from leakmap.web.views.common import Page, page_number
 
 
@@ -25,7 +26,7 @@ def account_list(request):
     q = request.GET.get("q", "").strip()
     qs = selectors.visible_accounts(request.user).select_related("industry", "owner")
     if q:
-        qs = qs.filter(name__icontains=q)
+        qs = containing(qs, q, ("name",))
     page = Page(qs.order_by("name", "id"), page_number(request))
     return render(request, "web/accounts/account_list.html", {"page": page, "q": q})
 

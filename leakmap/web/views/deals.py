@@ -19,6 +19,7 @@ from leakmap.analytics.base import unindexed
 from leakmap.analytics.stuck import over_sla
 from leakmap.crm import selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
+from leakmap.crm.text_search import containing
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
 from leakmap.web.views.common import (
     Page,
@@ -47,7 +48,7 @@ def filter_deals(user, form: DealFilterForm):
     data = getattr(form, "cleaned_data", {})
     if data.get("q"):
         q = data["q"].strip()
-        qs = qs.filter(Q(name__icontains=q) | Q(account__name__icontains=q))
+        qs = containing(qs, q, ("name", "account__name"))
     if data.get("stage"):
         qs = qs.filter(stage=data["stage"])
     return filter_by_common_fields(qs, data)

@@ -1,0 +1,139 @@
+"""The search boxes' text index (migration 0025, crm.text_search): the same rows as a substring
+scan, kept in step with every write, and read through the index when it can answer."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models import Q
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leakmap.crm import selectors, services, text_search
+from leakmap.crm.models import Account, Deal, Lead
+from leakmap.crm.text_search import containing, few_containing
+from tests.factories import LeadFactory, make_deal
+
+# Letters in both cases, CJK, a space and the characters LIKE and FTS5 treat specially.
+ALPHABET = "aAbB王伟明 %_\"'*"
+
+
+def _scan(queryset, q, fields):
+    condition = Q()
+    for field in fields:
+        condition |= Q(**{f"{field}__icontains": q})
+    return queryset.filter(condition)
+
+
+def ids(queryset) -> set[int]:
+    return set(queryset.values_list("pk", flat=True))
+
+
+def test_it_finds_the_same_leads_as_a_substring_scan(rep):
+    texts = st.text(ALPHABET, min_size=0, max_size=8)
+    for name, company in zip(
+        ["王伟明", "AbBa", 'a"b*', "100%_x", "王 伟", "", "baab王伟"],
+        ["Ab 王伟明 Ltd", "", "王伟", "%_", "aaa", "bBb", "伟明"],
+        strict=True,
+    ):
+        LeadFactory(owner=rep, name=name, company=company)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(q=texts.filter(lambda q: q.strip() == q and q))
+    def same_rows(q):
+        leads = Lead.objects.all()
+        assert ids(containing(leads, q, ("name", "company"))) == ids(
+            _scan(leads, q, ("name", "company"))
+        )
+
+    same_rows()
+
+
+def test_it_reads_three_characters_or_more_from_the_index_and_shorter_terms_by_a_scan(rep):
+    LeadFactory(owner=rep, name="王伟明", company="Acme Trading")
+    LeadFactory(owner=rep, name="李雷", company="ACME 上海")
+    assert len(few_containing(Lead, "acme", ("name", "company"))) == 2
+    assert len(few_containing(Lead, "王伟明", ("name",))) == 1
+    assert few_containing(Lead, "王伟明", ("company",)) == []  # only the columns asked for
+    assert few_containing(Lead, "zzq", ("name", "company")) == []
+    assert few_containing(Lead, "王伟", ("name",)) is None  # no trigram in two characters
+    with pytest.raises(ValueError, match="no text index"):
+        few_containing(Lead, "acme", ("email",))
+
+
+def test_a_common_term_is_searched_by_the_lists_own_order(rep, monkeypatch):
+    for i in range(5):
+        LeadFactory(owner=rep, name=f"Acme {i}")
+    monkeypatch.setattr(text_search, "PROBE", 3)
+    assert few_containing(Lead, "acme", ("name",)) is None  # more than PROBE: common
+    found = containing(Lead.objects.order_by("name"), "acme", ("name",))
+    assert [lead.name for lead in found] == [f"Acme {i}" for i in range(5)]
+    assert "IN (" not in str(found.query)  # the scan, not a list of ids
+    monkeypatch.setattr(text_search, "PROBE", 5)
+    assert len(few_containing(Lead, "acme", ("name",))) == 5
+
+
+def test_the_index_follows_renames_and_deletes(rep):
+    lead = LeadFactory(owner=rep, name="Old Name Ltd", company="Alpha")
+    other = LeadFactory(owner=rep, name="Keep Me", company="Beta")
+    Lead.objects.filter(pk=lead.pk).update(name="New Name Ltd")
+    assert few_containing(Lead, "old name", ("name",)) == []
+    assert few_containing(Lead, "new name", ("name",)) == [lead.pk]
+    Lead.objects.filter(pk=lead.pk).update(status="contacted")  # not a searched column
+    assert few_containing(Lead, "alpha", ("company",)) == [lead.pk]
+    lead.delete()
+    assert few_containing(Lead, "new name", ("name",)) == []
+    assert few_containing(Lead, "keep", ("name",)) == [other.pk]
+
+
+def test_a_deal_is_found_by_its_own_name_or_its_accounts(rep):
+    by_name = make_deal(owner=rep, name="Acme renewal")
+    holdings = services.account_create(name="ACME Holdings", owner=rep)
+    by_account = make_deal(owner=rep, name="Order 7", account=holdings)
+    make_deal(owner=rep, name="Unrelated", account=services.account_create(name="Other", owner=rep))
+    found = containing(Deal.objects.all(), "acme", ("name", "account__name"))
+    assert ids(found) == {by_name.pk, by_account.pk}
+
+
+def test_a_rep_finds_only_their_own_leads_whatever_the_index_holds(client, rep, teammate):
+    LeadFactory(owner=rep, name="Acme Mine")
+    LeadFactory(owner=teammate, name="Acme Theirs")
+    client.force_login(rep)
+    html = client.get(reverse("lead_list"), {"q": "acme"}).content.decode()
+    assert "Acme Mine" in html and "Acme Theirs" not in html
+    assert [d.name for d in selectors.search(selectors.visible_leads(rep), "acme", ("name",))] == [
+        "Acme Mine"
+    ]
+
+
+def test_every_lists_search_box_answers_through_it(client, admin_user, rep):
+    lead = LeadFactory(owner=rep, name="Zeta Lead", company="Omega Co")
+    deal = make_deal(owner=rep, name="Zeta Deal")
+    client.force_login(admin_user)
+    for url, needle in (
+        (reverse("lead_list"), "Zeta Lead"),
+        (reverse("deal_list"), "Zeta Deal"),
+        (reverse("account_list"), None),
+        (reverse("contact_list"), None),
+    ):
+        assert client.get(url, {"q": "zzq"}).status_code == 200
+        if needle:
+            assert needle in client.get(url, {"q": "zeta"}).content.decode()
+    assert lead.pk and deal.pk
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_postgresql_can_answer_icontains_from_the_trigram_indexes(rep):
+    """The GIN indexes hold UPPER(column::text), the expression Django's icontains compares: with
+    sequential scans off, the planner reads them (on a few rows it would rather scan)."""
+    LeadFactory(owner=rep, name="Acme", company="Acme")
+    make_deal(owner=rep, name="Acme")
+    for model, column in ((Lead, "name"), (Lead, "company"), (Deal, "name"), (Account, "name")):
+        queryset = _scan(model.objects.all(), "acme", (column,)).values("pk")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            sql, params = queryset.query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert f"{model._meta.db_table}_{column}_trgm" in plan, plan
