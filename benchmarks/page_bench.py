@@ -24,15 +24,25 @@ PAGES = [
     ("Today", "/"),
     ("Lead list", "/leads/"),
     ("Lead list, page 200", "/leads/?page=200"),
-    ("Lead search", "/leads/?q=%E6%9D%8E"),
-    # A phone number and an e-mail address (the customer on the line), and text no lead has:
-    # a substring search that must read every lead to be sure (no text index yet).
+    ("Lead search", "/leads/?q=%E6%9D%8E"),  # 李: one character, a common surname
+    # A phone number and an e-mail address (the customer on the line), and text no lead has
+    # (without the text index, a substring search read every lead to be sure).
     ("Lead search, phone", "/leads/?q=13800138000"),
     ("Lead search, e-mail", "/leads/?q=Someone%40Example.com"),
     ("Lead search, no match", "/leads/?q=zzq"),
+    # Two characters: no trigram, so a scan (crm.text_search).
+    ("Lead search, 2 characters, no match", "/leads/?q=zq"),
+    # A full name (12 leads of the generated million): found in the text index.
+    ("Lead search, a name", "/leads/?q=%E9%AD%8F%E6%B6%9B%E5%88%9A"),
+    # 苏州智联物流, a company's name (652 leads): more than the index is asked for.
+    ("Lead search, a company", "/leads/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81"),
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
     ("Deal search, no match", "/deals/list/?q=zzq"),
+    (
+        "Deal search, a company",
+        "/deals/list/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81",
+    ),
     ("Account list", "/accounts/"),
     ("Contact list", "/contacts/"),
     ("Contact list, page 100", "/contacts/?page=100"),

@@ -74,6 +74,20 @@ def test_a_common_term_is_searched_by_the_lists_own_order(rep, monkeypatch):
     assert len(few_containing(Lead, "acme", ("name",))) == 5
 
 
+def test_a_short_term_is_looked_for_in_the_lists_own_rows_first(rep, teammate, monkeypatch):
+    for i in range(3):
+        LeadFactory(owner=rep, name=f"Ac {i}")
+    LeadFactory(owner=teammate, name="Ac theirs")
+    mine = selectors.visible_leads(rep)
+    found = containing(mine.order_by("name"), "ac", ("name",))
+    assert "IN (" in str(found.query)  # the ids the look-up found, sorted
+    assert [lead.name for lead in found] == ["Ac 0", "Ac 1", "Ac 2"]
+    monkeypatch.setattr(text_search, "PROBE", 2)
+    found = containing(mine.order_by("name"), "ac", ("name",))
+    assert "IN (" not in str(found.query)  # common: the ordered walk
+    assert [lead.name for lead in found] == ["Ac 0", "Ac 1", "Ac 2"]
+
+
 def test_the_index_follows_renames_and_deletes(rep):
     lead = LeadFactory(owner=rep, name="Old Name Ltd", company="Alpha")
     other = LeadFactory(owner=rep, name="Keep Me", company="Beta")
