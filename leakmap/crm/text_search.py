@@ -39,9 +39,12 @@ def containing(queryset: QuerySet, q: str, fields: tuple[str, ...]) -> QuerySet:
     """The rows of `queryset` that have `q` in one of `fields`, ignoring case — Django's
     icontains, with fields of related models written the same way ("account__name")."""
     if len(q) < TRIGRAM:
+        # A term without case (most Chinese text) is compared as it is: the same rows, and
+        # PostgreSQL then need not upper-case every value it reads (0.66 -> 0.26 s a million).
+        lookup = "contains" if q.upper() == q.lower() else "icontains"
         ids = list(
             queryset.order_by()
-            .filter(_any_contains(q, fields))
+            .filter(_any_contains(q, fields, lookup))
             .values_list("pk", flat=True)[: PROBE + 1]
         )
         if len(ids) > PROBE:
@@ -85,10 +88,10 @@ def few_containing(model: type[Model], q: str, columns: tuple[str, ...]) -> list
     return ids if len(ids) <= PROBE else None
 
 
-def _any_contains(q: str, fields) -> Q:
+def _any_contains(q: str, fields, lookup: str = "icontains") -> Q:
     condition = Q()
     for field in fields:
-        condition |= Q(**{f"{field}__icontains": q})
+        condition |= Q(**{f"{field}__{lookup}": q})
     return condition
 
 
