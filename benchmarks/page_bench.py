@@ -32,6 +32,7 @@ PAGES = [
     ("Lead search, no match", "/leads/?q=zzq"),
     # Two characters: no trigram, so a scan (crm.text_search).
     ("Lead search, 2 characters, no match", "/leads/?q=zq"),
+    ("Lead search, 2 Chinese characters, no match", "/leads/?q=%E9%BE%99%E8%99%BE"),  # 龙虾
     # A full name (12 leads of the generated million): found in the text index.
     ("Lead search, a name", "/leads/?q=%E9%AD%8F%E6%B6%9B%E5%88%9A"),
     # 苏州智联物流, a company's name (652 leads): more than the index is asked for.
