@@ -10,8 +10,9 @@ walk finds a page of them after a few hundred rows.
 The look-up reads the text index of migration 0025 (SQLite: FTS5 trigram tables;
 PostgreSQL: pg_trgm GIN indexes) for a term of three characters or more. A shorter term has
 no trigram: it is looked for by a scan of the list's own rows in the table's order, which
-reads the table front to back instead of in random order (~0.2 s for a million leads, a
-quarter of the ordered walk), and stops at PROBE matches.
+reads the table front to back instead of in random order and stops at PROBE matches (a
+two-letter term no lead has: 0.22 s of SQLite for the million, the page 0.29 s — still a
+scan; see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def containing(queryset: QuerySet, q: str, fields: tuple[str, ...]) -> QuerySet:
     icontains, with fields of related models written the same way ("account__name")."""
     if len(q) < TRIGRAM:
         # A term without case (most Chinese text) is compared as it is: the same rows, and
-        # PostgreSQL then need not upper-case every value it reads (0.66 -> 0.26 s a million).
+        # PostgreSQL then need not upper-case every value it reads (a count over the million
+        # leads in psql: 0.66 -> 0.26 s).
         lookup = "contains" if q.upper() == q.lower() else "icontains"
         ids = list(
             queryset.order_by()
@@ -83,7 +85,8 @@ def few_containing(model: type[Model], q: str, columns: tuple[str, ...]) -> list
             ids = [row[0] for row in cursor.fetchall()]
     else:
         # icontains compares UPPER(column::text), the expression the GIN indexes hold.
-        matches = model._base_manager.filter(_any_contains(q, columns))
+        # No ORDER BY (a model's default ordering would invite a walk of its index instead).
+        matches = model._base_manager.filter(_any_contains(q, columns)).order_by()
         ids = list(matches.values_list("pk", flat=True)[: PROBE + 1])
     return ids if len(ids) <= PROBE else None
 
