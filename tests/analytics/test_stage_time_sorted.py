@@ -5,6 +5,7 @@ its observations. Both must give the same figures, so each test runs both on the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -117,3 +118,20 @@ def test_the_stays_of_deleted_deals_are_gone_from_both_ways(rep):
     assert summaries_from_sorted_stays(scope, stages) == by_sorting
     proposal = next(s for s in stages.open if s.key == "proposal")
     assert by_sorting[proposal.id].stats.n == 1
+
+
+def test_a_stay_of_exactly_the_sla_is_not_over_it(rep):
+    """Over the SLA means longer than its days: a stay of exactly that long is not, one a second
+    longer is (the sorted stays read that limit's bucket value by value)."""
+    stages = load_stages()
+    proposal = next(s for s in stages.open if s.key == "proposal")
+    assert proposal.sla_days
+    now = day(30)
+    limit = dt.timedelta(days=proposal.sla_days)
+    second = dt.timedelta(seconds=1)
+    for stay in (limit - second, limit, limit + second, limit + dt.timedelta(seconds=900)):
+        deal(owner=rep, created=day(0)).enters("proposal", now - stay)
+    scope = scope_at(now)
+    from_sorted = summaries_from_sorted_stays(scope, stages)[proposal.id]
+    assert (from_sorted.open_now, from_sorted.over_sla) == (4, 2)
+    assert from_sorted == summaries_by_sorting(scope, stages)[proposal.id]
