@@ -1,6 +1,7 @@
 """Server time of the main web pages on a generated company, per role.
 
     python benchmarks/page_bench.py --database-url sqlite:////path/bench.sqlite3 [--repeat 5]
+        [--only search]
 
 Use a database filled by `leakmap generate` + `leakmap import` (report_bench.py leaves one in its
 workdir). Logs in as one rep, one manager and one admin of that data through Django's test
@@ -33,6 +34,7 @@ PAGES = [
     # Two characters: no trigram, so a scan (crm.text_search).
     ("Lead search, 2 characters, no match", "/leads/?q=zq"),
     ("Lead search, 2 Chinese characters, no match", "/leads/?q=%E9%BE%99%E8%99%BE"),  # 龙虾
+    ("Lead search, 1 character, no match", "/leads/?q=z"),
     # A full name (12 leads of the generated million): found in the text index.
     ("Lead search, a name", "/leads/?q=%E9%AD%8F%E6%B6%9B%E5%88%9A"),
     # 苏州智联物流, a company's name (652 leads): more than the index is asked for.
@@ -40,6 +42,7 @@ PAGES = [
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
     ("Deal search, no match", "/deals/list/?q=zzq"),
+    ("Deal search, 2 characters, no match", "/deals/list/?q=zq"),
     (
         "Deal search, a company",
         "/deals/list/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81",
@@ -64,6 +67,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--only", default="", help="time only the pages whose name contains this (any case)"
+    )
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = args.database_url
@@ -87,6 +93,7 @@ def main() -> int:
             pages += [(f"Report: {key}", f"/reports/{key}/") for key in REPORT_PAGES]
         else:
             pages.append((name, url))
+    pages = [(name, url) for name, url in pages if args.only.lower() in name.lower()]
 
     people = {
         "rep": User.objects.filter(role=Role.REP, deals__isnull=False).order_by("pk").first(),

@@ -7,12 +7,16 @@ million leads). So the matches are first looked for, at most PROBE of them: with
 than that, the list is those rows, sorted; with more, the term is common, and the ordered
 walk finds a page of them after a few hundred rows.
 
-The look-up reads the text index of migration 0025 (SQLite: FTS5 trigram tables;
-PostgreSQL: pg_trgm GIN indexes) for a term of three characters or more. A shorter term has
-no trigram: it is looked for by a scan of the list's own rows in the table's order, which
-reads the table front to back instead of in random order and stops at PROBE matches (a
-two-letter term no lead has: 0.22 s of SQLite for the million, the page 0.29 s — still a
-scan; see benchmarks/RESULTS.md).
+The look-up reads the text index of migrations 0025 and 0026 (SQLite: FTS5 trigram tables;
+PostgreSQL: pg_trgm GIN indexes). A term of three characters or more is a phrase of its
+trigrams. On SQLite a term of one or two characters is found through the trigrams that start
+with it: every indexed value ends in two END characters, so each of its characters starts a
+trigram (0026). Where the index cannot answer a short term (PostgreSQL, whose index cannot
+seek a trigram's prefix; a letter whose case SQLite's folding might not match Python's; a
+term that starts more than TRIGRAMS_PER_TERM trigrams, which is a common one) it is looked
+for by a scan of the list's own rows in the table's order, which reads the table front to
+back instead of in random order and stops at PROBE matches (a two-letter term no lead has:
+0.5-0.6 s of PostgreSQL for the million; see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -34,12 +38,21 @@ INDEXED: dict[type[Model], tuple[str, ...]] = {
 TRIGRAM = 3
 # More matches than this and the term counts as common (see the module's docstring).
 PROBE = 500
+# What ends every value in the SQLite index (migration 0026), and how many trigrams a short
+# term may start before it counts as common (the OR of 500 read 13 ms of the million leads'
+# index, of 1,000: 23 ms).
+END = "\x01"
+TRIGRAMS_PER_TERM = 500
 
 
 def containing(queryset: QuerySet, q: str, fields: tuple[str, ...]) -> QuerySet:
     """The rows of `queryset` that have `q` in one of `fields`, ignoring case — Django's
     icontains, with fields of related models written the same way ("account__name")."""
     if len(q) < TRIGRAM:
+        if connection.vendor == "sqlite":
+            found = _few_containing_at_paths(queryset.model, q, fields)
+            if found is not None:
+                return queryset.filter(found)
         # A term without case (most Chinese text) is compared as it is: the same rows, and
         # PostgreSQL then need not upper-case every value it reads (a count over the million
         # leads in psql: 0.66 -> 0.26 s).
@@ -52,43 +65,78 @@ def containing(queryset: QuerySet, q: str, fields: tuple[str, ...]) -> QuerySet:
         if len(ids) > PROBE:
             return queryset.filter(_any_contains(q, fields))
         return queryset.filter(pk__in=ids)
+    found = _few_containing_at_paths(queryset.model, q, fields)
+    if found is None:
+        return queryset.filter(_any_contains(q, fields))
+    return queryset.filter(found)
+
+
+def _few_containing_at_paths(model: type[Model], q: str, fields: tuple[str, ...]) -> Q | None:
+    """The condition "pk (or the related row's pk) is one the index found" for `fields`, which
+    may be columns of related models; None when the index cannot tell (few_containing)."""
     columns_at: dict[str, list[str]] = defaultdict(list)
     for field in fields:
         path, _, column = field.rpartition("__")
         columns_at[path].append(column)
     found = Q()
     for path, columns in columns_at.items():
-        model = _model_at(queryset.model, path)
-        ids = few_containing(model, q, tuple(columns))
+        ids = few_containing(_model_at(model, path), q, tuple(columns))
         if ids is None:
-            return queryset.filter(_any_contains(q, fields))
+            return None
         found |= Q(**{f"{path}__in" if path else "pk__in": ids})
-    return queryset.filter(found)
+    return found
 
 
 def few_containing(model: type[Model], q: str, columns: tuple[str, ...]) -> list[int] | None:
     """The ids of `model`'s rows with `q` in one of `columns`, read from the text index; None
-    when the index cannot tell (a term under three characters) or there are over PROBE."""
+    when the index cannot tell (see the module's docstring) or there are over PROBE."""
     if not set(columns) <= set(INDEXED[model]):
         raise ValueError(f"{model.__name__} has no text index on {columns}")
-    if len(q) < TRIGRAM:
-        return None
     if connection.vendor == "sqlite":
+        if END in q:
+            return None  # it would match the ends of values
         table = f"{model._meta.db_table}_text"
-        # An FTS5 phrase: the text as it is, its quotes doubled; trigrams fold case.
-        quoted = q.replace('"', '""')
-        phrase = f'{{{" ".join(columns)}}} : "{quoted}"'
+        if len(q) >= TRIGRAM:
+            phrases = [q]
+        else:
+            phrases = _trigrams_starting_with(table, q)
+            if phrases is None:
+                return None
+            if not phrases:
+                return []
+        # FTS5 phrases: the text as it is, its quotes doubled; trigrams fold case.
+        quoted = " OR ".join('"' + phrase.replace('"', '""') + '"' for phrase in phrases)
+        query = f"{{{' '.join(columns)}}} : ({quoted})"
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT rowid FROM {table} WHERE {table} MATCH %s LIMIT %s", [phrase, PROBE + 1]
+                f"SELECT rowid FROM {table} WHERE {table} MATCH %s LIMIT %s", [query, PROBE + 1]
             )
             ids = [row[0] for row in cursor.fetchall()]
+    elif len(q) < TRIGRAM:
+        return None
     else:
         # icontains compares UPPER(column::text), the expression the GIN indexes hold.
         # No ORDER BY (a model's default ordering would invite a walk of its index instead).
         matches = model._base_manager.filter(_any_contains(q, columns)).order_by()
         ids = list(matches.values_list("pk", flat=True)[: PROBE + 1])
     return ids if len(ids) <= PROBE else None
+
+
+def _trigrams_starting_with(table: str, q: str) -> list[str] | None:
+    """The trigrams of the SQLite text index `table` that begin with the one or two characters
+    `q`, as the index holds them (case folded); None when it cannot tell which (see the
+    module's docstring)."""
+    if any(not c.isascii() and c.lower() != c.upper() for c in q):
+        return None
+    folded = q.lower()
+    with connection.cursor() as cursor:
+        # fts5vocab seeks the range; the last character a trigram can have closes it.
+        cursor.execute(
+            f"SELECT term FROM {table}_trigrams WHERE term >= %s AND term <= %s LIMIT %s",
+            [folded, folded + chr(0x10FFFF) * (TRIGRAM - len(q)), TRIGRAMS_PER_TERM + 1],
+        )
+        trigrams = [row[0] for row in cursor.fetchall()]
+    return trigrams if len(trigrams) <= TRIGRAMS_PER_TERM else None
 
 
 def _any_contains(q: str, fields, lookup: str = "icontains") -> Q:

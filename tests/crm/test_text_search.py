@@ -1,7 +1,9 @@
-"""The search boxes' text index (migration 0025, crm.text_search): the same rows as a substring
+"""The search boxes' text index (migrations 0025 and 0026, crm.text_search): the same rows as a substring
 scan, kept in step with every write, and read through the index when it can answer."""
 
 from __future__ import annotations
+
+import importlib
 
 import pytest
 from django.db import connection
@@ -33,9 +35,11 @@ def ids(queryset) -> set[int]:
 
 def test_it_finds_the_same_leads_as_a_substring_scan(rep):
     texts = st.text(ALPHABET, min_size=0, max_size=8)
+    # Values of one and two characters too: on SQLite only the END characters give them
+    # trigrams (migration 0026).
     for name, company in zip(
-        ["王伟明", "AbBa", 'a"b*', "100%_x", "王 伟", "", "baab王伟"],
-        ["Ab 王伟明 Ltd", "", "王伟", "%_", "aaa", "bBb", "伟明"],
+        ["王伟明", "AbBa", 'a"b*', "100%_x", "王 伟", "", "baab王伟", "B", "伟a"],
+        ["Ab 王伟明 Ltd", "", "王伟", "%_", "aaa", "bBb", "伟明", "明", "_"],
         strict=True,
     ):
         LeadFactory(owner=rep, name=name, company=company)
@@ -51,16 +55,68 @@ def test_it_finds_the_same_leads_as_a_substring_scan(rep):
     same_rows()
 
 
-def test_it_reads_three_characters_or_more_from_the_index_and_shorter_terms_by_a_scan(rep):
-    LeadFactory(owner=rep, name="王伟明", company="Acme Trading")
-    LeadFactory(owner=rep, name="李雷", company="ACME 上海")
+def test_it_reads_terms_from_the_index(rep):
+    wang = LeadFactory(owner=rep, name="王伟明", company="Acme Trading")
+    li = LeadFactory(owner=rep, name="李雷", company="ACME 上海")
     assert len(few_containing(Lead, "acme", ("name", "company"))) == 2
     assert len(few_containing(Lead, "王伟明", ("name",))) == 1
     assert few_containing(Lead, "王伟明", ("company",)) == []  # only the columns asked for
     assert few_containing(Lead, "zzq", ("name", "company")) == []
-    assert few_containing(Lead, "王伟", ("name",)) is None  # no trigram in two characters
+    if connection.vendor == "sqlite":
+        # One or two characters, at the start, middle or end of a value, or the whole of it.
+        assert few_containing(Lead, "王伟", ("name",)) == [wang.pk]
+        assert few_containing(Lead, "雷", ("name",)) == [li.pk]
+        assert few_containing(Lead, "李雷", ("name",)) == [li.pk]
+        assert sorted(few_containing(Lead, "Ac", ("company",))) == [wang.pk, li.pk]
+        assert few_containing(Lead, "上海", ("name",)) == []
+        assert few_containing(Lead, "zq", ("name", "company")) == []
+        assert few_containing(Lead, "\x01", ("name",)) is None  # what ends the index's values
+    else:
+        assert few_containing(Lead, "王伟", ("name",)) is None  # pg_trgm: no prefix seek
     with pytest.raises(ValueError, match="no text index"):
         few_containing(Lead, "acme", ("email",))
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_a_short_term_that_starts_many_trigrams_is_common(rep, monkeypatch):
+    for name in ("李雷", "李四", "李明"):
+        LeadFactory(owner=rep, name=name)
+    assert len(few_containing(Lead, "李", ("name",))) == 3
+    monkeypatch.setattr(text_search, "TRIGRAMS_PER_TERM", 2)  # 李雷, 李四, 李明: three
+    assert few_containing(Lead, "李", ("name",)) is None
+    assert len(few_containing(Lead, "李四", ("name",))) == 1
+    found = containing(Lead.objects.all(), "李", ("name",))
+    assert ids(found) == ids(_scan(Lead.objects.all(), "李", ("name",)))
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_a_short_term_is_found_without_reading_every_row(rep):
+    LeadFactory(owner=rep, name="王伟", company="")
+    LeadFactory(owner=rep, name="Other", company="")
+    with CaptureQueriesContext(connection) as queries:
+        found = list(containing(Lead.objects.all(), "王伟", ("name", "company")))
+    assert [lead.name for lead in found] == ["王伟"]
+    assert not any("LIKE" in query["sql"] for query in queries), queries.captured_queries
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_migration_0026_goes_back_to_0025s_index_and_forward_again(rep):
+    """0026's SQL run both ways on a database with rows: each index it leaves finds them."""
+    short_terms = importlib.import_module("leakmap.crm.migrations.0026_text_search_short_terms")
+    before = LeadFactory(owner=rep, name="王伟", company="Acme")
+    with connection.cursor() as cursor:
+        for sql in short_terms._backward("crm_lead", ("name", "company")):
+            cursor.execute(sql)
+        during = LeadFactory(owner=rep, name="李雷", company="Acme")  # 0025's triggers
+        cursor.execute("SELECT rowid FROM crm_lead_text WHERE crm_lead_text MATCH 'acme'")
+        assert sorted(row[0] for row in cursor.fetchall()) == [before.pk, during.pk]
+        for sql in short_terms._forward("crm_lead", ("name", "company")):
+            cursor.execute(sql)
+    after = LeadFactory(owner=rep, name="王五", company="")
+    assert few_containing(Lead, "王伟", ("name",)) == [before.pk]
+    assert few_containing(Lead, "李雷", ("name",)) == [during.pk]
+    assert sorted(few_containing(Lead, "王", ("name",))) == [before.pk, after.pk]
+    assert sorted(few_containing(Lead, "acme", ("company",))) == [before.pk, during.pk]
 
 
 def test_a_common_term_is_searched_by_the_lists_own_order(rep, monkeypatch):
@@ -95,6 +151,12 @@ def test_the_index_follows_renames_and_deletes(rep):
     Lead.objects.filter(pk=lead.pk).update(name="New Name Ltd")
     assert few_containing(Lead, "old name", ("name",)) == []
     assert few_containing(Lead, "new name", ("name",)) == [lead.pk]
+    two = LeadFactory(owner=rep, name="王伟", company="")
+    Lead.objects.filter(pk=two.pk).update(name="李雷")
+    assert containing(Lead.objects.all(), "王伟", ("name",)).count() == 0
+    assert list(containing(Lead.objects.all(), "李雷", ("name",))) == [two]
+    two.delete()
+    assert containing(Lead.objects.all(), "李雷", ("name",)).count() == 0
     Lead.objects.filter(pk=lead.pk).update(status="contacted")  # not a searched column
     assert few_containing(Lead, "alpha", ("company",)) == [lead.pk]
     lead.delete()
