@@ -521,6 +521,48 @@ def test_it_lists_todays_work_for_a_rep_and_team_alerts_for_a_manager(
     assert team_stale.pk == team[0].pk
 
 
+def test_the_team_list_by_stage_is_the_list_asked_for_at_once(rep, teammate, monkeypatch):
+    """An admin's team list walks each open stage apart and merges (today.needing_attention):
+    the same deals in the same order as one query over every stage, deals without a stage
+    entry time included wherever the database sorts them."""
+    from django.utils import timezone
+
+    from leakmap.crm.models import Stage
+    from leakmap.web.views import today
+
+    now = timezone.now()
+    keys = ["qualification", "needs_analysis", "proposal", "negotiation"]
+    for i in range(12):
+        make_deal(
+            owner=(rep, teammate)[i % 2],
+            name=f"d{i}",
+            stage_key=keys[i % len(keys)],
+            created_at=now - dt.timedelta(days=10 + (i * 7) % 12, hours=i),
+        )
+    Deal.objects.filter(name__in=["d3", "d8"]).update(stage_entered_at=None)
+    make_deal(owner=rep, name="fresh", created_at=now - dt.timedelta(hours=1))  # not stuck
+    stages = list(Stage.objects.order_by("order"))
+    for limit in (3, 5, 25):
+        monkeypatch.setattr(today, "LIST_LIMIT", limit)
+        at_once = today.needing_attention(Deal.objects.all(), stages, now)
+        by_stage = today.needing_attention(Deal.objects.all(), stages, now, by_stage=True)
+        assert [d.pk for d in by_stage] == [d.pk for d in at_once]
+        assert len(at_once) == min(limit, 12)
+    assert "fresh" not in {d.name for d in at_once}
+
+
+def test_an_admins_team_list_is_walked_stage_by_stage(login, admin_user, rep):
+    from django.test.utils import CaptureQueriesContext
+
+    make_deal(owner=rep, name="老单", created_at=dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+    with CaptureQueriesContext(connection) as queries:
+        page = login(admin_user).get("/")
+    assert [d.name for d in page.context["team_attention"]] == ["老单"]
+    walk = 'SELECT "crm_deal"."stage_entered_at" AS "stage_entered_at", "crm_deal"."id"'
+    per_stage = [q for q in queries if q["sql"].startswith(walk)]
+    assert len(per_stage) == 6  # the default pipeline's open stages
+
+
 # --- Query budgets ------------------------------------------------------------------------------
 
 

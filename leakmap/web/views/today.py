@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.db.models import Q
 from django.shortcuts import render
 from django.utils import timezone
 
+from leakmap.accounts.selectors import owner_filter
 from leakmap.analytics.stuck import stuck_now_q, stuck_reasons
 from leakmap.crm import selectors, services
 from leakmap.crm.models import LeadStatus, Stage, StageKind
@@ -17,18 +20,40 @@ LIST_LIMIT = 25
 FUNNEL_DAYS = 90
 
 
-def needing_attention(deals, stages, now: dt.datetime) -> list:
+def needing_attention(deals, stages, now: dt.datetime, *, by_stage: bool = False) -> list:
     """The first LIST_LIMIT of `deals` that match the stuck rule (analytics.stuck), longest in
-    their stage first, each told why (display only). Their ids come first, from the
-    deal_stage_cover index alone, then their rows: asked for whole at once, SQLite looked up
-    every open deal's row before sorting (an admin's team list: ~100 -> ~1 ms at a million
-    leads)."""
-    first = (
-        deals.filter(stuck_now_q(stages, now))
-        .order_by("stage_entered_at")
-        .values_list("pk", flat=True)[:LIST_LIMIT]
-    )
-    rows = list(deals.filter(pk__in=list(first)).order_by("stage_entered_at"))
+    their stage first, each told why (display only).
+
+    Their ids come first, then their rows: asked for whole at once, SQLite looked up every open
+    deal's row before sorting (an admin's team list: ~100 -> ~1 ms at a million leads).
+
+    by_stage, for `deals` that no owner narrows (an admin's team list): the ids are the first
+    LIST_LIMIT of each open stage, each walked in the deal_stage_cover index's order (stage,
+    stage_entered_at), merged here. Asked for across the stages at once, PostgreSQL read and
+    sorted every open deal of the company (72 ms at a million leads). A rep's or a team's
+    deals are found from the owner indexes at once; a query per stage only costs them (a rep's
+    Today page 42-45 -> 54-57 ms on PostgreSQL)."""
+    rule = stuck_now_q(stages, now)
+    if by_stage:
+        open_ids = Stage.objects.filter(kind=StageKind.OPEN).values_list("pk", flat=True)
+        firsts = []
+        for stage_id in open_ids:
+            firsts += (
+                deals.filter(rule, stage_id=stage_id)
+                .order_by("stage_entered_at")
+                .values_list("stage_entered_at", "pk")[:LIST_LIMIT]
+            )
+        # In the database's order, where a deal without a stage entry time sorts too.
+        nulls_last = connection.features.nulls_order_largest
+        firsts.sort(key=lambda row: ((row[0] is None) == nulls_last, row[0] or now, row[1]))
+        first = [pk for _, pk in firsts[:LIST_LIMIT]]
+    else:
+        first = list(
+            deals.filter(rule)
+            .order_by("stage_entered_at")
+            .values_list("pk", flat=True)[:LIST_LIMIT]
+        )
+    rows = list(deals.filter(pk__in=first).order_by("stage_entered_at"))
     for d in rows:
         for key, value in stuck_reasons(d, now).items():
             setattr(d, key, value)
@@ -88,6 +113,9 @@ def today(request):
         context["funnel_days"] = FUNNEL_DAYS
         context["funnel_from"] = (today_local - dt.timedelta(days=FUNNEL_DAYS)).isoformat()
         context["team_attention"] = needing_attention(
-            selectors.visible_deals(user).exclude(owner=user), stages, now
+            selectors.visible_deals(user).exclude(owner=user),
+            stages,
+            now,
+            by_stage=owner_filter(user) == Q(),  # the whole company's deals
         )
     return render(request, "web/today.html", context)
