@@ -7,16 +7,17 @@ million leads). So the matches are first looked for, at most PROBE of them: with
 than that, the list is those rows, sorted; with more, the term is common, and the ordered
 walk finds a page of them after a few hundred rows.
 
-The look-up reads the text index of migrations 0025 and 0026 (SQLite: FTS5 trigram tables;
+The look-up reads the text index of migrations 0025-0027 (SQLite: FTS5 trigram tables;
 PostgreSQL: pg_trgm GIN indexes). A term of three characters or more is a phrase of its
-trigrams. On SQLite a term of one or two characters is found through the trigrams that start
-with it: every indexed value ends in two END characters, so each of its characters starts a
-trigram (0026). Where the index cannot answer a short term (PostgreSQL, whose index cannot
-seek a trigram's prefix; a letter whose case SQLite's folding might not match Python's; a
-term that starts more than TRIGRAMS_PER_TERM trigrams, which is a common one) it is looked
-for by a scan of the list's own rows in the table's order, which reads the table front to
-back instead of in random order and stops at PROBE matches (a two-letter term no lead has:
-0.5-0.6 s of PostgreSQL for the million; see benchmarks/RESULTS.md).
+trigrams. A term of one or two characters has no trigram. On SQLite it is found through the
+trigrams that start with it: every indexed value ends in two END characters, so each of its
+characters starts a trigram (0026). On PostgreSQL a GIN index of each value's characters
+finds the rows holding all of the term's, and the LIKE keeps those where they stand together
+(0027). Where the index cannot answer a short term (on SQLite a letter whose case its folding
+might not match Python's, or a term that starts more than TRIGRAMS_PER_TERM trigrams, a
+common one) it is looked for by a scan of the list's own rows in the table's order, which
+reads the table front to back instead of in random order and stops at PROBE matches; a
+common term finds them early.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Func, Model, Q, QuerySet, TextField
+from django.db.models.functions import Cast, Upper
 
 from leakmap.crm.models import Account, Contact, Deal, Lead
 
@@ -49,10 +51,9 @@ def containing(queryset: QuerySet, q: str, fields: tuple[str, ...]) -> QuerySet:
     """The rows of `queryset` that have `q` in one of `fields`, ignoring case — Django's
     icontains, with fields of related models written the same way ("account__name")."""
     if len(q) < TRIGRAM:
-        if connection.vendor == "sqlite":
-            found = _few_containing_at_paths(queryset.model, q, fields)
-            if found is not None:
-                return queryset.filter(found)
+        found = _few_containing_at_paths(queryset.model, q, fields)
+        if found is not None:
+            return queryset.filter(found)
         # A term without case (most Chinese text) is compared as it is: the same rows, and
         # PostgreSQL then need not upper-case every value it reads (a count over the million
         # leads in psql: 0.66 -> 0.26 s).
@@ -113,7 +114,9 @@ def few_containing(model: type[Model], q: str, columns: tuple[str, ...]) -> list
             )
             ids = [row[0] for row in cursor.fetchall()]
     elif len(q) < TRIGRAM:
-        return None
+        # Rows holding each of the term's characters (the indexes of 0027), then the LIKE.
+        matches = model._base_manager.filter(_characters_and_contains(q, columns)).order_by()
+        ids = list(matches.values_list("pk", flat=True)[: PROBE + 1])
     else:
         # icontains compares UPPER(column::text), the expression the GIN indexes hold.
         # No ORDER BY (a model's default ordering would invite a walk of its index instead).
@@ -137,6 +140,27 @@ def _trigrams_starting_with(table: str, q: str) -> list[str] | None:
         )
         trigrams = [row[0] for row in cursor.fetchall()]
     return trigrams if len(trigrams) <= TRIGRAMS_PER_TERM else None
+
+
+def _characters_and_contains(q: str, columns: tuple[str, ...]) -> Q:
+    """PostgreSQL: `q` in one of `columns` (icontains), with the condition the character
+    indexes of migration 0027 answer: the value's characters include all of q's."""
+    # PostgreSQL's own fields import psycopg: only here, where it is the database.
+    from django.contrib.postgres.fields import ArrayField
+    from django.contrib.postgres.fields.array import ArrayContains
+
+    condition = Q()
+    characters = sorted(set(q.upper()))
+    for column in columns:
+        # The indexed expression as it stands, string_to_array(UPPER(column::text), NULL).
+        in_value = Func(
+            Upper(Cast(column, TextField())),
+            function="string_to_array",
+            template="%(function)s(%(expressions)s, NULL)",
+            output_field=ArrayField(TextField()),
+        )
+        condition |= Q(ArrayContains(in_value, characters), **{f"{column}__icontains": q})
+    return condition
 
 
 def _any_contains(q: str, fields, lookup: str = "icontains") -> Q:
