@@ -199,6 +199,23 @@ def test_every_lists_search_box_answers_through_it(client, admin_user, rep):
     assert lead.pk and deal.pk
 
 
+def _bitmap_plan(queryset) -> str:
+    """PostgreSQL's plan for `queryset` with only a bitmap scan left, which only an index that
+    can answer the condition offers: without it the plan falls back to the disabled
+    sequential scan."""
+    paths = ("seqscan", "indexscan", "indexonlyscan")
+    with connection.cursor() as cursor:
+        for path in paths:
+            cursor.execute(f"SET LOCAL enable_{path} = off")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        # SET LOCAL lasts to the test's rollback: the rest of the test plans normally.
+        for path in paths:
+            cursor.execute(f"RESET enable_{path}")
+    return plan
+
+
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 def test_postgresql_can_answer_icontains_from_the_trigram_indexes(rep):
     """The GIN indexes hold UPPER(column::text), the expression Django's icontains compares: with
@@ -207,18 +224,7 @@ def test_postgresql_can_answer_icontains_from_the_trigram_indexes(rep):
     make_deal(owner=rep, name="Acme")
     for model, column in ((Lead, "name"), (Lead, "company"), (Deal, "name"), (Account, "name")):
         # In no order, as the look-up asks: an ORDER BY lets the planner prefer a sorted index.
-        queryset = _scan(model.objects.order_by(), "acme", (column,)).values("pk")
-        with connection.cursor() as cursor:
-            # Only a bitmap scan is left, and only an index that can answer the LIKE offers one:
-            # without the trigram index the plan falls back to the disabled sequential scan.
-            for path in ("seqscan", "indexscan", "indexonlyscan"):
-                cursor.execute(f"SET LOCAL enable_{path} = off")
-            sql, params = queryset.query.sql_with_params()
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            # SET LOCAL lasts to the test's rollback: the rest of the test plans normally.
-            for path in ("seqscan", "indexscan", "indexonlyscan"):
-                cursor.execute(f"RESET enable_{path}")
+        plan = _bitmap_plan(_scan(model.objects.order_by(), "acme", (column,)).values("pk"))
         assert f"{model._meta.db_table}_{column}_trgm" in plan, plan
     # The look-up asks for matches in no order: Lead's default ordering would let the planner
     # walk the created_at index past every lead instead.
@@ -235,15 +241,6 @@ def test_postgresql_answers_a_short_term_from_the_character_indexes(rep):
     LeadFactory(owner=rep, name="王伟", company="Acme")
     make_deal(owner=rep, name="王伟")
     for model, column in ((Lead, "name"), (Lead, "company"), (Deal, "name"), (Account, "name")):
-        queryset = model._base_manager.filter(
-            text_search._characters_and_contains("王伟", (column,))
-        ).values("pk")
-        with connection.cursor() as cursor:
-            for path in ("seqscan", "indexscan", "indexonlyscan"):
-                cursor.execute(f"SET LOCAL enable_{path} = off")
-            sql, params = queryset.query.sql_with_params()
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            for path in ("seqscan", "indexscan", "indexonlyscan"):
-                cursor.execute(f"RESET enable_{path}")
+        condition = text_search._characters_and_contains("王伟", (column,))
+        plan = _bitmap_plan(model._base_manager.filter(condition).values("pk"))
         assert f"{model._meta.db_table}_{column}_chars" in plan, plan
