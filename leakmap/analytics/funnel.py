@@ -49,6 +49,7 @@ from leakmap.analytics.base import (
     register,
     truncated_bucket,
     whole_company_now,
+    whole_sum,
     won_cycle_stats,
     won_q,
 )
@@ -57,6 +58,7 @@ from leakmap.crm.models import (
     NONZERO_REACH,
     SECONDS_PER_HOUR,
     Lead,
+    LeadTally,
     ReachTally,
     Stage,
     StageChange,
@@ -76,10 +78,11 @@ class FunnelRow:
 def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> list[FunnelRow]:
     """The funnel's steps: leads, deals, each open stage reached, won. Without medians (pages
     that show only counts and amounts, such as a manager's Today) their queries are skipped."""
-    leads = Lead.objects.filter(scope.lead_q()).order_by().count()
     if every_deal_now(scope):
+        leads = count_of_every_lead()
         totals = step_totals_of_every_deal(stages)
     else:
+        leads = Lead.objects.filter(scope.lead_q()).order_by().count()
         totals = step_totals(scope, stages)
 
     rows = [
@@ -115,6 +118,12 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
         for i, row in enumerate(rows[2:]):
             row.median_days = medians.get(i)
     return rows
+
+
+def count_of_every_lead() -> int:
+    """How many leads there are, from the lead tally the database keeps (crm.LeadTally): a sum
+    over a few thousand rows, where PostgreSQL counted the million leads' index (28 ms)."""
+    return LeadTally.objects.aggregate(n=whole_sum("n"))["n"] or 0
 
 
 def step_totals(scope: Scope, stages: Stages) -> dict:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from leakmap.analytics.base import load_stages, money, whole_company_now
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.funnel import (
+    count_of_every_lead,
     funnel_rows,
     medians_by_sorting,
     medians_from_sorted_reach,
@@ -24,7 +25,7 @@ from leakmap.analytics.funnel import (
     step_totals_of_every_deal,
 )
 from leakmap.crm import services
-from leakmap.crm.models import Deal, ReachTally, Stage, StageChange
+from leakmap.crm.models import Deal, Lead, ReachTally, Stage, StageChange
 from tests.analytics.journeys import day, deal
 from tests.analytics.test_properties import SETTINGS, random_company
 
@@ -141,6 +142,7 @@ def test_both_ways_agree_on_random_histories(db, seed):
         assert sorted_reach == by_sorting
         by_filters, grouped = totals_both_ways(scope_at(day(90)))
         assert by_filters == grouped
+        assert count_of_every_lead() == Lead.objects.count()
         kept = reaches()
         services.stage_entries_refresh_facts()
         assert reaches() == kept
