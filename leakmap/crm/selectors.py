@@ -34,22 +34,24 @@ def visible_activities(user: User) -> QuerySet[Activity]:
 
 def visible_accounts(user: User) -> QuerySet[Account]:
     """Accounts the user owns (by the visibility rule) or has a visible deal with."""
-    q = owner_filter(user)
-    if q == Q():
-        return Account.objects.all()
-    return Account.objects.filter(
-        q | Q(pk__in=_of_visible_deals(user, "account_id"))
-    ).select_related("industry", "owner")
+    return _owned_or_dealt_with(Account, user, "account_id").select_related("industry", "owner")
 
 
 def visible_contacts(user: User) -> QuerySet[Contact]:
     """Contacts the user owns (by the visibility rule) or has a visible deal with."""
+    return _owned_or_dealt_with(Contact, user, "contact_id").select_related("account")
+
+
+def _owned_or_dealt_with(model, user: User, column: str) -> QuerySet:
+    """The rows of `model` the user owns, or that the deals the user may see name in `column`,
+    as one set of ids: `owner = me OR id IN (my deals' …)` left PostgreSQL, which cannot
+    tell how many rows such an OR keeps, walking every contact in name order for a page of a
+    rep's (a rep's last pages 144-250 ms at 300k contacts; one set of ids: 34-43 ms)."""
     q = owner_filter(user)
     if q == Q():
-        return Contact.objects.all().select_related("account")
-    return Contact.objects.filter(
-        q | Q(pk__in=_of_visible_deals(user, "contact_id"))
-    ).select_related("account")
+        return model.objects.all()
+    owned = model.objects.filter(q).order_by().values("pk")
+    return model.objects.filter(pk__in=owned.union(_of_visible_deals(user, column)))
 
 
 def _of_visible_deals(user: User, column: str) -> QuerySet:
@@ -57,9 +59,11 @@ def _of_visible_deals(user: User, column: str) -> QuerySet:
     index. Joined to every deal instead (LEFT JOIN deals … WHERE owner = me OR deal owner =
     me), SQLite read all 298k deals for a rep's accounts at a million leads (~550 ms); a
     manager's "or unassigned" matched every record without any deal through that join."""
-    return Deal.objects.filter(
-        owner_filter(user, owner_required=True), **{f"{column}__isnull": False}
-    ).values(column)
+    return (
+        Deal.objects.filter(owner_filter(user, owner_required=True), **{f"{column}__isnull": False})
+        .order_by()
+        .values(column)
+    )
 
 
 # A phone number as people type it: digits with +, spaces, dashes or brackets.
