@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Func, Model, Q, QuerySet, TextField
+from django.db.models import Func, Model, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Upper
 
 from leakmap.crm.models import Account, Contact, Deal, Lead
@@ -149,17 +149,21 @@ def _characters_and_contains(q: str, columns: tuple[str, ...]) -> Q:
     from django.contrib.postgres.fields import ArrayField
     from django.contrib.postgres.fields.array import ArrayContains
 
-    condition = Q()
-    characters = sorted(set(q.upper()))
-    for column in columns:
-        # The indexed expression as it stands, string_to_array(UPPER(column::text), NULL).
-        in_value = Func(
-            Upper(Cast(column, TextField())),
+    def characters(text) -> Func:
+        # string_to_array(UPPER(text), NULL): the indexed expression for a column; for the
+        # term, its characters as PostgreSQL's UPPER writes them (Python's differs: ß -> SS).
+        return Func(
+            Upper(text),
             function="string_to_array",
             template="%(function)s(%(expressions)s, NULL)",
             output_field=ArrayField(TextField()),
         )
-        condition |= Q(ArrayContains(in_value, characters), **{f"{column}__icontains": q})
+
+    condition = Q()
+    for column in columns:
+        in_value = characters(Cast(column, TextField()))
+        of_term = characters(Value(q, output_field=TextField()))
+        condition |= Q(ArrayContains(in_value, of_term), **{f"{column}__icontains": q})
     return condition
 
 
