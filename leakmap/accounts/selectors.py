@@ -62,6 +62,16 @@ def visible_users(user: User) -> QuerySet[User]:
     return User.objects.filter(pk=user.pk)
 
 
+def sees_unassigned(user: User) -> bool:
+    """Whether `user` sees the records nobody owns: admins, and managers, who hand them out
+    (owner_filter's "or unassigned" branch)."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.is_superuser or user.role in (Role.ADMIN, Role.MANAGER))
+    )
+
+
 def can_see_owner(user: User, owner_id: int | None) -> bool:
     if owner_id is None:
         return bool(user.is_authenticated and (user.is_superuser or user.role == Role.ADMIN))

@@ -689,6 +689,64 @@ def every_deal_now(scope: Scope) -> bool:
     return not scope.historical and not scope.deal_q()
 
 
+@dataclass(frozen=True)
+class TallyOwners:
+    """The rows of the tallies the database keeps (crm.LeadTally, DealTally, LostTally) that
+    make up a scope: their owner keys (0: nobody), or None for every row."""
+
+    deals: frozenset[int] | None
+    leads: frozenset[int] | None
+
+    def of_deals(self, tally: QuerySet) -> QuerySet:
+        return tally if self.deals is None else tally.filter(owner_key__in=sorted(self.deals))
+
+    def of_leads(self, tally: QuerySet) -> QuerySet:
+        return tally if self.leads is None else tally.filter(owner_key__in=sorted(self.leads))
+
+
+EVERY_OWNER = TallyOwners(deals=None, leads=None)
+
+
+def tally_owners(scope: Scope) -> TallyOwners | None:
+    """When the scope is every lead and deal as they are now, narrowed at most by who owns
+    them (--owner, --team, what the viewer may see), the tallies' rows of those owners are its
+    figures: a manager's team then reads a few hundred tally rows instead of grouping its
+    share of a million leads. None for any other scope (a period, a source, --as-of)."""
+    if "tally_owners" not in scope.memo:
+        scope.memo["tally_owners"] = _tally_owners(scope)
+    return scope.memo["tally_owners"]
+
+
+def _tally_owners(scope: Scope) -> TallyOwners | None:
+    from leakmap.accounts.models import User
+    from leakmap.accounts.selectors import sees_unassigned, visible_users
+
+    if scope.historical or scope.start is not None or scope.end is not None:
+        return None
+    if scope.source_id is not None:
+        return None
+    if not scope.deal_q():
+        return EVERY_OWNER
+    users = User.objects.all()
+    if scope.owner_id is not None:
+        users = users.filter(pk=scope.owner_id)
+    if scope.team_id is not None:
+        users = users.filter(team_id=scope.team_id)
+    viewer = scope.filters.viewer
+    if viewer is not None:
+        seen = scope.viewer_team if scope.viewer_team is not None else visible_users(viewer)
+        users = users.filter(pk__in=seen)
+    owners = frozenset(users.values_list("pk", flat=True))
+    # Unassigned leads are in the scope unless an owner or a team is asked for, or the viewer
+    # may not see them (Scope.lead_q); deals always have an owner.
+    unassigned = (
+        scope.owner_id is None
+        and scope.team_id is None
+        and (viewer is None or sees_unassigned(viewer))
+    )
+    return TallyOwners(deals=owners, leads=owners | {0} if unassigned else owners)
+
+
 def deals_per_reach_and_stage() -> list[tuple[int, int, int, int]]:
     """(reached order, stage id, deals, amount in cents) of every deal as it is now, from the
     deal tally the database keeps (crm.DealTally): a few dozen groups out of a few thousand

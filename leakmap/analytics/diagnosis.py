@@ -47,13 +47,13 @@ from leakmap.analytics.base import (
     DaysBetween,
     ReportResult,
     deal_states,
-    every_deal_now,
     load_stages,
     lost_q,
     money,
     open_q,
     owner_key,
     register,
+    tally_owners,
     unindexed,
     whole_sum,
 )
@@ -958,13 +958,14 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
     }
     if not cutoffs:
         return []
-    if every_deal_now(scope):
+    owners = tally_owners(scope)
+    if owners is not None:
         # The deals still inside their SLA entered their stage within its last few days, so
         # they are bounded by the recent flow of deals, while stuck ones pile up over months
         # (at a million generated leads: 55k stuck, none inside; 39 -> ~5 ms).
         total: dict[int | None, int] = {}
         for owner_key_, n in (
-            DealTally.objects.filter(stage_id__in=cutoffs)
+            owners.of_deals(DealTally.objects.filter(stage_id__in=cutoffs))
             .values_list("owner_key")
             .annotate(n=whole_sum("n"))
             .order_by()
@@ -976,6 +977,8 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
         for stage_id, cutoff in cutoffs.items():
             inside |= Q(stage_id=stage_id, stage_entered_at__gte=cutoff)
             inside |= Q(stage_id=stage_id, stage_entered_at__isnull=True, created_at__gte=cutoff)
+        if owners.deals is not None:
+            inside &= Q(owner_id__in=sorted(owners.deals))
         for owner_id, n in (
             Deal.objects.filter(inside)
             .values("owner_id")
@@ -1004,14 +1007,16 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
 
 def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
     """(owner id, lost reason id, deals, with notes, with a competitor) of the deals lost after
-    reaching the stage of `order`: every deal now from the lost tally, else from the deals."""
-    if every_deal_now(scope):
+    reaching the stage of `order`: every deal now (of some owners, or all) from the lost tally,
+    else from the deals."""
+    owners = tally_owners(scope)
+    if owners is not None:
         # From the lost tally the database keeps: a few hundred groups instead of each late
         # lost deal's row (~75 -> ~5 ms at a million leads).
         return [
             (owner or None, reason or None, n, notes, rival)
-            for owner, reason, n, notes, rival in LostTally.objects.filter(
-                stage_id__in=stages.lost_ids, reached_order__gte=order
+            for owner, reason, n, notes, rival in owners.of_deals(
+                LostTally.objects.filter(stage_id__in=stages.lost_ids, reached_order__gte=order)
             )
             .values("owner_key", "lost_reason_key")
             .annotate(
@@ -1043,12 +1048,15 @@ def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
 
 def _rep_lead_counts(scope: Scope) -> list[dict]:
     """Per owner id: leads, converted by the clock, first contacted within a day (by the
-    clock). Every lead now: from the lead tally the database keeps, while no converted or
-    contacted time in it is after the clock; else one GROUP BY over the scope's leads."""
-    if every_deal_now(scope) and not LeadTally.objects.filter(latest_at__gt=scope.now).exists():
+    clock). Every lead now (of some owners, or all): from the lead tally the database keeps,
+    while no converted or contacted time in it is after the clock; else one GROUP BY over the
+    scope's leads."""
+    owners = tally_owners(scope)
+    if owners is not None and not LeadTally.objects.filter(latest_at__gt=scope.now).exists():
         return [
             {"o": g["owner_key"] or None, **{k: g[k] for k in ("leads", "converted", "fast")}}
-            for g in LeadTally.objects.values("owner_key")
+            for g in owners.of_leads(LeadTally.objects.all())
+            .values("owner_key")
             .annotate(
                 leads=whole_sum("n"),
                 converted=whole_sum("n", filter=Q(converted=True), default=0),

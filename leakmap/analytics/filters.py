@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import Q
@@ -64,6 +64,9 @@ class Scope:
     source_id: int | None
     # A manager viewer's team ids (accounts.selectors.team_ids), asked once per report.
     viewer_team: tuple[int, ...] | None = None
+    # What a report works out once from the scope and asks for again (analytics.base.
+    # tally_owners); a copy made with dataclasses.replace starts empty.
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def start(self) -> dt.datetime | None:

@@ -19,17 +19,18 @@ from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
+    EVERY_OWNER,
     MONEY_FIELD,
     Column,
     ReportResult,
     deal_states,
-    every_deal_now,
     from_cents,
     load_stages,
     money,
     money_ratio,
     ratio,
     register,
+    tally_owners,
     whole_sum,
     won_q,
 )
@@ -68,12 +69,14 @@ def spend_q(scope: Scope) -> Q:
 
 def leads_per_source(scope: Scope, status: str | None = None) -> list[tuple[int | None, int]]:
     """(source id, cohort leads), of one status if given (the diagnosis' disqualified leads).
-    Every lead now: from the lead tally the database keeps (a few thousand rows instead of a
-    million leads); sources whose leads have all moved on are left out."""
-    if every_deal_now(scope):
-        tally = (
-            LeadTally.objects.all() if status is None else LeadTally.objects.filter(status=status)
-        )
+    Every lead now, or every lead of some owners: from the lead tally the database keeps (a
+    few thousand rows instead of a million leads); sources whose leads have all moved on are
+    left out."""
+    owners = tally_owners(scope)
+    if owners is not None:
+        tally = owners.of_leads(LeadTally.objects.all())
+        if status is not None:
+            tally = tally.filter(status=status)
         return [
             (key or None, n)
             for key, n in tally.values("source_key")
@@ -92,10 +95,11 @@ def leads_per_source(scope: Scope, status: str | None = None) -> list[tuple[int 
 
 def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, Decimal]]:
     """(source id of the deals' lead, deals, won, won amount) of the cohort's deals that have
-    a lead. Every deal now: from the deal tally the database keeps. Without a filter on the
-    leads, the deals' own copy of their lead's source (a fact the services keep) groups them;
-    with one, the join to the leads."""
-    if every_deal_now(scope):
+    a lead: the deals of the scope's leads (an owner filter is on the lead's owner, who may
+    not be the deal's). Every deal now: from the deal tally the database keeps. Without a
+    filter on the leads, the deals' own copy of their lead's source (a fact the services
+    keep) groups them; with one, the join to the leads."""
+    if tally_owners(scope) == EVERY_OWNER:
         won_ids = stages.won_ids
         return [
             (key or None, n, n_won, from_cents(cents))

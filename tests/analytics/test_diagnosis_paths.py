@@ -1,7 +1,8 @@
-"""For every lead and deal now, the diagnosis reads the facts the database keeps: lead counts
-from the lead tally (also the sources report's leads), the owners report's groups, stuck and
-late-lost deals from index ranges on the deals' own columns. Any other scope counts from the
-records. Both must give the same figures — and the tally must step aside when a lead's
+"""For every lead and deal now — of everyone, or of some owners (a rep, a team, what a manager
+or a rep may see) — the diagnosis reads the facts the database keeps: lead counts from the
+lead tally (also the sources report's leads), the owners report's groups, stuck and late-lost
+deals from the tallies and index ranges on the deals' own columns. Any other scope counts from
+the records. Both must give the same figures — and the tally must step aside when a lead's
 converted or contacted time is after the clock (it does not know the clock)."""
 
 from __future__ import annotations
@@ -9,35 +10,51 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from decimal import Decimal
 
 import pytest
 from django.db.models import Max
 from hypothesis import given
 from hypothesis import strategies as st
 
+from leakmap.accounts.models import User
 from leakmap.analytics import diagnosis, owners, sources
+from leakmap.analytics.base import tally_owners
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm import services
-from leakmap.crm.models import Activity, Lead, LeadStatus, StageChange
+from leakmap.crm.models import Activity, Deal, Lead, LeadStatus, StageChange
 from tests.analytics.journeys import day
 from tests.analytics.test_properties import CLOCK, SETTINGS, random_company
+from tests.factories import LeadFactory
 
 
-def figures(as_of: dt.datetime | None = None) -> tuple:
-    scope = resolve(ReportFilters(as_of=as_of))
+def figures(as_of: dt.datetime | None = None, **narrowed) -> tuple:
+    scope = resolve(ReportFilters(as_of=as_of, **narrowed))
     return (
         dataclasses.asdict(diagnosis.collect(scope)),
         sorted((dataclasses.asdict(r) for r in sources.sources(scope).rows), key=str),
     )
 
 
-def both_ways(monkeypatch) -> tuple[tuple, tuple]:
-    tallied = figures()
+def both_ways(monkeypatch, **narrowed) -> tuple[tuple, tuple]:
+    tallied = figures(**narrowed)
     with monkeypatch.context() as m:
         for module in (diagnosis, owners, sources):
-            m.setattr(module, "every_deal_now", lambda scope: False)
-        counted = figures()
+            m.setattr(module, "tally_owners", lambda scope: None)
+        counted = figures(**narrowed)
     return tallied, counted
+
+
+def owner_narrowings() -> list[dict]:
+    """Every way a scope is narrowed only by who owns the records."""
+    out: list[dict] = []
+    for user in User.objects.order_by("pk"):
+        out.append({"owner": user.username})
+        out.append({"viewer": user})
+        if user.team_id is not None:
+            out.append({"team": user.team.name})
+            out.append({"team": user.team.name, "viewer": user})
+    return out
 
 
 def touch_leads(rnd: random.Random) -> None:
@@ -64,6 +81,29 @@ def test_both_ways_agree_on_the_hand_worked_company(company, clock, monkeypatch)
     assert any(r["lost_reasons"] for r in tallied[0]["reps"])
 
 
+def test_both_ways_agree_for_a_team_a_rep_and_what_each_user_may_see(
+    company, rep, outsider, manager, admin_user, clock, monkeypatch
+):
+    # A deal whose lead another team's rep owns, and an unassigned lead: the deal counts for
+    # its own owner, the lead for whoever may see unassigned leads (admins and managers).
+    lead = LeadFactory(owner=outsider, created_at=day(1))
+    services.lead_convert(
+        lead=lead, by=outsider, owner=rep, deal_name="跨组", amount=Decimal(700), at=day(3)
+    )
+    assert Deal.objects.get(lead=lead).owner == rep
+    LeadFactory(owner=None, created_at=day(2))
+    narrowings = owner_narrowings()
+    assert {"team": "华东一组", "viewer": manager} in narrowings
+    for narrowed in narrowings:
+        tallied, counted = both_ways(monkeypatch, **narrowed)
+        assert tallied == counted, narrowed
+    # The tallies answer for a manager's team: their deals, not the other team's.
+    mine = figures(viewer=manager)[0]
+    assert tally_owners(resolve(ReportFilters(viewer=manager))).deals is not None
+    assert {r["owner"] for r in mine["reps"]} == {"alice", "bob"}
+    assert mine["deals"] == Deal.objects.filter(owner__team=manager.team).count()
+
+
 @given(seed=st.integers(0, 10_000), clock_day=st.sampled_from([6, 12, 30, 90]))
 @SETTINGS
 def test_both_ways_agree_on_random_companies(db, monkeypatch, seed, clock_day):
@@ -73,6 +113,9 @@ def test_both_ways_agree_on_random_companies(db, monkeypatch, seed, clock_day):
         touch_leads(rnd)
         tallied, counted = both_ways(monkeypatch)
         assert tallied == counted
+        for narrowed in owner_narrowings():
+            tallied, counted = both_ways(monkeypatch, **narrowed)
+            assert tallied == counted, narrowed
 
 
 def test_a_conversion_after_the_clock_is_not_counted(db, clock, monkeypatch):
