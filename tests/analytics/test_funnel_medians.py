@@ -14,10 +14,10 @@ from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leakmap.analytics.base import load_stages, money, whole_company_now
+from leakmap.analytics.base import load_stages, money, tally_owners, whole_company_now
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.funnel import (
-    count_of_every_lead,
+    count_of_leads,
     funnel_rows,
     medians_by_sorting,
     medians_from_sorted_reach,
@@ -27,7 +27,9 @@ from leakmap.analytics.funnel import (
 from leakmap.crm import services
 from leakmap.crm.models import Deal, Lead, ReachTally, Stage, StageChange
 from tests.analytics.journeys import day, deal
+from tests.analytics.test_diagnosis_paths import owner_narrowings
 from tests.analytics.test_properties import SETTINGS, random_company
+from tests.factories import LeadFactory
 
 
 def scope_at(now, **filters) -> Scope:
@@ -142,7 +144,14 @@ def test_both_ways_agree_on_random_histories(db, seed):
         assert sorted_reach == by_sorting
         by_filters, grouped = totals_both_ways(scope_at(day(90)))
         assert by_filters == grouped
-        assert count_of_every_lead() == Lead.objects.count()
+        assert count_of_leads() == Lead.objects.count()
+        # Narrowed by who owns the leads: the tally rows of those owners.
+        LeadFactory(owner=None, created_at=day(1))
+        for narrowed in owner_narrowings():
+            scope = resolve(ReportFilters(**narrowed))
+            leads = Lead.objects.filter(scope.lead_q()).count()
+            assert count_of_leads(tally_owners(scope)) == leads, narrowed
+            assert funnel_rows(scope, load_stages(), with_medians=False)[0].count == leads
         kept = reaches()
         services.stage_entries_refresh_facts()
         assert reaches() == kept
