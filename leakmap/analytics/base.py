@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import gc
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -796,15 +797,12 @@ class SortedBuckets:
         self.bucket_of = bucket_of
         self.n = sum(counted.values()) + len(extra) + zeros
         self.total_seconds = total_seconds
-        self.extra_in: dict[int, list[int]] = {}  # bucket → its extra values
-        for seconds in extra:
-            b = bucket_of(seconds)
-            here = self.extra_in.get(b)
-            if here is None:
-                self.extra_in[b] = [seconds]
-            else:
-                here.append(seconds)
-        extra_n = {b: len(values) for b, values in self.extra_in.items()}
+        # The extra values are counted per bucket at C speed; a bucket's own values are picked
+        # out only for the few buckets a wanted rank falls in (stats). Filing each of the open
+        # deals' stays into a list per bucket took ~30 ms of an admin's stage-time page.
+        self.extra = extra
+        self.extra_buckets = list(map(bucket_of, extra))
+        extra_n = Counter(self.extra_buckets)
         if zeros:
             extra_n[bucket_of(0)] = extra_n.get(bucket_of(0), 0) + zeros
         # (bucket, counted, extra) for every bucket, ascending
@@ -837,7 +835,9 @@ class SortedBuckets:
         def kth(rank: int) -> float:
             b, before = self.where[rank]
             runs = [(v, 1) for v in counted_in(b)]
-            runs += [(v, 1) for v in self.extra_in.get(b, [])]
+            runs += [
+                (v, 1) for v, vb in zip(self.extra, self.extra_buckets, strict=True) if vb == b
+            ]
             if self.zeros and self.bucket_of(0) == b:
                 runs.append((0, self.zeros))
             for value, times in sorted(runs):
