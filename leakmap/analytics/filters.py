@@ -94,14 +94,18 @@ class Scope:
             q &= Q(**{f"{prefix}owner__team_id": self.team_id})
         if self.source_id is not None:
             q &= Q(**{f"{prefix}{source_field}": self.source_id})
-        if self.filters.viewer is not None:
-            q &= owner_filter(
-                self.filters.viewer,
-                f"{prefix}owner",
-                owner_required=owner_required,
-                team=self.viewer_team,
-            )
-        return q
+        return q & self.visible_q(prefix, owner_required=owner_required)
+
+    def visible_q(self, prefix: str = "", *, owner_required: bool = False) -> Q:
+        """The records the viewer may see (accounts.selectors.owner_filter); Q() without one."""
+        if self.filters.viewer is None:
+            return Q()
+        return owner_filter(
+            self.filters.viewer,
+            f"{prefix}owner",
+            owner_required=owner_required,
+            team=self.viewer_team,
+        )
 
     def deal_q(self, prefix: str = "") -> Q:
         """Cohort deals (created in the period) narrowed by owner/team/source/viewer."""

@@ -153,3 +153,24 @@ def test_as_of_a_moment_after_every_event_agrees_with_now(db, monkeypatch, seed)
         monkeypatch.setattr("django.utils.timezone.now", lambda: clock)
         now, as_of = figures(), figures(as_of=clock)
         assert now[0] == as_of[0]
+
+
+def test_a_managers_sources_count_only_the_deals_they_may_see(rep, outsider, manager, admin_user):
+    """The sources' deals are those of the scope's leads; a lead of the manager's team whose
+    deal went to another team's rep is counted as a lead, and its deal only for those who may
+    see that deal."""
+    handed_on = LeadFactory(owner=rep, created_at=day(1))
+    services.lead_convert(
+        lead=handed_on, by=rep, owner=outsider, deal_name="转给华南", amount=Decimal(900), at=day(2)
+    )
+    kept = LeadFactory(owner=rep, created_at=day(1), source=handed_on.source)
+    services.lead_convert(lead=kept, by=rep, deal_name="自己跟", amount=Decimal(100), at=day(2))
+
+    def row(**narrowed):
+        rows = sources.sources(resolve(ReportFilters(**narrowed))).rows
+        return next((r.leads, r.deals) for r in rows if r.source == handed_on.source.name)
+
+    assert row(viewer=manager) == (2, 1)
+    assert row(viewer=rep) == (2, 1)
+    assert row(viewer=admin_user) == (2, 2)
+    assert row(owner=rep.username) == (2, 2)  # the CLI's --owner: deals of that rep's leads
