@@ -83,11 +83,9 @@ def funnel_rows(scope: Scope, stages: Stages, *, with_medians: bool = True) -> l
     owners = tally_owners(scope)
     if owners is not None:
         leads = count_of_leads(owners)
+        totals = step_totals_of_every_deal(stages, owners)
     else:
         leads = Lead.objects.filter(scope.lead_q()).order_by().count()
-    if owners == EVERY_OWNER:
-        totals = step_totals_of_every_deal(stages)
-    else:
         totals = step_totals(scope, stages)
 
     rows = [
@@ -151,14 +149,14 @@ def step_totals(scope: Scope, stages: Stages) -> dict:
     return deal_states(scope, stages).aggregate(**aggs)
 
 
-def step_totals_of_every_deal(stages: Stages) -> dict:
-    """step_totals for every deal as it is now: the deals per (reached order, stage) from the
-    deal tally, added up per step here."""
+def step_totals_of_every_deal(stages: Stages, owners: TallyOwners = EVERY_OWNER) -> dict:
+    """step_totals for every deal as it is now (of the owners given, else of all): the deals
+    per (reached order, stage) from the deal tally, added up per step here."""
     won = set(stages.won_ids)
     totals: dict = {"n": 0, "amt": Decimal(0), "won_n": 0, "won_amt": Decimal(0)}
     for i in range(len(stages.open)):
         totals[f"s{i}_n"], totals[f"s{i}_amt"] = 0, Decimal(0)
-    for reached, stage_id, n, cents in deals_per_reach_and_stage():
+    for reached, stage_id, n, cents in deals_per_reach_and_stage(owners):
         amount = from_cents(cents)
         totals["n"] += n
         totals["amt"] += amount

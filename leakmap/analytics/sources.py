@@ -96,9 +96,9 @@ def leads_per_source(scope: Scope, status: str | None = None) -> list[tuple[int 
 def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, Decimal]]:
     """(source id of the deals' lead, deals, won, won amount) of the cohort's deals that have
     a lead: the deals of the scope's leads (an owner filter is on the lead's owner, who may
-    not be the deal's), of those the viewer may see. Every deal now: from the deal tally the database keeps. Without a
-    filter on the leads, the deals' own copy of their lead's source (a fact the services
-    keep) groups them; with one, the join to the leads."""
+    not be the deal's), of those the viewer may see. Every deal now: from the deal tally the
+    database keeps. Without a filter on the leads, the deals' own copy of their lead's source
+    (a fact the services keep) groups them; with one, the join to the leads."""
     if tally_owners(scope) == EVERY_OWNER:
         won_ids = stages.won_ids
         return [
