@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404
@@ -107,6 +108,13 @@ def _on_conflict(request, exc):
 @api.exception_handler(Http404)
 def _on_404(request, exc):
     return api.create_response(request, _errors([(None, _("Not found."))]), status=404)
+
+
+@api.exception_handler(PermissionDenied)
+def _on_denied(request, exc: PermissionDenied):
+    # The caller may see the record but not change it (crm.policy); nothing was written.
+    message = str(exc) or _("You may not change this record.")
+    return api.create_response(request, _errors([(None, message)]), status=403)
 
 
 @api.exception_handler(AuthenticationError)

@@ -11,17 +11,16 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
 from leakmap.accounts.models import User
-from leakmap.accounts.selectors import visible_users
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Competitor, LostReason, Stage, StageKind
 
 
 def owner_for(user: User, username: str | None, *, field: str = "owner") -> User:
-    """The owner named in the request (the caller when empty); only someone whose records the
-    caller may see, so a rep cannot hand work to a stranger."""
+    """The owner named in the request (the caller when empty); only someone the caller may
+    hand records to (policy.assignable_users), so a rep cannot hand work to a stranger."""
     if not username:
         return user
-    owner = visible_users(user).filter(username=username, is_active=True).first()
+    owner = policy.assignable_users(user).filter(username=username, is_active=True).first()
     if owner is None:
         raise ValidationError({field: _("No user “%(u)s” you can assign to.") % {"u": username}})
     return owner
@@ -104,3 +103,9 @@ def unused_external_id(model, value: str | None) -> str | None:
 def get_visible(qs, pk: int):
     """The record at a URL: 404 when it does not exist or the caller may not see it."""
     return get_object_or_404(qs, pk=pk)
+
+
+def visible_or(qs, record):
+    """`record` as re-read through the caller's visible set (every related name as stored),
+    or as it is when the caller just handed it to someone whose records they do not see."""
+    return qs.filter(pk=record.pk).first() or record

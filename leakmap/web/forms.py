@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from leakmap.accounts.models import Role, Team, User
 from leakmap.accounts.selectors import visible_users
+from leakmap.crm import policy
 from leakmap.crm.models import (
     ActivityKind,
     Competitor,
@@ -78,8 +79,9 @@ class StageChoiceField(forms.ModelChoiceField):
 
 
 def _owner_field(user: User, required: bool = True) -> forms.ModelChoiceField:
+    """Whom a record may be given to: crm.policy's rule, whatever the form."""
     return forms.ModelChoiceField(
-        queryset=visible_users(user).filter(is_active=True),
+        queryset=policy.assignable_users(user),
         required=required,
         label=_("Owner"),
     )

@@ -19,7 +19,7 @@ from leakmap.api.schemas import (
     ContactPatch,
     Id,
 )
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.text_search import containing
 
 router = Router(tags=["accounts and contacts"])
@@ -74,7 +74,7 @@ def get_account(request, account_id: Id):
 @router.patch("/accounts/{account_id}", response={200: AccountOut, **ERRORS})
 def update_account(request, account_id: Id, payload: AccountPatch):
     user = request.auth
-    account = lookups.get_visible(_accounts(user), account_id)
+    account = policy.record_for_change(user, _accounts(user), account_id)
     fields = {}
     for key, value in payload.dict(exclude_unset=True).items():
         if key == "owner":
@@ -86,12 +86,14 @@ def update_account(request, account_id: Id, payload: AccountPatch):
     with transaction.atomic():
         if fields:
             services.account_update(account=account, **fields)
-    return lookups.get_visible(_accounts(user), account_id)
+    return lookups.visible_or(_accounts(user), account)
 
 
 @router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
 def delete_account(request, account_id: Id):
-    services.account_delete(account=lookups.get_visible(_accounts(request.auth), account_id))
+    services.account_delete(
+        account=policy.record_for_delete(request.auth, _accounts(request.auth), account_id)
+    )
     return Status(204, None)
 
 
@@ -132,7 +134,7 @@ def get_contact(request, contact_id: Id):
 @router.patch("/contacts/{contact_id}", response={200: ContactOut, **ERRORS})
 def update_contact(request, contact_id: Id, payload: ContactPatch):
     user = request.auth
-    contact = lookups.get_visible(_contacts(user), contact_id)
+    contact = policy.record_for_change(user, _contacts(user), contact_id)
     fields = {}
     for key, value in payload.dict(exclude_unset=True).items():
         if key == "owner":
@@ -146,10 +148,12 @@ def update_contact(request, contact_id: Id, payload: ContactPatch):
     with transaction.atomic():
         if fields:
             services.contact_update(contact=contact, **fields)
-    return lookups.get_visible(_contacts(user), contact_id)
+    return lookups.visible_or(_contacts(user), contact)
 
 
 @router.delete("/contacts/{contact_id}", response={204: None, **ERRORS})
 def delete_contact(request, contact_id: Id):
-    services.contact_delete(contact=lookups.get_visible(_contacts(request.auth), contact_id))
+    services.contact_delete(
+        contact=policy.record_for_delete(request.auth, _contacts(request.auth), contact_id)
+    )
     return Status(204, None)

@@ -19,7 +19,7 @@ from leakmap.api.schemas import (
     CompleteIn,
     Id,
 )
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Activity
 
 router = Router(tags=["activities"])
@@ -31,6 +31,10 @@ class ActivityFilters(ListParams):
     kind: ActivityKindIn | None = None
     done: bool | None = None
     ordering: Literal["created_at", "-created_at"] = "created_at"
+
+
+def _activity_for_change(user, activity_id: int):
+    return policy.record_for_change(user, selectors.visible_activities(user), activity_id)
 
 
 @router.get("/activities", response={200: ActivityPage, **ERRORS})
@@ -81,7 +85,7 @@ def get_activity(request, activity_id: Id):
 
 @router.patch("/activities/{activity_id}", response={200: ActivityOut, **ERRORS})
 def update_activity(request, activity_id: Id, payload: ActivityPatch):
-    activity = lookups.get_visible(selectors.visible_activities(request.auth), activity_id)
+    activity = _activity_for_change(request.auth, activity_id)
     fields = {
         k: ("" if v is None and k in ("subject", "notes") else v)
         for k, v in payload.dict(exclude_unset=True).items()
@@ -94,12 +98,14 @@ def update_activity(request, activity_id: Id, payload: ActivityPatch):
 
 @router.post("/activities/{activity_id}/complete", response={200: ActivityOut, **ERRORS})
 def complete_activity(request, activity_id: Id, payload: CompleteIn):
-    activity = lookups.get_visible(selectors.visible_activities(request.auth), activity_id)
+    activity = _activity_for_change(request.auth, activity_id)
     return services.activity_complete(activity=activity, done_at=payload.done_at)
 
 
 @router.delete("/activities/{activity_id}", response={204: None, **ERRORS})
 def delete_activity(request, activity_id: Id):
-    activity = lookups.get_visible(selectors.visible_activities(request.auth), activity_id)
+    activity = policy.record_for_delete(
+        request.auth, selectors.visible_activities(request.auth), activity_id
+    )
     services.activity_delete(activity=activity)
     return Status(204, None)

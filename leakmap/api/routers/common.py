@@ -8,7 +8,7 @@ from pydantic import Field
 from leakmap.api.schemas import ErrorOut, Text, When
 
 # Documented on every operation so that clients (and Schemathesis) know each error's shape.
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 
 
 class ListParams(Schema):

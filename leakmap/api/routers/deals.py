@@ -19,7 +19,7 @@ from leakmap.api.schemas import (
     Text,
     WonIn,
 )
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Deal
 from leakmap.crm.text_search import containing
 
@@ -38,12 +38,17 @@ class DealFilters(ListParams):
 
 
 def _deal(user, deal_id: int):
-    return lookups.get_visible(selectors.visible_deals(user), deal_id)
+    """The deal at the URL, for a write (404 unseen, 403 seen but not the caller's to change)."""
+    return policy.record_for_change(user, selectors.visible_deals(user), deal_id)
 
 
 def _fresh(user, deal_id: int):
     # Re-read through the selector so the response shows every related name as stored.
     return lookups.get_visible(selectors.visible_deals(user).select_related("industry"), deal_id)
+
+
+def _written(user, deal):
+    return lookups.visible_or(selectors.visible_deals(user).select_related("industry"), deal)
 
 
 @router.get("/deals", response={200: DealPage, **ERRORS})
@@ -117,13 +122,14 @@ def update_deal(request, deal_id: Id, payload: DealPatch):
         else:
             fields[key] = value
     if fields:
-        services.deal_update(deal=deal, **fields)
-    return _fresh(user, deal_id)
+        deal = services.deal_update(deal=deal, **fields)
+    return _written(user, deal)
 
 
 @router.delete("/deals/{deal_id}", response={204: None, **ERRORS})
 def delete_deal(request, deal_id: Id):
-    services.deal_delete(deal=_deal(request.auth, deal_id))
+    deal = policy.record_for_delete(request.auth, selectors.visible_deals(request.auth), deal_id)
+    services.deal_delete(deal=deal)
     return Status(204, None)
 
 

@@ -19,7 +19,7 @@ from leakmap.api.schemas import (
     LeadPatch,
     Text,
 )
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Lead
 
 router = Router(tags=["leads"])
@@ -88,7 +88,7 @@ def get_lead(request, lead_id: Id):
 @router.patch("/leads/{lead_id}", response={200: LeadOut, **ERRORS})
 def update_lead(request, lead_id: Id, payload: LeadPatch):
     user = request.auth
-    lead = lookups.get_visible(selectors.visible_leads(user), lead_id)
+    lead = policy.record_for_change(user, selectors.visible_leads(user), lead_id)
     data = payload.dict(exclude_unset=True)
     with transaction.atomic():
         status = data.pop("status", None)
@@ -109,12 +109,12 @@ def update_lead(request, lead_id: Id, payload: LeadPatch):
             lead = services.lead_assign(lead=lead, owner=lookups.owner_for(user, owner))
         if status:
             lead = services.lead_set_status(lead=lead, status=status)
-    return lookups.get_visible(selectors.visible_leads(user), lead_id)
+    return lookups.visible_or(selectors.visible_leads(user), lead)
 
 
 @router.delete("/leads/{lead_id}", response={204: None, **ERRORS})
 def delete_lead(request, lead_id: Id):
-    lead = lookups.get_visible(selectors.visible_leads(request.auth), lead_id)
+    lead = policy.record_for_delete(request.auth, selectors.visible_leads(request.auth), lead_id)
     services.lead_delete(lead=lead)
     return Status(204, None)
 
@@ -122,7 +122,7 @@ def delete_lead(request, lead_id: Id):
 @router.post("/leads/{lead_id}/convert", response={201: DealOut, **ERRORS})
 def convert_lead(request, lead_id: Id, payload: ConvertIn):
     user = request.auth
-    lead = lookups.get_visible(selectors.visible_leads(user), lead_id)
+    lead = policy.record_for_change(user, selectors.visible_leads(user), lead_id)
     with transaction.atomic():
         deal = services.lead_convert(
             lead=lead,
@@ -142,5 +142,5 @@ def convert_lead(request, lead_id: Id, payload: ConvertIn):
 
 @router.post("/leads/{lead_id}/disqualify", response={200: LeadOut, **ERRORS})
 def disqualify_lead(request, lead_id: Id, payload: DisqualifyIn):
-    lead = lookups.get_visible(selectors.visible_leads(request.auth), lead_id)
+    lead = policy.record_for_change(request.auth, selectors.visible_leads(request.auth), lead_id)
     return services.lead_disqualify(lead=lead, reason=payload.reason)

@@ -340,6 +340,18 @@ ZH = {
     "A name is required.": "名称必填。",
     "“%(n)s” already exists.": "“%(n)s”已存在。",
     "Spend cannot be negative.": "投入不能为负数。",
+    # --- crm: who may change what (policy)
+    "Nobody owns this %(kind)s yet: only a manager or an admin can change it.": (
+        "这个%(kind)s还没有负责人：只有经理或管理员可以修改。"
+    ),
+    "You can see this %(kind)s but not change it: it belongs to %(owner)s. "
+    "Ask them, their manager or an admin.": (
+        "你可以查看这个%(kind)s，但不能修改：它的负责人是%(owner)s。请联系负责人、其经理或管理员。"
+    ),
+    "This %(kind)s cannot be deleted: %(n)s deal(s) of other people still use it. "
+    "Ask their owners, their manager or an admin.": (
+        "这个%(kind)s不能删除：还有 %(n)s 个其他人的商机在使用它。请联系这些商机的负责人、其经理或管理员。"
+    ),
     # --- accounts
     "team": "团队",
     "teams": "团队",

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from leakmap.analytics.base import unindexed
 from leakmap.analytics.stuck import over_sla
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
 from leakmap.crm.text_search import containing
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
@@ -40,6 +40,12 @@ CLOSED_WINDOW_DAYS = 30
 def _get_deal_for_user(request, pk: int) -> Deal:
     """404 unless the deal is in the user's visible set (a guessed id reveals nothing)."""
     return get_object_or_404(selectors.visible_deals(request.user).select_related("contact"), pk=pk)
+
+
+def _get_deal_for_change(request, pk: int) -> Deal:
+    """As _get_deal_for_user, and 403 unless the user may change it (crm.policy)."""
+    visible = selectors.visible_deals(request.user).select_related("contact")
+    return policy.record_for_change(request.user, visible, pk)
 
 
 def filter_deals(user, form: DealFilterForm):
@@ -196,7 +202,7 @@ def deal_detail(request, pk: int):
 
 @login_required
 def deal_edit(request, pk: int):
-    deal = _get_deal_for_user(request, pk)
+    deal = _get_deal_for_change(request, pk)
     initial = {f: getattr(deal, f) for f in DealForm.base_fields} | {"owner": deal.owner_id}
     form = DealForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -221,7 +227,7 @@ def deal_move(request, pk: int):
     """Move a deal to another stage. From the kanban (htmx) the answer is the re-rendered board,
     so a refused move shows the service's reason and the card is back where the server says it
     is; from the detail page it redirects back."""
-    deal = _get_deal_for_user(request, pk)
+    deal = _get_deal_for_change(request, pk)
     form = DealMoveForm(request.POST)
     error = ""
     if not form.is_valid():
@@ -252,7 +258,7 @@ def deal_move(request, pk: int):
 @login_required
 def deal_lost(request, pk: int):
     """Close as lost: the reason is required, and the competitor when the reason names one."""
-    deal = _get_deal_for_user(request, pk)
+    deal = _get_deal_for_change(request, pk)
     form = LostForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -294,7 +300,7 @@ def deal_lost(request, pk: int):
 @login_required
 @require_POST
 def deal_log_activity(request, pk: int):
-    deal = _get_deal_for_user(request, pk)
+    deal = _get_deal_for_change(request, pk)
     form = ActivityForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data

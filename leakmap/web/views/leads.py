@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from leakmap.crm import selectors, services
+from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import ActivityKind, Lead, LeadStatus
 from leakmap.web.forms import ActivityForm, ConvertForm, DisqualifyForm, LeadFilterForm, LeadForm
 from leakmap.web.views.common import (
@@ -28,6 +28,11 @@ from leakmap.web.views.common import (
 def _get_lead_for_user(request, pk: int) -> Lead:
     """404 unless the lead is in the user's visible set (a guessed id reveals nothing)."""
     return get_object_or_404(selectors.visible_leads(request.user), pk=pk)
+
+
+def _get_lead_for_change(request, pk: int) -> Lead:
+    """As _get_lead_for_user, and 403 unless the user may change it (crm.policy)."""
+    return policy.record_for_change(request.user, selectors.visible_leads(request.user), pk)
 
 
 def filter_leads(user, form: LeadFilterForm):
@@ -81,7 +86,7 @@ def lead_create(request):
 
 @login_required
 def lead_edit(request, pk: int):
-    lead = _get_lead_for_user(request, pk)
+    lead = _get_lead_for_change(request, pk)
     fields = list(LeadForm.base_fields) + ["owner"]
     initial = {f: getattr(lead, f, None) for f in fields}
     form = LeadForm(request.POST or None, user=request.user, initial=initial)
@@ -129,7 +134,7 @@ def lead_log_activity(request, pk: int):
 
     A lead has no follow-up date of its own, so the next follow-up becomes an open task due then.
     """
-    lead = _get_lead_for_user(request, pk)
+    lead = _get_lead_for_change(request, pk)
     form = ActivityForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -169,7 +174,7 @@ def lead_log_activity(request, pk: int):
 
 @login_required
 def lead_convert(request, pk: int):
-    lead = _get_lead_for_user(request, pk)
+    lead = _get_lead_for_change(request, pk)
     if lead.status in (LeadStatus.CONVERTED, LeadStatus.DISQUALIFIED):
         messages.error(request, _("This lead cannot be converted any more."))
         return redirect("lead_detail", pk=lead.pk)
@@ -213,7 +218,7 @@ def lead_convert(request, pk: int):
 @login_required
 @require_POST
 def lead_disqualify(request, pk: int):
-    lead = _get_lead_for_user(request, pk)
+    lead = _get_lead_for_change(request, pk)
     form = DisqualifyForm(request.POST)
     if form.is_valid():
         try:
