@@ -88,6 +88,13 @@ class WebhookAdmin(admin.ModelAdmin):
         class Meta:
             model = Webhook
             fields = ["url", "events", "secret", "description", "is_active"]
+            help_texts = {
+                "url": _(
+                    "An http or https address on the internet. Deliveries are POSTed there and "
+                    "redirects are not followed. Addresses inside your network are refused "
+                    "unless LEAKMAP_WEBHOOK_ALLOW_PRIVATE=1 is set."
+                )
+            }
 
     form = WebhookForm
 

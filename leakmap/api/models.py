@@ -14,6 +14,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from leakmap.api import netguard
+
 # The lead fields a web form may show, in the order they are rendered.
 FORM_FIELDS = {
     "name": _("Name"),
@@ -150,6 +152,23 @@ class WebForm(models.Model):
         return [f for f in FORM_FIELDS if f in chosen]
 
 
+def webhook_url_error(url: str) -> str | None:
+    """Why `url` cannot receive webhooks, for the user; None if it can. Delivery checks the
+    resolved address again on every attempt (leakmap.api.webhooks)."""
+    if not url:
+        return None  # the field's own "required" error says it
+    allow_private = settings.LEAKMAP_WEBHOOK_ALLOW_PRIVATE
+    try:
+        netguard.check_url(url, allow_private=allow_private)
+    except netguard.Refused as refused:
+        message = refused.message()
+        if refused.kind in netguard.ALLOWED_WHEN_PRIVATE_ALLOWED:
+            hint = _("To send webhooks to your own network, set LEAKMAP_WEBHOOK_ALLOW_PRIVATE=1.")
+            message = f"{message} {hint}"
+        return message
+    return None
+
+
 def _webhook_secret() -> str:
     return secrets.token_hex(32)
 
@@ -176,11 +195,15 @@ class Webhook(models.Model):
         return self.url
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
         unknown = [e for e in self.events or [] if e not in WEBHOOK_EVENTS]
         if unknown:
-            raise ValidationError(
-                {"events": _("Unknown events: %(e)s") % {"e": ", ".join(unknown)}}
-            )
+            errors["events"] = _("Unknown events: %(e)s") % {"e": ", ".join(unknown)}
+        url_error = webhook_url_error(self.url)
+        if url_error:
+            errors["url"] = url_error
+        if errors:
+            raise ValidationError(errors)
 
 
 class DeliveryStatus(models.TextChoices):

@@ -2,7 +2,9 @@
 
 The crm events are sent after the user's transaction commits (and with send_robust), so writing
 the outbox can never undo or block the user's action; delivering happens outside any request,
-with retries and exponential backoff, and every attempt is logged.
+with retries and exponential backoff, and every attempt is logged. Each attempt goes through
+leakmap.api.netguard: only to a public address (unless LEAKMAP_WEBHOOK_ALLOW_PRIVATE), checked
+after resolving and connected to as checked, and a redirect counts as a failed attempt.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 import uuid
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from leakmap.api import netguard
 from leakmap.api.models import (
     WEBHOOK_EVENTS,
     DeliveryStatus,
@@ -151,15 +154,27 @@ def connect() -> None:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """One POST through netguard: the receiver's resolved address is checked on every attempt,
+    and a redirect is never followed, so the answer is the receiver's own (a 3xx is a failure
+    like a 5xx: following it would resend the signature to wherever it points, as a GET)."""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code} {exc.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, f"{type(exc).__name__}: {reason}"[:1000]
+        reply = netguard.post(
+            url,
+            body,
+            headers,
+            allow_private=settings.LEAKMAP_WEBHOOK_ALLOW_PRIVATE,
+            timeout=TIMEOUT_SECONDS,
+        )
+    except netguard.Refused as exc:
+        return None, f"Refused: {exc}"[:1000]
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
+    if 200 <= reply.status < 300:
+        return reply.status, ""
+    error = f"HTTP {reply.status} {reply.reason}"
+    if 300 <= reply.status < 400:
+        error += f" (redirect to {reply.location or '?'} not followed)"
+    return reply.status, error[:1000]
 
 
 def deliver_one(delivery: WebhookDelivery, *, now: dt.datetime | None = None) -> bool:

@@ -222,3 +222,5 @@ LOGGING = {
 LEAKMAP_NO_FOLLOW_UP_DAYS = envint("LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
 # Won revenue the team aims for per month; the diagnosis turns it into the leads needed.
 LEAKMAP_MONTHLY_REVENUE_TARGET = envint("LEAKMAP_MONTHLY_REVENUE_TARGET", 0) or None
+# Webhooks to loopback and intranet addresses (leakmap.api.netguard), for self-hosted receivers.
+LEAKMAP_WEBHOOK_ALLOW_PRIVATE = envbool("LEAKMAP_WEBHOOK_ALLOW_PRIVATE", False)

@@ -5,8 +5,6 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -16,41 +14,19 @@ from leakmap.api.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookD
 from leakmap.crm import services
 from leakmap.web.server import PERIODIC_JOBS
 from tests.api.conftest import api_as
+from tests.api.receivers import Receiver
 from tests.factories import LeadFactory, lost_reason, make_deal, stage
 
 
-class Receiver:
-    """A real HTTP endpoint on localhost that answers with the statuses it is given."""
-
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 — http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+@pytest.fixture
+def allow_private(settings):
+    # These receivers listen on 127.0.0.1, which webhooks reach only when a self-hoster allows
+    # private addresses; tests/api/test_webhook_targets.py covers the default refusal.
+    settings.LEAKMAP_WEBHOOK_ALLOW_PRIVATE = True
 
 
 @pytest.fixture
-def receiver():
+def receiver(allow_private):
     servers = []
 
     def make(statuses=()):
@@ -64,7 +40,7 @@ def receiver():
 
 
 @pytest.fixture
-def dead_url():
+def dead_url(allow_private):
     # A port that was just free and now has nobody listening: connections are refused.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
