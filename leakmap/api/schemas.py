@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from django.utils import timezone
 from ninja import Schema
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,8 @@ from pydantic import (
     PlainSerializer,
     model_validator,
 )
+
+from leakmap.exchange.limits import happened_problem
 
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -49,6 +52,19 @@ def _iso_only(value):
 
 
 When = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_fits_utc)]
+
+
+def _happened(value: dt.datetime) -> dt.datetime:
+    # The bounds imports apply too (CONTRACT §2): from 2000-01-01 to now.
+    problem = happened_problem(value, timezone.now())
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# The time something happened (created_at, done_at, when a deal moved or a lead converted);
+# plans (due_at, next_follow_up) stay `When` and may lie ahead.
+Happened = Annotated[When, AfterValidator(_happened)]
 Day = Annotated[dt.date, BeforeValidator(_iso_only)]
 Money = Annotated[
     Decimal,
@@ -99,7 +115,7 @@ class LeadIn(Body):
     region: Text(100) = ""
     owner: Username | None = Field(None, description="Username; defaults to the caller.")
     external_id: Text(100, 1) | None = None
-    created_at: When | None = None
+    created_at: Happened | None = None
     utm_source: Text(100) = ""
     utm_medium: Text(100) = ""
     utm_campaign: Text(100) = ""
@@ -167,7 +183,7 @@ class ConvertIn(Body):
     expected_close_date: Day | None = None
     stage: Text(50, 1) | None = Field(None, description="Open stage key; the first by default.")
     owner: Username | None = None
-    at: When | None = None
+    at: Happened | None = None
 
 
 class DisqualifyIn(Body):
@@ -189,7 +205,7 @@ class DealIn(Body):
     industry: LookupName | None = None
     expected_close_date: Day | None = None
     next_follow_up: When | None = None
-    created_at: When | None = None
+    created_at: Happened | None = None
     external_id: Text(100, 1) | None = None
 
 
@@ -261,21 +277,21 @@ class DealOut(Schema):
 
 class MoveIn(Body):
     stage: Text(50, 1)
-    at: When | None = None
+    at: Happened | None = None
     lost_reason: LookupName | None = None
     competitor: LookupName | None = None
     notes: Text(5000) = ""
 
 
 class WonIn(Body):
-    at: When | None = None
+    at: Happened | None = None
 
 
 class LostIn(Body):
     lost_reason: Text(100, 1)
     competitor: LookupName | None = None
     notes: Text(5000) = ""
-    at: When | None = None
+    at: Happened | None = None
 
 
 # --- Accounts and contacts ------------------------------------------------------------------
@@ -285,7 +301,7 @@ class AccountIn(Body):
     name: Name
     industry: LookupName | None = None
     owner: Username | None = Field(None, description="Username; defaults to the caller.")
-    created_at: When | None = None
+    created_at: Happened | None = None
 
 
 class AccountPatch(Body):
@@ -317,7 +333,7 @@ class ContactIn(Body):
     phone: Text(50) = ""
     title: Text(100) = ""
     owner: Username | None = Field(None, description="Username; defaults to the caller.")
-    created_at: When | None = None
+    created_at: Happened | None = None
 
 
 class ContactPatch(Body):
@@ -356,10 +372,10 @@ class ActivityIn(Body):
     subject: Text(200) = ""
     notes: Text(10000) = ""
     due_at: When | None = None
-    done_at: When | None = None
+    done_at: Happened | None = None
     next_follow_up: When | None = None
     owner: Username | None = Field(None, description="Username; defaults to the caller.")
-    created_at: When | None = None
+    created_at: Happened | None = None
     external_id: Text(100, 1) | None = None
 
 
@@ -371,7 +387,7 @@ class ActivityPatch(Body):
 
 
 class CompleteIn(Body):
-    done_at: When | None = None
+    done_at: Happened | None = None
 
 
 class ActivityOut(Schema):

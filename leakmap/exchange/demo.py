@@ -17,7 +17,7 @@ from leakmap.accounts.models import Role, User
 from leakmap.accounts.services import user_create
 from leakmap.crm.models import Lead
 from leakmap.exchange.columns import FILE_NAMES, IMPORT_ORDER
-from leakmap.exchange.generator import generate
+from leakmap.exchange.generator import generate, local_now
 
 DEMO_SEED = 20260101
 DEMO_LEADS = 2000
@@ -37,7 +37,7 @@ def load_demo(*, today: dt.date | None = None) -> list[tuple[str, str, str]] | N
         return None
     today = today or timezone.localdate()
     with tempfile.TemporaryDirectory(prefix="leakmap-demo-") as tmp:
-        generate(tmp, leads=DEMO_LEADS, seed=DEMO_SEED, until=today)
+        generate(tmp, leads=DEMO_LEADS, seed=DEMO_SEED, until=today, now=local_now())
         for kind in IMPORT_ORDER:
             call_command(
                 "import_data", kind, str(Path(tmp) / FILE_NAMES[kind]), stdout=io.StringIO()

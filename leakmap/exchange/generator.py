@@ -2,6 +2,9 @@
 
 Deterministic for a seed: one `random.Random(seed)` drives everything in a fixed order, and the
 time span ends on a fixed day (`until`), so the same arguments always give byte-identical files.
+The span never ends after `now` when one is given: an import refuses a time that has happened
+later than the moment of import (CONTRACT §2), so the demo, generated up to today, stops at the
+present minute; plans (next follow-ups, due tasks, expected close dates) still lie ahead.
 Rows are written as they are made, so a million leads need little memory.
 
 What makes it realistic (and what the demo's reports are meant to find):
@@ -166,15 +169,34 @@ def _reps(n_leads: int, rng: random.Random) -> tuple[list[Rep], list[tuple[str, 
     return reps, managers
 
 
+def local_now() -> dt.datetime:
+    """The present as a naive time in the install's time zone, for `generate(now=...)`."""
+    import zoneinfo
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE)).replace(tzinfo=None)
+
+
 def generate(
-    out: str | Path, *, leads: int, seed: int = 1, until: dt.date = DEFAULT_UNTIL
+    out: str | Path,
+    *,
+    leads: int,
+    seed: int = 1,
+    until: dt.date = DEFAULT_UNTIL,
+    now: dt.datetime | None = None,
 ) -> dict[str, int]:
-    """Write the six import files into `out`; returns rows written per kind."""
+    """Write the six import files into `out`; returns rows written per kind. `now`: the present
+    as a naive time in the install's time zone (the zone the files' times are read in); the
+    span ends at the earlier of `until` 23:59 and `now`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     reps, managers = _reps(leads, rng)
     end = dt.datetime.combine(until, dt.time(23, 59))
+    if now is not None:
+        end = min(end, now.replace(second=0, microsecond=0))
     start = dt.datetime.combine(until - dt.timedelta(days=SPAN_DAYS - 1), dt.time(0, 0))
     base = start
     horizon = (end - start).total_seconds()

@@ -44,6 +44,13 @@ from leakmap.crm.models import (
     StageKind,
 )
 from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
+from leakmap.exchange.limits import (
+    MAX_CELL_CHARS,
+    cell_problem,
+    happened_problem,
+    plan_problem,
+    shown,
+)
 from leakmap.exchange.readers import Table
 
 BATCH = 2000
@@ -260,7 +267,8 @@ class Importer:
         self.lookups = lookups or Lookups()
         self.tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
         self.now = timezone.now()
-        self._times: dict[str, dt.datetime] = {}
+        # text → (time, why it cannot have happened, why it cannot be a plan)
+        self._times: dict[str, tuple[dt.datetime, str | None, str | None]] = {}
         self._amounts: dict[str, Decimal] = {}
 
     # --- reporting ------------------------------------------------------------------------------
@@ -268,7 +276,25 @@ class Importer:
     def error(self, row: Row | int, col: str, value: str, message: str) -> None:
         n = row if isinstance(row, int) else row.n
         self.bad_rows.add(n)
-        self.errors.append(f"{self.name}:{n}: column {col}: value {value!r}: {message}")
+        self.errors.append(f"{self.name}:{n}: column {col}: value {shown(value)!r}: {message}")
+
+    def cells_ok(self, n: int, cells: list[str]) -> bool:
+        """Whether every cell of a row is text the databases can store and not longer than
+        MAX_CELL_CHARS; each cell that is not is an error (limits.cell_problem). One look at
+        the joined row answers for nearly every row. It looks for NUL only: the readers never
+        yield a lone surrogate (UTF-8 and GB18030 are decoded strictly, and the XML parser
+        refuses one), and a search for a character range would cost several times more."""
+        joined = "".join(cells)
+        if len(joined) <= MAX_CELL_CHARS and "\x00" not in joined:
+            return True
+        names = {i: c for c, i in self.index.items()}
+        ok = True
+        for i, value in enumerate(cells):
+            problem = cell_problem(value)
+            if problem:
+                self.error(n, names.get(i, f"#{i + 1}"), value, problem)
+                ok = False
+        return ok
 
     @property
     def writing(self) -> bool:
@@ -323,16 +349,31 @@ class Importer:
             cache.clear()
         cache[key] = value
 
-    def when(self, row: Row, col: str, *, required: bool = False) -> dt.datetime | None:
-        """ISO 8601; without an offset the time is in settings.TIME_ZONE; a bare date is 00:00."""
+    def when(
+        self, row: Row, col: str, *, happened: bool, required: bool = False
+    ) -> dt.datetime | None:
+        """ISO 8601; without an offset the time is in settings.TIME_ZONE; a bare date is 00:00.
+
+        happened=True: the time something happened, not after the import began
+        (limits.happened_problem); False: a plan, which may lie ahead (limits.plan_problem)."""
         value = row[col]
         if not value:
             if required:
                 self.error(row, col, value, _("required, cannot be blank"))
             return None
-        parsed = self._times.get(value)
-        if parsed is not None:
-            return parsed
+        known = self._times.get(value)
+        if known is None:
+            known = self._parse_time(row, col, value)
+            if known is None:
+                return None
+        parsed, not_happened, not_plan = known
+        problem = not_happened if happened else not_plan
+        if problem:
+            self.error(row, col, value, problem)
+            return None
+        return parsed
+
+    def _parse_time(self, row: Row, col: str, value: str):
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
@@ -348,18 +389,25 @@ class Importer:
                 return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.tz)
-        self._remember(self._times, value, parsed)
-        return parsed
+        known = (parsed, happened_problem(parsed, self.now), plan_problem(parsed))
+        self._remember(self._times, value, known)
+        return known
 
     def date(self, row: Row, col: str) -> dt.date | None:
+        """A planned day (limits.plan_problem)."""
         value = row[col]
         if not value:
             return None
         try:
-            return dt.date.fromisoformat(value.replace("/", "-")[:10])
+            day = dt.date.fromisoformat(value.replace("/", "-")[:10])
         except ValueError:
             self.error(row, col, value, _("not a date; use ISO 8601 such as 2026-03-01"))
             return None
+        problem = plan_problem(day)
+        if problem:
+            self.error(row, col, value, problem)
+            return None
+        return day
 
     def choice(
         self, row: Row, col: str, choices: dict[str, str], default: str | None
@@ -431,6 +479,8 @@ class Importer:
                 records = []
                 for n, cells in raw:
                     self.rows += 1
+                    if not self.cells_ok(n, cells):
+                        continue
                     before = len(self.errors)
                     rec = self.parse(make_row(n, cells))
                     if rec is not None and len(self.errors) == before:
@@ -682,7 +732,7 @@ class LeadsImporter(Importer):
             product=self.text(row, "product", max_length=200),
             owner_id=self.lookup(row, "owner", "owner"),
             status=status,
-            created_at=self.when(row, "created_at", required=True),
+            created_at=self.when(row, "created_at", happened=True, required=True),
             disqualified_reason=reason if status == LeadStatus.DISQUALIFIED else "",
         )
         return lead
@@ -742,8 +792,8 @@ class DealsImporter(Importer):
         if ext:
             self.unique(self.seen, row, "external_id", ext)  # reported; the row's other cells too
         stage = self.stages.match(self, row, "stage")
-        created_at = self.when(row, "created_at", required=True)
-        closed_at = self.when(row, "closed_at")
+        created_at = self.when(row, "created_at", happened=True, required=True)
+        closed_at = self.when(row, "closed_at", happened=True)
         lost_reason = self.lookup(row, "lost_reason", "lost_reason")
         competitor = self.lookup(row, "competitor", "competitor")
         rec = {
@@ -766,7 +816,7 @@ class DealsImporter(Importer):
                 closed_at=closed_at,
                 lost_reason_id=lost_reason,
                 competitor_id=competitor,
-                next_follow_up=self.when(row, "next_follow_up"),
+                next_follow_up=self.when(row, "next_follow_up", happened=False),
             ),
             "lead": self.text(row, "lead_external_id", max_length=100),
             "account": self.text(row, "account", max_length=200),
@@ -961,7 +1011,7 @@ class StageHistoryImporter(Importer):
     def parse(self, row: Row):
         ext = self.text(row, "deal_external_id", required=True, max_length=100)
         stage = self.stages.match(self, row, "stage")
-        at = self.when(row, "entered_at", required=True)
+        at = self.when(row, "entered_at", happened=True, required=True)
         if ext and stage and at:
             self.groups.setdefault(ext, []).append(
                 (at, row.n, stage.pk, row["stage"], row["entered_at"])
@@ -1082,8 +1132,8 @@ class ActivitiesImporter(Importer):
                 "",
                 _("an activity belongs to a deal or a lead; give one of them"),
             )
-        done_at = self.when(row, "done_at")
-        due_at = self.when(row, "due_at")
+        done_at = self.when(row, "done_at", happened=True)
+        due_at = self.when(row, "due_at", happened=False)
         return {
             "row": row,
             "deal": deal,
@@ -1222,8 +1272,12 @@ class SpendImporter(Importer):
         value = row["month"]
         m = MONTH_RE.match(value)
         month = None
-        if m and 1 <= int(m.group(2)) <= 12:
+        if m and 1 <= int(m.group(2)) <= 12 and int(m.group(1)) >= 1:
             month = dt.date(int(m.group(1)), int(m.group(2)), 1)
+            problem = plan_problem(month)
+            if problem:
+                self.error(row, "month", value, problem)
+                month = None
         else:
             self.error(row, "month", value, _("not a month; use YYYY-MM such as 2026-03"))
         source = self.text(row, "source", required=True, max_length=100)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from leakmap.exchange.cells import unescape_cells
 from leakmap.exchange.columns import KINDS, REQUIRED
+from leakmap.exchange.limits import archive_problem
 
 # Long enough to hold a field bigger than csv's 128 KiB default (notes can be long).
 csv.field_size_limit(16 * 1024 * 1024)
@@ -150,6 +151,10 @@ def _open_csv(path: Path) -> Table:
 def _open_xlsx(path: Path) -> Table:
     from openpyxl import load_workbook
 
+    # Before openpyxl unpacks anything: a small file may unpack to gigabytes.
+    problem = archive_problem(path)
+    if problem:
+        raise FileError(f"{path}: {problem}")
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged or mislabelled file
@@ -158,7 +163,13 @@ def _open_xlsx(path: Path) -> Table:
         ) from exc
     ws = wb.worksheets[0]
     it = ws.iter_rows(values_only=True)
-    first = next(it, None)
+    try:
+        first = next(it, None)
+    except Exception as exc:  # as in rows() below
+        wb.close()
+        raise FileError(
+            _("%(f)s: not a readable .xlsx file (%(e)s)") % {"f": path, "e": exc}
+        ) from exc
     if first is None:
         wb.close()
         raise FileError(_("%(f)s: the file is empty") % {"f": path})
@@ -168,12 +179,19 @@ def _open_xlsx(path: Path) -> Table:
     done = [1]
 
     def rows():
-        for n, values in enumerate(it, start=2):
-            done[0] = n
-            cells = [_cell_text(v) for v in values]
-            if not any(cells):
-                continue
-            yield n, unescape_cells(cells)  # the "'" of our downloads off, as in _open_csv
+        n = 1
+        try:
+            for n, values in enumerate(it, start=2):
+                done[0] = n
+                cells = [_cell_text(v) for v in values]
+                if not any(cells):
+                    continue
+                yield n, unescape_cells(cells)  # the "'" of our downloads off, as in _open_csv
+        except Exception as exc:  # a damaged sheet: openpyxl raises many kinds mid-stream
+            raise FileError(
+                _("%(f)s:%(n)s: not a readable .xlsx file (%(e)s)")
+                % {"f": path, "n": n + 1, "e": exc}
+            ) from exc
 
     return Table(
         path=path,

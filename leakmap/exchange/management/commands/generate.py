@@ -5,7 +5,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from leakmap.exchange.generator import DEFAULT_UNTIL, generate
+from leakmap.exchange.generator import DEFAULT_UNTIL, generate, local_now
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 _("--until: value %(v)r is not a date (YYYY-MM-DD)") % {"v": until}, returncode=2
             ) from exc
         try:
-            counts = generate(out, leads=leads, seed=seed, until=until_date)
+            counts = generate(out, leads=leads, seed=seed, until=until_date, now=local_now())
         except OSError as exc:
             raise CommandError(f"--out: {exc}", returncode=2) from exc
         for kind, n in counts.items():
