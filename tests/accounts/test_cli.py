@@ -108,3 +108,14 @@ def test_serve_refuses_a_database_that_is_migrations_behind(tmp_path):
     assert "api.0002_token_read_only" in refused.stderr
     assert "leakmap migrate" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_it_names_the_password_rules_a_new_password_breaks(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    weak = leakmap(
+        tmp_path, "user", "add", "wang", "--role", "rep", "--password-stdin", stdin="12345678\n"
+    )
+    assert weak.returncode == 2
+    assert "too short" in weak.stderr and "entirely numeric" in weak.stderr
+    assert "Traceback" not in weak.stderr
+    assert leakmap(tmp_path, "user", "passwd", "wang").returncode == 2  # never created

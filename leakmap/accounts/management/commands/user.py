@@ -3,13 +3,12 @@ from __future__ import annotations
 import secrets
 import sys
 
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from leakmap.accounts.models import Role, User
-from leakmap.accounts.services import team_get_or_create, user_create
+from leakmap.accounts.services import team_get_or_create, user_create, user_set_password
 from leakmap.errors import validation_message
 
 
@@ -55,11 +54,9 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {username!r}", returncode=2)
         password, generated = self._password(password_stdin)
         try:
-            validate_password(password, user)
+            user_set_password(user=user, password=password)
         except ValidationError as exc:
-            raise CommandError("password: " + " ".join(exc.messages), returncode=2) from exc
-        user.set_password(password)
-        user.save(update_fields=["password"])
+            raise CommandError(validation_message(exc), returncode=2) from exc
         self.stdout.write(f"password set for {user.username}")
         if generated:
             self.stdout.write(f"password: {password}")
