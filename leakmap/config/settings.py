@@ -166,6 +166,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 ]
+# Seconds a web form's anti-bot token stays valid after the page was served.
+LEAKMAP_WEBFORM_TOKEN_MAX_AGE = envint("LEAKMAP_WEBFORM_TOKEN_MAX_AGE", 86400)
 
 # --- Locale ---------------------------------------------------------------------------------
 LANGUAGE_CODE = envstr("LEAKMAP_LANGUAGE", "zh-hans")
