@@ -4,7 +4,18 @@ per username and per client address, through real requests and the real database
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
@@ -15,6 +26,7 @@ from django.test import Client
 from leakmap.accounts.models import TokenFailure
 from leakmap.api.tokens import token_create
 
+REPO = Path(__file__).resolve().parents[2]
 RIGHT = "pass-word-123"  # tests.factories.UserFactory's password
 LIMIT = 5  # LEAKMAP_LOGIN_FAILURE_LIMIT's default
 COOLOFF = dt.timedelta(minutes=15)  # LEAKMAP_LOGIN_COOLOFF_MINUTES's default
@@ -245,3 +257,119 @@ def test_wrong_tokens_do_not_lock_the_sign_in_form(rep):
         api_get(f"lmk_abcd1234_guess{i}", ip="203.0.113.30")
     response, client = sign_in("alice", RIGHT, ip="203.0.113.30")
     assert response.status_code == 302 and signed_in(client)
+
+
+# --- Shared by every process ----------------------------------------------------------------------
+
+SEED = """
+import django; django.setup()
+from leakmap.accounts.services import user_create
+from leakmap.api.tokens import token_create
+user = user_create(username="alice", role="rep", password="copper-kettle-4417")
+print(token_create(user=user, name="sync")[1])
+"""
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
+    reason="serves a throwaway SQLite file",
+)
+def test_two_servers_on_one_database_share_the_counts(tmp_path):
+    """Failures sent to one `leakmap serve` lock the sign-in and the API on another: the counts
+    live in the database, not in a process."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "leakmap.config.settings",
+        "LEAKMAP_SECRET_KEY": "test-only",
+        "LEAKMAP_RULES_INTERVAL": "0",
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("DATABASE_TEST_NAME", None)
+    run = {"cwd": tmp_path, "env": env, "check": True, "capture_output": True, "text": True}
+    subprocess.run([sys.executable, "-m", "leakmap", "migrate", "-v0"], **run)
+    token = subprocess.run([sys.executable, "-c", SEED], **run).stdout.strip()
+
+    servers = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "leakmap", "serve", "--port", str(port), "--workers", "1"],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            servers.append(proc)
+            wait_until_up(port)
+            proc.port = port
+        first, second = (f"http://127.0.0.1:{p.port}" for p in servers)
+
+        browser = HttpBrowser()
+        assert [browser.sign_in(first, "alice", "wrong-guess") for _ in range(LIMIT)] == [200] * (
+            LIMIT - 1
+        ) + [429]
+        assert browser.sign_in(second, "alice", "copper-kettle-4417") == 429
+
+        for i in range(LIMIT):
+            assert http_status(f"{first}/api/v1/leads", f"lmk_abcd1234_guess{i}") == 401
+        assert http_status(f"{second}/api/v1/leads", token) == 429
+    finally:
+        for proc in servers:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"leakmap serve did not start on port {port}")
+
+
+def http_status(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class HttpBrowser:
+    """Cookies and the CSRF token, as a browser keeps them, across both servers (one key)."""
+
+    def __init__(self):
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            NoRedirect,
+        )
+
+    def sign_in(self, base: str, username: str, password: str) -> int:
+        page = self.opener.open(f"{base}/login/", timeout=30).read().decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+        data = urllib.parse.urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": csrf}
+        ).encode()
+        try:
+            with self.opener.open(f"{base}/login/", data=data, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
