@@ -11,7 +11,8 @@ commands:
   demo       migrate, load the demo company into an empty database, and serve the web app
   serve      run the production web server
   migrate    apply database migrations
-  user       manage logins (leakmap user add USERNAME --role rep|manager|admin)
+  user       manage logins (leakmap user add USERNAME --role rep|manager|admin,
+             user passwd USERNAME, user unlock USERNAME [--address IP])
   import     import users, leads, deals, stage-history, activities or spend from CSV/XLSX
   export     export the same kinds and columns
   report     print a report (funnel, owners, sources, lost-reasons, stage-time, stuck, cycle,

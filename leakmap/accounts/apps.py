@@ -8,9 +8,13 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_migrate
 
+        from leakmap.accounts.lockout import forget_after_sign_in
+
         post_migrate.connect(_create_cache_table, sender=self)
+        user_logged_in.connect(forget_after_sign_in, dispatch_uid="leakmap.forget_after_sign_in")
 
 
 def _create_cache_table(sender, using: str = "default", **kwargs) -> None:

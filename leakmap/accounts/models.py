@@ -68,3 +68,15 @@ class User(AbstractUser):
     @property
     def is_manager(self) -> bool:
         return self.role == Role.MANAGER
+
+
+class TokenFailure(models.Model):
+    """Failed API bearer tokens from one client address, counted while each failure comes
+    within the cool-off of the one before (leakmap.accounts.lockout)."""
+
+    address = models.CharField(max_length=64, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.failures}"

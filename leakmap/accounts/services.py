@@ -10,6 +10,22 @@ from django.utils.translation import gettext as _
 from leakmap.accounts.models import Role, Team, User
 
 
+def _check_password(password: str, user: User) -> None:
+    """AUTH_PASSWORD_VALIDATORS, with their messages on the password field."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+
+
+@transaction.atomic
+def user_set_password(*, user: User, password: str) -> User:
+    _check_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user
+
+
 def team_get_or_create(name: str) -> Team:
     return Team.objects.get_or_create(name=name.strip())[0]
 
@@ -48,7 +64,7 @@ def user_create(
     )
     user.full_clean(exclude=["password"])
     if password:
-        validate_password(password, user)
+        _check_password(password, user)
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -99,7 +115,7 @@ def user_update(
     user.is_superuser = role == Role.ADMIN
     user.full_clean(exclude=["password"])
     if password:
-        validate_password(password, user)
+        _check_password(password, user)
         user.set_password(password)
     user.save()
     return user

@@ -63,9 +63,10 @@ class WebFormAdmin(admin.ModelAdmin):
             "<p>{}</p><textarea readonly rows='18' cols='100' style='font-family:monospace'>{}"
             "</textarea><p>{} <a href='{}'>{}</a></p>",
             _(
-                "Paste this HTML into any page; it works without JavaScript. Its timestamp is "
-                "the time you copied it, so the minimum-fill-time check only bites on the hosted "
-                "page, which signs a fresh one on every visit (link to it or put it in an iframe):"
+                "Paste this HTML into any page; it works without JavaScript. Its token is signed "
+                "the time you copied it and expires after LEAKMAP_WEBFORM_TOKEN_MAX_AGE seconds "
+                "(a day unless set), so for a form that keeps working link to the hosted page or "
+                "put it in an iframe: it signs a fresh token on every visit."
             ),
             escape(html),
             _("Hosted form:"),

@@ -128,4 +128,8 @@ def _on_auth(request, exc):
 
 @api.exception_handler(HttpError)
 def _on_http_error(request, exc: HttpError):
-    return api.create_response(request, _errors([(None, str(exc))]), status=exc.status_code)
+    response = api.create_response(request, _errors([(None, str(exc))]), status=exc.status_code)
+    retry_after = getattr(exc, "retry_after", None)  # auth.TooManyFailures
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -1,9 +1,10 @@
 """Web-to-lead intake: what a public form submission becomes.
 
-A submission is checked for bots (honeypot, minimum fill time from a signed timestamp), rate
-limited per IP, validated, and then either creates a lead through `services.lead_create` or —
-when a lead with that e-mail or phone exists — logs an activity on that lead instead of a
-duplicate.
+A submission is rate limited per IP, checked for bots (honeypot; a token signed for this form
+when its page was served, at least the form's minimum fill time and at most
+LEAKMAP_WEBFORM_TOKEN_MAX_AGE old), validated, and then either creates a lead through
+`services.lead_create` or — when a lead with that e-mail or phone exists — logs an activity on
+that lead instead of a duplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -66,6 +68,8 @@ class Outcome:
 
 
 def sign_timestamp(form: WebForm, now: float | None = None) -> str:
+    """The anti-bot token of a served form: which form, and when it was served, signed (so a
+    token served with form A is refused on form B, and its age cannot be forged)."""
     return signing.dumps(
         {"f": form.pk, "t": int(now if now is not None else time.time())}, salt="leakmap.webform"
     )
@@ -99,10 +103,23 @@ def check_bot(form: WebForm, data, now: float | None = None) -> None:
         stamp = signing.loads(data.get(TIMESTAMP, ""), salt="leakmap.webform")
     except signing.BadSignature as exc:
         raise Rejected(400, _("The form is out of date; reload the page and try again.")) from exc
-    if stamp.get("f") != form.pk:
+    served = stamp.get("t") if isinstance(stamp, dict) else None
+    if not isinstance(served, int) or stamp.get("f") != form.pk:
         raise Rejected(400, _("The form is out of date; reload the page and try again."))
     now = time.time() if now is None else now
-    if now - stamp.get("t", now) < form.min_fill_seconds:
+    # A token is good for LEAKMAP_WEBFORM_TOKEN_MAX_AGE seconds after the page was served (0:
+    # for ever, for HTML pasted into other sites long ago), and never from the future beyond a
+    # minute of clock difference between servers.
+    max_age = settings.LEAKMAP_WEBFORM_TOKEN_MAX_AGE
+    if (max_age and now - served > max_age) or served > now + 60:
+        raise Rejected(
+            400,
+            _(
+                "This form was loaded too long ago and has expired; reload the page, "
+                "fill it in again and send it."
+            ),
+        )
+    if now - served < form.min_fill_seconds:
         raise Rejected(400, _("That was too fast; please check the form and send it again."))
 
 

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "leakmap.accounts",
     "leakmap.crm",
     "leakmap.analytics",
@@ -107,6 +108,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused for too many failures into the
+    # lockout page (leakmap.accounts.lockout.lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leakmap.config.urls"
@@ -158,9 +162,40 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 ]
+# Seconds a web form's anti-bot token stays valid after the page was served.
+LEAKMAP_WEBFORM_TOKEN_MAX_AGE = envint("LEAKMAP_WEBFORM_TOKEN_MAX_AGE", 86400)
+# django-axes refuses a sign-in before any password is checked once the username or the client
+# address has LEAKMAP_LOGIN_FAILURE_LIMIT failures, each within LEAKMAP_LOGIN_COOLOFF_MINUTES of
+# the next; the counts live in the database, so every worker and server shares them.
+# ModelBackend stays in the list: it checks passwords and resolves the sessions it signed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LEAKMAP_LOGIN_FAILURE_LIMIT = envint("LEAKMAP_LOGIN_FAILURE_LIMIT", 5)
+LEAKMAP_LOGIN_COOLOFF_MINUTES = envint("LEAKMAP_LOGIN_COOLOFF_MINUTES", 15)
+if LEAKMAP_LOGIN_FAILURE_LIMIT < 1 or LEAKMAP_LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "LEAKMAP_LOGIN_FAILURE_LIMIT and LEAKMAP_LOGIN_COOLOFF_MINUTES must be at least 1"
+    )
+AXES_FAILURE_LIMIT = "leakmap.accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "leakmap.accounts.lockout.cooloff"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "leakmap.accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "leakmap.accounts.lockout.lockout_response"
+# A refused attempt during a lockout is not recorded, so the lockout ends when the page said.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Failures are kept; successful sign-ins are not logged (one write per sign-in for no reader).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 # --- Locale ---------------------------------------------------------------------------------
 LANGUAGE_CODE = envstr("LEAKMAP_LANGUAGE", "zh-hans")

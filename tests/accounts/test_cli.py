@@ -108,3 +108,25 @@ def test_serve_refuses_a_database_that_is_migrations_behind(tmp_path):
     assert "api.0002_token_read_only" in refused.stderr
     assert "leakmap migrate" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_it_names_the_password_rules_a_new_password_breaks(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    weak = leakmap(
+        tmp_path, "user", "add", "wang", "--role", "rep", "--password-stdin", stdin="12345678\n"
+    )
+    assert weak.returncode == 2
+    assert "too short" in weak.stderr and "entirely numeric" in weak.stderr
+    assert "Traceback" not in weak.stderr
+    assert leakmap(tmp_path, "user", "passwd", "wang").returncode == 2  # never created
+
+
+def test_it_unlocks_from_the_command_line(tmp_path):
+    leakmap(tmp_path, "migrate", "-v0")
+    leakmap(tmp_path, "user", "add", "zhou", "--role", "rep")
+    done = leakmap(tmp_path, "user", "unlock", "zhou", "--address", "203.0.113.9")
+    assert done.returncode == 0, done.stderr
+    assert "zhou and 203.0.113.9: no failed sign-ins recorded" in done.stdout
+    bad = leakmap(tmp_path, "user", "unlock", "--address", "localhost")
+    assert bad.returncode == 2 and "--address" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -97,6 +97,49 @@ def test_it_rejects_a_form_filled_faster_than_a_person_can(form):
     assert Lead.objects.count() == 0
 
 
+def test_it_refuses_a_token_older_than_a_day_and_asks_to_reload(form):
+    day = 86400  # LEAKMAP_WEBFORM_TOKEN_MAX_AGE's default
+    assert _post(form, {"email": "fresh@example.com"}, age=day - 60).status_code == 200
+    old = _post(form, {"email": "stale@example.com"}, age=day + 60)
+    assert old.status_code == 400
+    assert "表单已过期" in old.content.decode() and "刷新页面" in old.content.decode()
+    as_json = _post(
+        form,
+        {"email": "stale@example.com"},
+        age=day + 60,
+        headers={"Accept": "application/json", "Accept-Language": "en"},
+    )
+    assert as_json.status_code == 400
+    assert "reload the page" in as_json.json()["detail"][0]["message"]
+    assert not Lead.objects.filter(email="stale@example.com").exists()
+
+
+def test_it_reads_the_token_lifetime_from_settings(form, settings):
+    settings.LEAKMAP_WEBFORM_TOKEN_MAX_AGE = 60
+    assert _post(form, {"email": "a@example.com"}, age=59).status_code == 200
+    assert _post(form, {"email": "b@example.com"}, age=61).status_code == 400
+    settings.LEAKMAP_WEBFORM_TOKEN_MAX_AGE = 0  # never expires
+    assert _post(form, {"email": "c@example.com"}, age=400 * 86400).status_code == 200
+    # A token dated in the future is forged or from a wrong clock.
+    assert _post(form, {"email": "d@example.com"}, age=-3600).status_code == 400
+    assert sorted(Lead.objects.values_list("email", flat=True)) == [
+        "a@example.com",
+        "c@example.com",
+    ]
+
+
+def test_it_refuses_a_token_of_one_form_replayed_on_another(form):
+    other = WebForm.objects.create(name="展会登记", slug="expo", source=form.source)
+    token = webforms.sign_timestamp(other, now=time.time() - 10)  # served 10 s ago, for expo
+    replayed = _post(form, {"_ts": token, "email": "replay@example.com"})
+    assert replayed.status_code == 400
+    assert "刷新页面" in replayed.content.decode()
+    assert not Lead.objects.exists()
+    # The same token is good on its own form.
+    assert _post(other, {"_ts": token, "email": "replay@example.com"}).status_code == 200
+    assert Lead.objects.count() == 1
+
+
 def test_it_names_the_fields_at_fault(form):
     response = _post(form, {"name": "", "email": "not-an-email"})
     assert response.status_code == 400

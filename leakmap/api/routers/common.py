@@ -8,7 +8,16 @@ from pydantic import Field
 from leakmap.api.schemas import ErrorOut, Text, When
 
 # Documented on every operation so that clients (and Schemathesis) know each error's shape.
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+# 429: too many wrong bearer tokens from the caller's address (api.auth), with Retry-After.
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    422: ErrorOut,
+    429: ErrorOut,
+}
 
 
 class ListParams(Schema):

@@ -73,6 +73,15 @@ ZH = {
     "Sign out": "退出",
     "Sign in": "登录",
     "See where your sales funnel leaks revenue.": "看清销售漏斗在哪里流失业绩。",
+    # --- sign-in lockout (accounts.lockout, web.views.auth, settings/users.html)
+    "Too many failed sign-ins for this username or from this address. Sign-in is paused until %(time)s (in about %(minutes)s minutes); an admin can unlock it sooner.": "该用户名或此地址的登录失败次数过多。登录已暂停至 %(time)s（约 %(minutes)s 分钟后）；管理员可以提前解锁。",
+    "“%(u)s” can sign in again.": "“%(u)s”现在可以重新登录了。",
+    "“%(a)s” is not an IP address.": "“%(a)s”不是有效的 IP 地址。",
+    "Address %(a)s can sign in again.": "地址 %(a)s 现在可以重新登录了。",
+    "Sign-in locked": "登录已锁定",
+    "Unlock": "解锁",
+    "Locked addresses": "已锁定的地址",
+    "Too many failed sign-ins or API tokens came from these addresses; they are refused until the cool-off passes.": "这些地址的登录或 API 令牌失败次数过多，在冷却时间结束前会被拒绝。",
     # --- web: accounts & contacts
     "No contacts yet.": "暂无联系人。",
     "Filter": "筛选",

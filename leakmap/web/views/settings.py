@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from leakmap.accounts import lockout
 from leakmap.accounts import services as account_services
 from leakmap.accounts.models import Team, User
 from leakmap.crm import services
@@ -147,7 +148,13 @@ def user_list(request):
     return render(
         request,
         "web/settings/users.html",
-        {"users": users, "teams": teams, "team_form": TeamForm()},
+        {
+            "users": users,
+            "teams": teams,
+            "team_form": TeamForm(),
+            "locked": lockout.locked_usernames(),
+            "locked_addresses": lockout.locked_addresses(),
+        },
     )
 
 

@@ -3,18 +3,22 @@ from __future__ import annotations
 import secrets
 import sys
 
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_ipv46_address
 from django.db import transaction
 
+from leakmap.accounts import lockout
 from leakmap.accounts.models import Role, User
-from leakmap.accounts.services import team_get_or_create, user_create
+from leakmap.accounts.services import team_get_or_create, user_create, user_set_password
 from leakmap.errors import validation_message
 
 
 class Command(BaseCommand):
-    help = "Manage logins: `leakmap user add USERNAME --role rep|manager|admin`."
+    help = (
+        "Manage logins: `leakmap user add USERNAME --role rep|manager|admin`, "
+        "`leakmap user passwd USERNAME`, `leakmap user unlock USERNAME [--address IP]`."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -35,11 +39,24 @@ class Command(BaseCommand):
         passwd.add_argument("username")
         passwd.add_argument("--password-stdin", action="store_true")
 
+        unlock = sub.add_parser(
+            "unlock",
+            help="let a user (and/or a client address) sign in again before the cool-off ends",
+        )
+        unlock.add_argument("username", nargs="?", default="")
+        unlock.add_argument(
+            "--address",
+            default="",
+            help="also forget the failed sign-ins and API tokens from this IP address",
+        )
+
     def handle(self, *args, action: str, **opts):
         if action == "add":
             self.add(**opts)
         elif action == "passwd":
             self.passwd(**opts)
+        elif action == "unlock":
+            self.unlock(**opts)
 
     def _password(self, from_stdin: bool) -> tuple[str, bool]:
         if from_stdin:
@@ -55,11 +72,9 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {username!r}", returncode=2)
         password, generated = self._password(password_stdin)
         try:
-            validate_password(password, user)
+            user_set_password(user=user, password=password)
         except ValidationError as exc:
-            raise CommandError("password: " + " ".join(exc.messages), returncode=2) from exc
-        user.set_password(password)
-        user.save(update_fields=["password"])
+            raise CommandError(validation_message(exc), returncode=2) from exc
         self.stdout.write(f"password set for {user.username}")
         if generated:
             self.stdout.write(f"password: {password}")
@@ -87,3 +102,22 @@ class Command(BaseCommand):
         self.stdout.write(f"created {user.role} {user.username}")
         if generated:
             self.stdout.write(f"password: {password}")
+
+    def unlock(self, *, username, address, **_):
+        if not username and not address:
+            raise CommandError("unlock: name a USERNAME, an --address, or both", returncode=2)
+        if address:
+            try:
+                validate_ipv46_address(address)
+            except ValidationError as exc:
+                raise CommandError(
+                    f"--address: {address!r} is not an IPv4 or IPv6 address", returncode=2
+                ) from exc
+        if username and not User.objects.filter(username=username).exists():
+            raise CommandError(f"no user named {username!r}", returncode=2)
+        removed = lockout.lockout_clear(username=username, address=address)
+        who = " and ".join(x for x in (username, address) if x)
+        if removed:
+            self.stdout.write(f"unlocked {who}: {removed} failure record(s) removed")
+        else:
+            self.stdout.write(f"{who}: no failed sign-ins recorded, nothing to unlock")
