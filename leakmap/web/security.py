@@ -10,6 +10,9 @@ Styles: stylesheets come from the app's origin only, but `style="…"` attribute
 resource from elsewhere because img-src and font-src stay on 'self'. A `<style>` element is
 refused, which is why htmx's own indicator styles are switched off in base.html.
 
+A page that runs a vendored library which injects `<style>` elements (Swagger UI on the API
+docs) sets `response.csp_inline_style_elements = True`: its scripts stay as strict.
+
 A view marked `xframe_options_exempt` (the public web-to-lead form) is made to be embedded in
 other sites: it gets `frame-ancestors *` instead of 'none', and no form-action, since the form
 may be configured to redirect to the embedding site after a submission.
@@ -38,10 +41,14 @@ BASE_POLICY = {
 }
 
 
-def build_policy(*, nonce: str | None = None, embeddable: bool = False) -> str:
+def build_policy(
+    *, nonce: str | None = None, embeddable: bool = False, inline_style_elements: bool = False
+) -> str:
     policy = {name: list(sources) for name, sources in BASE_POLICY.items()}
     if nonce:
         policy["script-src"].append(f"'nonce-{nonce}'")
+    if inline_style_elements:
+        policy["style-src-elem"] = ["'self'", "'unsafe-inline'"]
     if embeddable:
         policy["frame-ancestors"] = ["*"]
         del policy["form-action"]
@@ -65,6 +72,7 @@ class ContentSecurityPolicyMiddleware:
             response[HEADER] = build_policy(
                 nonce=made[0] if made else None,
                 embeddable=getattr(response, "xframe_options_exempt", False),
+                inline_style_elements=getattr(response, "csp_inline_style_elements", False),
             )
         return response
 
