@@ -18,7 +18,9 @@ def production_env(tmp_path: Path, **changes: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("LEAKMAP_") and k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+        # The test session's own switches (DJANGO_ALLOW_ASYNC_UNSAFE for Playwright, …) are
+        # not a production server's.
+        if not k.startswith(("LEAKMAP_", "DJANGO_", "DATABASE_"))
     }
     env.update(
         {
