@@ -19,6 +19,7 @@ commands:
              forecast, weekly, diagnosis)
   rules      evaluate the workflow rules once (leakmap rules run)
   generate   write a synthetic data set as import CSVs
+  check      check the configuration (leakmap check --deploy: the production settings)
 
 Run `leakmap COMMAND --help` for a command's options.
 Configuration comes from the environment: DATABASE_URL, LEAKMAP_TIME_ZONE, LEAKMAP_CURRENCY, …
@@ -35,6 +36,7 @@ VERBS = {
     "report": "report",
     "rules": "rules",
     "generate": "generate",
+    "check": "check",
 }
 
 

@@ -18,6 +18,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
 
 from leakmap.api.auth import API_AUTH
+from leakmap.api.idempotency import idempotent
 from leakmap.api.routers import accounts, activities, deals, leads, reports
 
 logger = logging.getLogger(__name__)
@@ -35,11 +36,14 @@ class VendoredSwagger(Swagger):
         self.settings["url"] = self.get_openapi_url(api, kwargs)
         get_token(request)  # "Try it out" rides on the session: it needs the CSRF cookie
 
-        return render(
+        response = render(
             request,
             self.template,
             {"swagger_settings": json.dumps(self.settings), "api": api},
         )
+        # Swagger UI injects <style> elements; its scripts are files like every other page's.
+        response.csp_inline_style_elements = True
+        return response
 
 
 api = NinjaAPI(
@@ -48,7 +52,11 @@ api = NinjaAPI(
     description=(
         "The leakmap CRM: leads, deals, accounts, contacts, activities and reports. "
         "Authenticate with `Authorization: Bearer <token>` (create one at /api/tokens/). "
-        "A read-only token gets 403 on anything but GET."
+        "A read-only token gets 403 on anything but GET. "
+        "A write (POST, PUT, PATCH, DELETE) may carry an `Idempotency-Key` header (1-255 "
+        "visible ASCII characters, unique per request): a retry with the same key and the same "
+        "body gets the first answer again (marked `Idempotent-Replayed: true`) and writes "
+        "nothing; the same key with another request is a 422. Keys are kept for 24 hours."
     ),
     urls_namespace="api-v1",
     auth=API_AUTH,
@@ -61,6 +69,8 @@ api.add_router("", deals.router)
 api.add_router("", accounts.router)
 api.add_router("", activities.router)
 api.add_router("", reports.router)
+# Around every operation, before its authentication runs: a keyed write is answered once.
+api.add_decorator(idempotent, mode="view")
 
 
 def _errors(items: list[tuple[str | None, str]]) -> dict:

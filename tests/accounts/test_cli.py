@@ -104,7 +104,8 @@ def test_serve_refuses_a_database_that_is_migrations_behind(tmp_path):
     leakmap(tmp_path, "migrate", "api", "0001", "-v0")  # as before the upgrade that added 0002
     refused = leakmap(tmp_path, "serve", "--port", "8799")
     assert refused.returncode == 2
-    assert "1 migration(s) behind" in refused.stderr
+    # Every api migration after 0001 is named (their number grows with each release).
+    assert " migration(s) behind" in refused.stderr
     assert "api.0002_token_read_only" in refused.stderr
     assert "leakmap migrate" in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -195,7 +195,7 @@ def test_it_lays_out_the_weekly_review_and_the_diagnosis(login, company, manager
     client = login(manager)
     weekly = client.get(reverse("weekly"))
     assert weekly.status_code == 200
-    assert "window.print()" in weekly.content.decode()
+    assert "data-print" in weekly.content.decode()
     diagnosis = client.get(reverse("diagnosis"))
     stakes = [item["f"].revenue_at_stake for item in diagnosis.context["findings"]]
     assert stakes == sorted(stakes, reverse=True)

@@ -17,6 +17,13 @@
   };
 
   document.addEventListener("click", function (event) {
+    // Inline onclick= handlers are refused by the Content-Security-Policy: buttons say what
+    // they do with a data attribute and this file does it.
+    if (event.target.closest("[data-print]")) {
+      event.preventDefault();
+      window.print();
+      return;
+    }
     var closer = event.target.closest("[data-close-modal]");
     if (closer && modal().open) {
       event.preventDefault();
