@@ -396,7 +396,9 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
         scope = {"type": "source", "key": s.source}
         # Lead → won against the other sources: the quality that reaches revenue.
         rest_won = total_won - s.won
-        rate, bench = _rate(s.won, s.leads), _rate(rest_won, rest_leads)
+        # Both sides have MIN_SAMPLE leads or more: the rates are never None here.
+        rate = rules.lead_win_rate(s.won, s.leads) or 0.0
+        bench = rules.lead_win_rate(rest_won, rest_leads) or 0.0
         key_won = f"source_won:{s.source}"
         p_won = proportion_p_value(s.won, s.leads, rest_won, rest_leads)
         if rate < bench:
@@ -422,7 +424,8 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
             )
         # Lead → deal, when it is the earlier step that fails.
         rest_deals = total_deals - s.deals
-        rate_d, bench_d = _rate(s.deals, s.leads), _rate(rest_deals, rest_leads)
+        rate_d = rules.lead_to_deal_rate(s.deals, s.leads) or 0.0
+        bench_d = rules.lead_to_deal_rate(rest_deals, rest_leads) or 0.0
         if rate_d < bench_d:
             out.append(
                 _Candidate(
@@ -458,7 +461,7 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                     proportion_p_value(s.disqualified, s.leads, rest_disq, rest_leads),
                     (rate_q - bench_q)
                     * s.leads
-                    * (total_deals / total_leads if total_leads else 0)
+                    * (rules.lead_to_deal_rate(total_deals, total_leads) or 0.0)
                     * deal_won
                     * avg_won,
                     _t(
