@@ -304,17 +304,6 @@ class Stages:
             output_field=IntegerField(),
         )
 
-    def sla_case(self) -> Case:
-        return Case(
-            *[
-                When(st_stage=s.id, then=Value(s.sla_days))
-                for s in self.by_id.values()
-                if s.sla_days is not None
-            ],
-            default=Value(None),
-            output_field=IntegerField(),
-        )
-
 
 def load_stages() -> Stages:
     rows = list(Stage.objects.select_related("pipeline").order_by("pipeline_id", "order"))

@@ -64,6 +64,7 @@ from leakmap.analytics.significance import holm, proportion_p_value
 from leakmap.analytics.sources import leads_per_source
 from leakmap.analytics.sources import sources as sources_report
 from leakmap.analytics.stuck import over_sla_q
+from leakmap.crm import rules
 from leakmap.crm.models import (
     Deal,
     DealTally,
@@ -149,7 +150,9 @@ class DiagnosisInput:
     leads: int
     closed: int
     deals_reaching_negotiation_won_rate: float | None  # P(won | reached negotiation, closed)
-    deal_won_rate: float | None  # P(won | deal, closed)
+    # Deal -> won as the contract's win_rate, won / deals: the downstream rate at which a deal
+    # (made or missing) ends up won, the same figure wherever the diagnosis prices a deal.
+    deal_won_rate: float | None
     target_leads: float | None = None  # leads needed in the current period to hit the target
 
 
@@ -313,7 +316,7 @@ def diagnose(inp: DiagnosisInput, alpha: float = ALPHA) -> tuple[list[Finding], 
 def _lead_volume(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
     out = []
     per = inp.period
-    lead_won = inp.won / inp.leads if inp.leads else 0.0
+    lead_won = rules.lead_win_rate(inp.won, inp.leads) or 0.0
     if per and per.previous_leads + per.current_leads >= 2 * MIN_SAMPLE and per.previous_days > 0:
         share = per.current_days / (per.current_days + per.previous_days)
         expected = (per.current_leads + per.previous_leads) * share
@@ -372,7 +375,7 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
     total_deals = sum(s.deals for s in inp.sources)
     total_won = sum(s.won for s in inp.sources)
     total_disq = sum(s.disqualified for s in inp.sources)
-    deal_won = total_won / total_deals if total_deals else 0.0
+    deal_won = rules.win_rate(total_won, total_deals) or 0.0
     returns = {
         s.source: float(s.won_amount) / float(s.spend)
         for s in inp.sources
@@ -393,7 +396,9 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
         scope = {"type": "source", "key": s.source}
         # Lead → won against the other sources: the quality that reaches revenue.
         rest_won = total_won - s.won
-        rate, bench = _rate(s.won, s.leads), _rate(rest_won, rest_leads)
+        # Both sides have MIN_SAMPLE leads or more: the rates are never None here.
+        rate = rules.lead_win_rate(s.won, s.leads) or 0.0
+        bench = rules.lead_win_rate(rest_won, rest_leads) or 0.0
         key_won = f"source_won:{s.source}"
         p_won = proportion_p_value(s.won, s.leads, rest_won, rest_leads)
         if rate < bench:
@@ -419,7 +424,8 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
             )
         # Lead → deal, when it is the earlier step that fails.
         rest_deals = total_deals - s.deals
-        rate_d, bench_d = _rate(s.deals, s.leads), _rate(rest_deals, rest_leads)
+        rate_d = rules.lead_to_deal_rate(s.deals, s.leads) or 0.0
+        bench_d = rules.lead_to_deal_rate(rest_deals, rest_leads) or 0.0
         if rate_d < bench_d:
             out.append(
                 _Candidate(
@@ -455,7 +461,7 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                     proportion_p_value(s.disqualified, s.leads, rest_disq, rest_leads),
                     (rate_q - bench_q)
                     * s.leads
-                    * (total_deals / total_leads if total_leads else 0)
+                    * (rules.lead_to_deal_rate(total_deals, total_leads) or 0.0)
                     * deal_won
                     * avg_won,
                     _t(
@@ -569,7 +575,7 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                         p,
                         (bench - rate)
                         * rep.leads
-                        * _rate(inp.deals, inp.leads)
+                        * (rules.lead_to_deal_rate(inp.deals, inp.leads) or 0.0)
                         * (inp.deal_won_rate or 0)
                         * avg_won,
                         _t(
@@ -930,7 +936,7 @@ def collect(scope: Scope) -> DiagnosisInput:
         deals_reaching_negotiation_won_rate=(totals["won"] / totals["closed_neg"])
         if totals["closed_neg"]
         else None,
-        deal_won_rate=(totals["won"] / totals["closed"]) if totals["closed"] else None,
+        deal_won_rate=rules.win_rate(totals["won"], totals["deals"]),
         target_leads=target,
     )
 
@@ -951,12 +957,12 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
             .order_by()
             .values_list("o", "n")
         )
-    cutoffs = {
-        s.id: scope.now - dt.timedelta(days=s.sla_days)
+    slas = {
+        s.id: s.sla_days
         for s in stages.by_id.values()
         if s.kind == StageKind.OPEN and s.sla_days is not None
     }
-    if not cutoffs:
+    if not slas:
         return []
     owners = tally_owners(scope)
     if owners is not None:
@@ -965,7 +971,7 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
         # (at a million generated leads: 55k stuck, none inside; 39 -> ~5 ms).
         total: dict[int | None, int] = {}
         for owner_key_, n in (
-            owners.of_deals(DealTally.objects.filter(stage_id__in=cutoffs))
+            owners.of_deals(DealTally.objects.filter(stage_id__in=slas))
             .values_list("owner_key")
             .annotate(n=whole_sum("n"))
             .order_by()
@@ -974,9 +980,11 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
         # Few rows: one query with the ranges OR-ed (SQLite reads each range of the index,
         # then the rows it found), not the dozen counted apart below (~5 -> ~1 ms).
         inside = Q()
-        for stage_id, cutoff in cutoffs.items():
-            inside |= Q(stage_id=stage_id, stage_entered_at__gte=cutoff)
-            inside |= Q(stage_id=stage_id, stage_entered_at__isnull=True, created_at__gte=cutoff)
+        for stage_id, sla in slas.items():
+            inside |= Q(stage_id=stage_id) & rules.within_sla_q("stage_entered_at", scope.now, sla)
+            inside |= Q(stage_id=stage_id, stage_entered_at__isnull=True) & rules.within_sla_q(
+                "created_at", scope.now, sla
+            )
         if owners.deals is not None:
             inside &= Q(owner_id__in=sorted(owners.deals))
         for owner_id, n in (
@@ -993,10 +1001,11 @@ def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
     cohort = scope.deal_q()
     counts = [
         Deal.objects.filter(cohort & q).values("owner_id").annotate(n=Count("id")).order_by()
-        for stage_id, cutoff in cutoffs.items()
+        for stage_id, sla in slas.items()
         for q in (
-            Q(stage_id=stage_id, stage_entered_at__lt=cutoff),
-            Q(stage_id=stage_id, stage_entered_at__isnull=True, created_at__lt=cutoff),
+            Q(stage_id=stage_id) & rules.over_sla_q("stage_entered_at", scope.now, sla),
+            Q(stage_id=stage_id, stage_entered_at__isnull=True)
+            & rules.over_sla_q("created_at", scope.now, sla),
         )
     ]
     stuck: dict[int | None, int] = {}
@@ -1099,7 +1108,7 @@ def _target_leads(period: PeriodCounts, won: int, won_amount: Decimal, leads: in
     target = getattr(settings, "LEAKMAP_MONTHLY_REVENUE_TARGET", None)
     if not target or not won or not leads:
         return None
-    per_lead = (won / leads) * float(won_amount) / won
+    per_lead = rules.lead_win_rate(won, leads) * float(won_amount) / won
     return float(target) * (period.current_days / 30.0) / per_lead
 
 

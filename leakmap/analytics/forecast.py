@@ -36,6 +36,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm import rules
 from leakmap.crm.models import Deal
 
 
@@ -116,7 +117,9 @@ def forecast(scope: Scope) -> ReportResult:
         w, lo, p = counts[f"w{i}"], counts[f"l{i}"], s.probability / 100
         sq = w * (1 - p) ** 2 + lo * p**2
         sq_sum, pairs = sq_sum + sq, pairs + w + lo
-        calibration.append(CalibrationRow(s.key, p, w + lo, w, ratio(w, w + lo), ratio(sq, w + lo)))
+        calibration.append(
+            CalibrationRow(s.key, p, w + lo, w, rules.close_rate(w, lo), ratio(sq, w + lo))
+        )
     return ReportResult(
         report="forecast",
         as_of=scope.now,

@@ -28,7 +28,6 @@ from leakmap.analytics.base import (
     open_q,
     owner_key,
     plain_rows,
-    ratio,
     register,
     tally_owners,
     usernames,
@@ -36,6 +35,7 @@ from leakmap.analytics.base import (
     won_q,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm import rules
 from leakmap.crm.models import DealTally, WholeSecondsBetween
 
 
@@ -166,8 +166,8 @@ def owner_rows(grouped: list[dict], stages) -> list[OwnerRow]:
             won=g["won"],
             lost=g["lost"],
             open=g["open"],
-            win_rate=ratio(g["won"], g["deals"]),
-            close_rate=ratio(g["won"], g["won"] + g["lost"]),
+            win_rate=rules.win_rate(g["won"], g["deals"]),
+            close_rate=rules.close_rate(g["won"], g["lost"]),
             won_amount=money(g["won_amount"]),
             avg_cycle_days=mean_days(g["cycle_seconds"], g["cycle_n"]),
             avg_follow_ups_per_deal=g["follow_ups"] / g["deals"] if g["deals"] else None,

@@ -28,13 +28,13 @@ from leakmap.analytics.base import (
     load_stages,
     money,
     money_ratio,
-    ratio,
     register,
     tally_owners,
     whole_sum,
     won_q,
 )
 from leakmap.analytics.filters import Scope, local_tz
+from leakmap.crm import rules
 from leakmap.crm.models import DealTally, Lead, LeadTally, Source, Spend
 
 
@@ -164,8 +164,8 @@ def sources(scope: Scope) -> ReportResult:
                 leads=n_leads,
                 deals=d["n"],
                 won=d["won"],
-                win_rate=ratio(d["won"], n_leads),
-                lead_to_deal_rate=ratio(d["n"], n_leads),
+                win_rate=rules.lead_win_rate(d["won"], n_leads),
+                lead_to_deal_rate=rules.lead_to_deal_rate(d["n"], n_leads),
                 won_amount=money(d["won_amount"]),
                 spend=sp,
                 cost_per_lead=money_ratio(sp, n_leads) if sp else None,

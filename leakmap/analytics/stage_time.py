@@ -58,6 +58,7 @@ from leakmap.analytics.base import (
     whole_company_now,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.analytics.stuck import over_sla_q
 from leakmap.crm.models import (
     SECONDS_PER_CENTIDAY,
     Deal,
@@ -65,6 +66,7 @@ from leakmap.crm.models import (
     StayTally,
     WholeSecondsBetween,
 )
+from leakmap.crm.rules import is_over_sla
 
 
 @dataclass
@@ -128,12 +130,11 @@ def summaries_by_sorting(scope: Scope, stages) -> dict[int, StageSummary]:
     with temporary_values(inner, params, "g, v, e") as table:
         stats = stats_of_table(table)
         curves = km_curves([(f"SELECT g, v, e FROM {table}", [])])
-    over_sla = Q(sla__isnull=False) & Q(in_stage__gt=F("sla"))
+    over_sla = over_sla_q(stages, scope.now)
     open_now = {
         g["st_stage"]: g
         for g in deal_states(scope, stages)
         .filter(open_q(stages))
-        .annotate(sla=stages.sla_case(), in_stage=DaysBetween(at(scope.now), F("st_entered")))
         .values("st_stage")
         .annotate(n=Count("id"), over=Count("id", filter=over_sla))
     }
@@ -207,7 +208,11 @@ def summaries_from_sorted_stays(scope: Scope, stages) -> dict[int, StageSummary]
         st = stays[s.id]
         over = 0
         if s.sla_days is not None:
-            over = sum(1 for seconds in ongoing[s.id] if seconds / 86400 > s.sla_days)
+            over = sum(
+                1
+                for seconds in ongoing[s.id]
+                if is_over_sla(s.sla_days, days_in_stage=seconds / 86400)
+            )
         out[s.id] = StageSummary(
             st.stats(lambda b, sid=s.id: exact[(sid, b)]),
             km_median(km_points(st)),

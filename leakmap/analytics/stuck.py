@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
 
-from django.conf import settings
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
@@ -34,6 +33,7 @@ from leakmap.analytics.base import (
     usernames,
 )
 from leakmap.analytics.filters import Scope
+from leakmap.crm import rules
 from leakmap.crm.models import Stage, StageKind
 
 
@@ -64,20 +64,20 @@ class StuckRow:
 
 
 def no_follow_up_limit(days: int | None = None) -> int:
-    return days or getattr(settings, "LEAKMAP_NO_FOLLOW_UP_DAYS", 7)
+    return rules.no_follow_up_days(days)
 
 
 def stuck_now_q(stages, now: dt.datetime, limit: int | None = None) -> Q:
     """The stuck rule on the deals' current facts, as index-friendly ranges (the Today page's
-    bounded lists): open, and in the stage longer than its SLA, or silent for more than
-    `limit` days (since the last follow-up, else since creation), or flagged by a rule.
-    The same rule as the report below, which also works as of a past moment."""
-    stale = now - dt.timedelta(days=no_follow_up_limit(limit))
+    bounded lists): open, and over its stage's SLA, or silent (crm.rules; the silent limit is
+    `limit` days when given), or flagged by a rule. The same rule as the report below, which
+    also works as of a past moment."""
     q = Q(needs_attention=True)
-    q |= Q(last_follow_up_at__lt=stale) | Q(last_follow_up_at__isnull=True, created_at__lt=stale)
+    q |= rules.silent_q("last_follow_up_at", now, limit)
+    q |= Q(last_follow_up_at__isnull=True) & rules.silent_q("created_at", now, limit)
     for stage in stages:
-        if stage.kind == StageKind.OPEN and stage.sla_days:
-            q |= Q(stage=stage, stage_entered_at__lt=now - dt.timedelta(days=stage.sla_days))
+        if stage.kind == StageKind.OPEN and stage.sla_days is not None:
+            q |= Q(stage=stage) & rules.over_sla_q("stage_entered_at", now, stage.sla_days)
     # Open stages (of every pipeline) by id: the (stage, stage_entered_at) index then narrows
     # the scan to open deals, already in the order the lists are sorted by.
     open_ids = Stage.objects.filter(kind=StageKind.OPEN).values("pk")
@@ -85,28 +85,23 @@ def stuck_now_q(stages, now: dt.datetime, limit: int | None = None) -> Q:
 
 
 def over_sla_q(stages, now: dt.datetime) -> Q:
-    """In a stage with an SLA for longer than it, on deal_states' st_* annotations, as times
-    compared with the clock moved back (no date arithmetic per deal)."""
+    """crm.rules.is_over_sla on deal_states' st_* annotations: one term per stage with an SLA,
+    a time compared with the clock moved back (no date arithmetic per deal)."""
     q = Q(pk__in=[])
     for s in stages.by_id.values():
         if s.sla_days is not None:
-            q |= Q(st_stage=s.id, st_entered__lt=now - dt.timedelta(days=s.sla_days))
+            q |= Q(st_stage=s.id) & rules.over_sla_q("st_entered", now, s.sla_days)
     return q
 
 
-def over_sla(entered: dt.datetime, sla_days: int | None, now: dt.datetime) -> bool:
-    """In the stage longer than its SLA: the rule's exact comparison, not whole days."""
-    return bool(sla_days) and entered < now - dt.timedelta(days=sla_days)
-
-
 def stuck_reasons(deal, now: dt.datetime, limit: int | None = None) -> dict:
-    """Why one deal (current facts) matches stuck_now_q: the same comparisons, for display."""
+    """Why one deal (current facts) matches stuck_now_q: the same rules, for display."""
     entered = deal.stage_entered_at or deal.created_at
     last = deal.last_follow_up_at or deal.created_at
     return {
         "days_in_stage": (now - entered).days,
-        "over_sla": over_sla(entered, deal.stage.sla_days, now),
-        "no_follow_up": last < now - dt.timedelta(days=no_follow_up_limit(limit)),
+        "over_sla": rules.is_over_sla(deal.stage.sla_days, entered_at=entered, now=now),
+        "no_follow_up": rules.is_silent(last, now, limit),
         "days_since_follow_up": (now - last).days,
     }
 
@@ -120,7 +115,7 @@ def stuck(scope: Scope) -> ReportResult:
     # database then computes days only for the deals it returns (at a million leads, date
     # arithmetic on every open deal, several times each, was a third of the report).
     over_sla = over_sla_q(stages, scope.now)
-    silent = Q(st_silent_since__lt=scope.now - dt.timedelta(days=no_follow_up))
+    silent = rules.silent_q("st_silent_since", scope.now, no_follow_up)
     deals = deal_states(scope, stages).filter(open_q(stages))
     if not scope.historical:
         # The same deals, named by the indexed column: the deal_stage_cover index then holds

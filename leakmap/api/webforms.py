@@ -214,19 +214,6 @@ def _summary(form: WebForm, values: dict, utm: dict, referrer: str) -> str:
     return "\n".join(lines)
 
 
-def _assign(lead: Lead) -> None:
-    """Hand an unowned lead to the assignment rules when that module is installed."""
-    try:
-        from leakmap.automation.assignment import assign_lead
-    except ImportError:
-        return
-    try:
-        with transaction.atomic():
-            assign_lead(lead)
-    except Exception:  # the lead is kept unowned rather than lost
-        logger.exception("lead assignment failed for web-form lead %s", lead.pk)
-
-
 def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
     """Turn a checked submission into a lead or an activity. Raises ValidationError."""
     values, errors = clean(form, data)
@@ -262,10 +249,8 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
             owner=form.owner,
             utm=utm,
             referrer=referrer,
+            use_assignment_rules=form.use_assignment_rules,
         )
-        if lead.owner_id is None and form.use_assignment_rules:
-            _assign(lead)
-            lead.refresh_from_db()
         if message:
             owner = _activity_owner(lead, form)
             if owner is not None:

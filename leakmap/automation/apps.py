@@ -56,8 +56,6 @@ class AutomationConfig(AppConfig):
     label = "automation"
 
     def ready(self) -> None:
-        from leakmap.automation.assignment import on_lead_created
-        from leakmap.crm import events
-
-        events.lead_created.connect(on_lead_created, dispatch_uid="automation.assign_new_lead")
+        # No subscriber to lead.created: a new lead's owner is decided by the intake service
+        # (crm.services.lead_create), once; events only notify.
         register_jobs()

@@ -16,7 +16,6 @@ leads costs a handful of queries, not a few per lead.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -28,8 +27,6 @@ from leakmap.accounts.models import Role, User
 from leakmap.automation.models import AssignmentRule, LeadAssignment
 from leakmap.crm import services as crm_services
 from leakmap.crm.models import Activity, Deal, Lead, LeadStatus, Stage, StageKind
-
-log = logging.getLogger(__name__)
 
 CAP_WINDOW = dt.timedelta(hours=24)
 _CHUNK = 2000  # ids per `IN (...)`, well under SQLite's bound-parameter limit
@@ -226,13 +223,3 @@ def assign_unowned_leads(lead_ids=None, *, now: dt.datetime | None = None) -> in
         # In plan order, so the ids (the round-robin pointer) grow in the order leads were given.
         LeadAssignment.objects.bulk_create(records, batch_size=_CHUNK)
     return len(records)
-
-
-def on_lead_created(sender=None, *, lead: Lead, **kwargs) -> None:
-    """Web-form leads arrive without an owner: hand them out as soon as they are committed."""
-    if lead.owner_id is not None:
-        return
-    try:
-        assign_unowned_leads([lead.pk])
-    except Exception:
-        log.exception("could not assign lead %s", lead.pk)

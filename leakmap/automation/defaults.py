@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 DEFAULT_RULES = [
-    # Deal without follow-up for 7 days: tell the owner and flag it; after 7 more, the manager.
+    # Deal without follow-up: tell the owner and flag it; after 7 more days, the manager. No
+    # days of its own, so it fires when the deal turns silent by LEAKMAP_NO_FOLLOW_UP_DAYS, the
+    # limit reports and Today use (crm.rules).
     {
         "key": "no_follow_up",
-        "days": 7,
+        "days": None,
         "escalate_after_days": 7,
         "notify_owner": True,
         "notify_manager": True,

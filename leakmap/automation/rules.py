@@ -39,6 +39,7 @@ from leakmap.automation.notifications import (
     lead_url,
 )
 from leakmap.automation.services import notification_create
+from leakmap.crm import rules as crm_rules
 from leakmap.crm import services as crm_services
 from leakmap.crm.models import ActivityKind, Deal, Lead, LeadStatus, Stage, StageKind
 
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "leak" in ASCII, so it is recognisable in pg_locks.
 ADVISORY_LOCK_KEY = 0x6C65616B
-DEFAULT_NO_FOLLOW_UP_DAYS = 7
 DEFAULT_LEAD_HOURS = 24
 DEFAULT_DIGEST_HOUR = 8
 DIGEST_ITEMS = 5
@@ -252,19 +252,19 @@ def _open_deals():
 
 
 def evaluate_no_follow_up(run: _Run, rule: Rule) -> None:
-    """1. No follow-up for X days → owner (+ flag); after X + Y days → the manager too."""
-    x = rule.days if rule.days is not None else DEFAULT_NO_FOLLOW_UP_DAYS
+    """1. Silent for X days (crm.rules.is_silent; X is the rule's days, else
+    LEAKMAP_NO_FOLLOW_UP_DAYS) → owner (+ flag); silent for X + Y days → the manager too."""
+    x = crm_rules.no_follow_up_days(rule.days)
     y = rule.escalate_after_days
     basis = Coalesce("last_follow_up_at", "created_at")
-    owner_due = run.as_of - dt.timedelta(days=x)
-    escalate_due = run.as_of - dt.timedelta(days=x + y) if y is not None else None
+    escalate_after = x + y if y is not None else None
     pending = Q(owner_done=False)
-    if escalate_due is not None:
-        pending |= Q(basis__lte=escalate_due, escalated=False)
+    if escalate_after is not None:
+        pending |= crm_rules.silent_q("basis", run.as_of, escalate_after) & Q(escalated=False)
     deals = (
         _open_deals()
         .annotate(basis=basis)
-        .filter(basis__lte=owner_due)
+        .filter(crm_rules.silent_q("basis", run.as_of, x))
         .annotate(
             owner_done=run.fired(rule, "deal", OuterRef("basis")),
             escalated=run.fired(rule, "deal", OuterRef("basis"), "escalate"),
@@ -304,7 +304,11 @@ def evaluate_no_follow_up(run: _Run, rule: Rule) -> None:
                 summary=f"{deal.name}: {days}d without follow-up",
                 act=act,
             )
-        if escalate_due is not None and deal.basis <= escalate_due and not deal.escalated:
+        if (
+            escalate_after is not None
+            and crm_rules.is_silent(deal.basis, run.as_of, escalate_after)
+            and not deal.escalated
+        ):
 
             def act_escalate(actions, deal=deal, make=make, url=url):
                 if rule.notify_manager:
@@ -323,13 +327,13 @@ def evaluate_no_follow_up(run: _Run, rule: Rule) -> None:
 
 
 def _over_sla_q(as_of: dt.datetime) -> Q:
-    """Open deals in a stage longer than its SLA: one OR term per stage with an SLA (a handful),
-    so the comparison stays a plain indexed column test on both databases."""
+    """Open deals over their stage's SLA (crm.rules): one OR term per stage with an SLA (a
+    handful), so the comparison stays a plain indexed column test on both databases."""
     q = Q(pk__in=[])
     for stage_id, sla in Stage.objects.filter(
         kind=StageKind.OPEN, sla_days__isnull=False
     ).values_list("id", "sla_days"):
-        q |= Q(stage_id=stage_id, entered__lte=as_of - dt.timedelta(days=sla))
+        q |= Q(stage_id=stage_id) & crm_rules.over_sla_q("entered", as_of, sla)
     return q
 
 
@@ -505,11 +509,7 @@ def evaluate_manager_digest(run: _Run, rule: Rule) -> None:
     day = digest_day_start(run.as_of)
     no_follow_up = run.rules.get(RuleKey.NO_FOLLOW_UP)
     lead_rule = run.rules.get(RuleKey.LEAD_NOT_CONTACTED)
-    x = (
-        no_follow_up.days
-        if no_follow_up and no_follow_up.days is not None
-        else DEFAULT_NO_FOLLOW_UP_DAYS
-    )
+    x = crm_rules.no_follow_up_days(no_follow_up.days if no_follow_up else None)
     h = lead_rule.hours if lead_rule and lead_rule.hours is not None else DEFAULT_LEAD_HOURS
     managers = (
         User.objects.filter(role=Role.MANAGER, is_active=True)
@@ -523,7 +523,7 @@ def evaluate_manager_digest(run: _Run, rule: Rule) -> None:
                 entered=Coalesce("stage_entered_at", "created_at"),
                 basis=Coalesce("last_follow_up_at", "created_at"),
             )
-            .filter(_over_sla_q(run.as_of) | Q(basis__lte=run.as_of - dt.timedelta(days=x)))
+            .filter(_over_sla_q(run.as_of) | crm_rules.silent_q("basis", run.as_of, x))
             .order_by("basis", "id")
         )
         overdue = (

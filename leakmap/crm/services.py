@@ -19,6 +19,7 @@ API (4xx) and the CLI (exit 2) can all name it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -60,6 +61,8 @@ from leakmap.crm.models import (
     StageKind,
     WholeSecondsBetween,
 )
+
+log = logging.getLogger(__name__)
 
 # Deal fields a stage may require, with the test for "filled".
 REQUIRABLE_FIELDS = {
@@ -131,7 +134,12 @@ def lead_create(
     external_id: str | None = None,
     utm: dict[str, str] | None = None,
     referrer: str = "",
+    use_assignment_rules: bool = False,
 ) -> Lead:
+    """The lead intake of every channel that makes one lead (web, API, web forms): create it and
+    decide its owner once. The owner given, else the assignment rules when the channel asks
+    for them (a web form's "use assignment rules"), else none: an unassigned lead, which
+    managers see. lead.created goes out with that owner; its subscribers only notify."""
     if not name or not name.strip():
         raise ValidationError({"name": _("A lead needs a name.")})
     if budget is not None and budget < 0:
@@ -159,8 +167,28 @@ def lead_create(
     )
     lead.full_clean(exclude=["owner", "source", "industry"])
     lead.save()
+    if lead_intake_assign([lead.pk], use_assignment_rules=use_assignment_rules):
+        lead.refresh_from_db(fields=["owner"])
     events.emit(events.lead_created, lead=lead)
     return lead
+
+
+def lead_intake_assign(lead_ids: list[int], *, use_assignment_rules: bool) -> int:
+    """The intake's one decision on an owner nobody named: new leads without an owner go to the
+    assignment rules only when the channel asks (lead_create's use_assignment_rules; an import
+    asks for its unowned rows). Returns how many got an owner. When the rules fail, the leads
+    stay unowned, where managers see them, rather than undoing the intake."""
+    if not use_assignment_rules or not lead_ids:
+        return 0
+    # automation sits above crm (its rules call these services): imported where used.
+    from leakmap.automation import assignment
+
+    try:
+        with transaction.atomic():
+            return assignment.assign_unowned_leads(list(lead_ids))
+    except Exception:
+        log.exception("lead assignment failed for new leads %s", list(lead_ids)[:10])
+        return 0
 
 
 @transaction.atomic

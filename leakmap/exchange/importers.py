@@ -43,7 +43,7 @@ from leakmap.crm.models import (
     Stage,
     StageKind,
 )
-from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline
+from leakmap.crm.services import REQUIRABLE_FIELDS, default_pipeline, lead_intake_assign
 from leakmap.exchange.limits import (
     MAX_CELL_CHARS,
     cell_problem,
@@ -756,15 +756,14 @@ class LeadsImporter(Importer):
         self.updated += len(updates)
 
     def finish(self) -> None:
-        # New leads without an owner go through the assignment rules, like web-form leads.
+        # New leads without an owner go through the lead intake's assignment decision; an
+        # import asks for the assignment rules.
         if self.writing and self.unowned:
-            from leakmap.automation.assignment import assign_unowned_leads
-
             for start in range(0, len(self.unowned), BATCH):
                 ids = Lead.objects.filter(
                     external_id__in=self.unowned[start : start + BATCH]
                 ).values_list("pk", flat=True)
-                self.assigned += assign_unowned_leads(list(ids))
+                self.assigned += lead_intake_assign(list(ids), use_assignment_rules=True)
 
     def summary(self) -> dict[str, int]:
         return {**super().summary(), "assigned": self.assigned}

@@ -230,10 +230,10 @@ def test_it_keeps_the_lead_when_assignment_fails(form, monkeypatch):
     form.use_assignment_rules = True
     form.save()
 
-    def broken(lead):
+    def broken(*args, **kwargs):
         raise RuntimeError("rules table unreadable")
 
-    monkeypatch.setattr(assignment, "assign_lead", broken)
+    monkeypatch.setattr(assignment, "assign_unowned_leads", broken)
     assert _post(form).status_code == 200
     assert Lead.objects.get().owner is None
 

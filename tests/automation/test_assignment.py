@@ -154,17 +154,25 @@ def test_it_counts_open_deals_missing_a_required_field_against_the_gate(team, re
     assert deal.contact is None
 
 
-def test_it_assigns_a_web_form_lead_created_without_owner_when_it_commits(
+def test_it_assigns_a_lead_created_without_owner_when_the_intake_asks_for_the_rules(
     team, rep, teammate, django_capture_on_commit_callbacks
 ):
     AssignmentRule.objects.create(name="East", team=team)
     with django_capture_on_commit_callbacks(execute=True):
-        first = services.lead_create(name="From the web", created_at=T0)
-        second = services.lead_create(name="Also from the web", created_at=T0)
-        kept = services.lead_create(name="Walk-in", owner=teammate, created_at=T0)
+        first = services.lead_create(name="From the web", created_at=T0, use_assignment_rules=True)
+        second = services.lead_create(
+            name="Also from the web", created_at=T0, use_assignment_rules=True
+        )
+        kept = services.lead_create(
+            name="Walk-in", owner=teammate, created_at=T0, use_assignment_rules=True
+        )
+        unasked = services.lead_create(name="No rules asked for", created_at=T0)
+    # Decided in the intake itself: the returned lead already has its owner.
+    assert (first.owner, second.owner) == (rep, teammate)
     assert Lead.objects.get(pk=first.pk).owner == rep
     assert Lead.objects.get(pk=second.pk).owner == teammate
     assert Lead.objects.get(pk=kept.pk).owner == teammate
+    assert Lead.objects.get(pk=unasked.pk).owner is None
     assert LeadAssignment.objects.count() == 2
 
 

@@ -28,14 +28,14 @@ def test_it_prints_what_fired_and_creates_nothing_new_the_second_time(only_rule,
     only_rule("stage_sla")
     deal = make_deal(owner=rep, name="Acme ERP")
 
-    first = run("--as-of", "2026-01-12T17:00:00+08:00")
+    first = run("--as-of", "2026-01-12T17:00:01+08:00")
     assert first.splitlines() == [
         f"stage_sla  deal#{deal.pk}  Acme ERP: 7d in qualification (SLA 7d)"
         "  [notify:alice, notify:manager]",
-        "1 fired as of 2026-01-12T17:00:00+08:00",
+        "1 fired as of 2026-01-12T17:00:01+08:00",
     ]
-    assert run("--as-of", "2026-01-12T17:00:00+08:00").splitlines() == [
-        "0 fired as of 2026-01-12T17:00:00+08:00"
+    assert run("--as-of", "2026-01-12T17:00:01+08:00").splitlines() == [
+        "0 fired as of 2026-01-12T17:00:01+08:00"
     ]
     assert RuleFiring.objects.count() == 1
     assert Notification.objects.count() == 2
@@ -44,8 +44,9 @@ def test_it_prints_what_fired_and_creates_nothing_new_the_second_time(only_rule,
 def test_it_reads_a_time_without_offset_in_the_install_time_zone(only_rule, rep):
     only_rule("stage_sla")
     make_deal(owner=rep)  # created 2026-01-05 17:00 Shanghai; SLA 7 days
-    assert run("--as-of", "2026-01-12T16:59").endswith("0 fired as of 2026-01-12T16:59:00+08:00\n")
-    assert run("--as-of", "2026-01-12 17:00").endswith("1 fired as of 2026-01-12T17:00:00+08:00\n")
+    # Exactly the SLA is not over it; a minute later is.
+    assert run("--as-of", "2026-01-12T17:00").endswith("0 fired as of 2026-01-12T17:00:00+08:00\n")
+    assert run("--as-of", "2026-01-12 17:01").endswith("1 fired as of 2026-01-12T17:01:00+08:00\n")
 
 
 def test_it_refuses_a_bad_time_with_exit_code_2_and_writes_nothing(rep):

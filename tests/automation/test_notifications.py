@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
@@ -117,6 +119,6 @@ def test_it_writes_a_notification_in_the_recipients_language(clock, only_rule, r
     rep.language = "zh-hans"
     rep.save()
     make_deal(owner=rep, name="大单")
-    run_rules(as_of=T0 + days(7))
+    run_rules(as_of=T0 + days(7) + dt.timedelta(seconds=1))
     titles = list(Notification.objects.order_by("id").values_list("recipient__username", "title"))
     assert titles[0] == ("alice", "“大单”在初步接洽阶段已停留 7 天")

@@ -27,6 +27,9 @@ def recipients(kind: str) -> list[str]:
     return [r for r, _ in notes(kind)]
 
 
+SECOND = dt.timedelta(seconds=1)
+
+
 def follow_up(deal, at, **kw):
     return services.activity_log(owner=deal.owner, kind="call", deal=deal, done_at=at, **kw)
 
@@ -41,10 +44,12 @@ def test_it_tells_the_owner_and_flags_a_deal_without_follow_up_for_seven_days(
     deal = make_deal(owner=rep, name="Acme ERP")
 
     assert clock.at(days(7) - dt.timedelta(minutes=1)).run().firings == []
+    # Exactly 7 days is not more than 7 (crm.rules.is_silent).
+    assert clock.at(days(7)).run().firings == []
     deal.refresh_from_db()
     assert deal.needs_attention is False
 
-    result = clock.at(days(7)).run()
+    result = clock.at(days(7) + SECOND).run()
     assert [(f.rule, f.record_id, f.step) for f in result.firings] == [
         ("no_follow_up", deal.pk, "")
     ]
@@ -60,11 +65,11 @@ def test_it_fires_once_per_episode_and_escalates_to_the_manager_after_fourteen_d
 ):
     only_rule("no_follow_up")
     deal = make_deal(owner=rep, name="Acme ERP")
-    clock.at(days(7)).run()
+    clock.at(days(7) + SECOND).run()
 
     assert clock.at(days(8)).run().firings == []
-    assert clock.at(days(13)).run().firings == []
-    result = clock.at(days(14)).run()
+    assert clock.at(days(14)).run().firings == []
+    result = clock.at(days(14) + SECOND).run()
     assert [(f.record_id, f.step) for f in result.firings] == [(deal.pk, "escalate")]
     assert recipients("no_follow_up") == ["alice", "manager"]
     assert clock.at(days(20)).run().firings == []
@@ -76,13 +81,13 @@ def test_it_fires_again_only_after_a_follow_up_cleared_the_condition_and_it_came
 ):
     only_rule("no_follow_up")
     deal = make_deal(owner=rep, name="Acme ERP")
-    clock.at(days(7)).run()
+    clock.at(days(7) + SECOND).run()
     follow_up(deal, T0 + days(9))
     deal.refresh_from_db()
     assert deal.needs_attention is False  # the follow-up clears the flag
 
-    assert clock.at(days(15)).run().firings == []  # 6 days since the follow-up
-    result = clock.at(days(16)).run()  # 7 days since the follow-up: a new episode
+    assert clock.at(days(16)).run().firings == []  # 7 days since the follow-up
+    result = clock.at(days(16) + SECOND).run()  # more than 7 days since: a new episode
     assert [(f.record_id, f.step) for f in result.firings] == [(deal.pk, "")]
     assert recipients("no_follow_up") == ["alice", "alice"]
     deal.refresh_from_db()
@@ -96,7 +101,7 @@ def test_it_escalates_to_the_team_managers_when_the_owner_has_no_manager(
     second = UserFactory(username="manager2", role="manager", team=team)
     loner = UserFactory(username="carol", role="rep", team=team, manager=None)
     make_deal(owner=loner)
-    clock.at(days(14)).run()
+    clock.at(days(14) + SECOND).run()
     assert sorted(recipients("no_follow_up")) == ["carol", "manager", second.username]
 
 
@@ -120,8 +125,8 @@ def test_it_ignores_closed_deals_and_the_rule_when_switched_off(clock, only_rule
 def test_it_uses_the_configured_number_of_days(clock, only_rule, rep, manager):
     only_rule("no_follow_up", days=3, escalate_after_days=None)
     make_deal(owner=rep)
-    assert clock.at(days(2)).run().firings == []
-    assert len(clock.at(days(3)).run().firings) == 1
+    assert clock.at(days(3)).run().firings == []
+    assert len(clock.at(days(3) + SECOND).run().firings) == 1
     assert clock.at(days(60)).run().firings == []  # no escalation configured
 
 
@@ -135,15 +140,16 @@ def test_it_tells_owner_and_manager_when_a_deal_overstays_its_stage_sla(
     deal = make_deal(owner=rep, name="Big one")  # qualification: SLA 7 days
 
     assert clock.at(days(6)).run().firings == []
-    result = clock.at(days(7)).run()
+    assert clock.at(days(7)).run().firings == []  # exactly the SLA is not over it
+    result = clock.at(days(7) + SECOND).run()
     assert [(f.rule, f.record_id) for f in result.firings] == [("stage_sla", deal.pk)]
     assert recipients("stage_sla") == ["alice", "manager"]
     assert clock.at(days(9)).run().firings == []
 
     # Moving on clears it; the next stage's own SLA (10 days) brings it back.
     services.deal_move(deal=deal, stage=stage("needs_analysis"), at=T0 + days(9))
-    assert clock.at(days(18)).run().firings == []
-    result = clock.at(days(19)).run()
+    assert clock.at(days(19)).run().firings == []
+    result = clock.at(days(19) + SECOND).run()
     assert [f.record_id for f in result.firings] == [deal.pk]
     assert recipients("stage_sla") == ["alice", "manager", "alice", "manager"]
     assert Notification.objects.filter(kind="stage_sla").order_by("id").last().title == (

@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from leakmap.analytics.base import unindexed
-from leakmap.analytics.stuck import over_sla
 from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
+from leakmap.crm.rules import is_over_sla
 from leakmap.crm.text_search import containing
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
 from leakmap.web.views.common import (
@@ -121,7 +121,9 @@ def board_context(request, error: str = "") -> dict:
         for card in cards:
             entered = card.stage_entered_at or card.created_at
             card.days_in_stage = (now - entered).days
-            card.over_sla = stage.is_open and over_sla(entered, stage.sla_days, now)
+            card.over_sla = stage.is_open and is_over_sla(
+                stage.sla_days, entered_at=entered, now=now
+            )
         columns.append(
             {
                 "stage": stage,
