@@ -6,10 +6,23 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import LeadFactory, SourceFactory, make_deal
+from tests.web.browser import ARGS, CHROMIUM, require_chromium
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
 # thread with a running loop unless told that this is fine (it is: the loop is Playwright's).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium under Playwright, for the tests marked `browser`."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ import pytest
 from leakmap.crm.models import Deal, Lead, LeadStatus, Stage
 from tests.factories import UserFactory, make_deal
 from tests.web.browser import (
-    ARGS,
-    CHROMIUM,
     build_company,
     install_default_pipeline,
-    require_chromium,
     shot,
 )
 
@@ -24,17 +21,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # migrated rows fails on django_content_type; each test puts back the default pipeline itself.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pass-word-123"
-
-
-@pytest.fixture
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

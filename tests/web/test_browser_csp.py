@@ -13,8 +13,7 @@ import pytest
 from leakmap.api.models import WebForm
 from leakmap.crm.models import Lead
 from tests.factories import UserFactory
-from tests.web.browser import ARGS, CHROMIUM, build_company, install_default_pipeline, shot
-from tests.web.browser import require_chromium as _require_chromium
+from tests.web.browser import build_company, install_default_pipeline, shot
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -30,17 +29,6 @@ document.addEventListener("securitypolicyviolation", function (e) {
                     " at " + (e.sourceFile || document.location.pathname) + ":" + e.lineNumber);
 });
 """
-
-
-@pytest.fixture
-def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
