@@ -3,9 +3,12 @@ ValidationErrors are mapped back onto these fields (views.common.apply_errors)."
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.forms.models import ModelChoiceIterator
 from django.forms.utils import flatatt
+from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -67,8 +70,55 @@ class PersonChoiceField(forms.ModelChoiceField):
     widget = QuickSelect
 
 
-DATE = forms.DateInput(attrs={"type": "date"})
-DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+class IsoDateInput(forms.DateInput):
+    """<input type="date">. The browser reads and sends only `YYYY-MM-DD` whatever the page's
+    language; the language's own format (zh-hans `2027/03/20`) leaves it blank, and saving the
+    form then erases the date. The fields parse the ISO value in every language: Django adds
+    the ISO input formats to each language's DATE_INPUT_FORMATS."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+class IsoDateTimeInput(forms.DateTimeInput):
+    """<input type="datetime-local">: `YYYY-MM-DDTHH:MM` in the current time zone (the field's
+    prepare_value converts an aware value to it; DateTimeField parses the ISO value back in
+    that zone). Seconds and milliseconds are written only when the value has them, so saving a
+    form unchanged keeps the stored time to the millisecond, the finest the input accepts
+    (Django would otherwise drop the fraction from an initial value, and the format the
+    seconds)."""
+
+    input_type = "datetime-local"
+    supports_microseconds = True
+
+    def format_value(self, value):
+        if not isinstance(value, dt.datetime):
+            return super().format_value(value)
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        text = value.strftime("%Y-%m-%dT%H:%M")
+        if value.second or value.microsecond:
+            text += value.strftime(":%S")
+        if value.microsecond:
+            text += f".{value.microsecond // 1000:03d}"
+        return text
+
+
+class IsoMonthInput(forms.DateInput):
+    """<input type="month">: `YYYY-MM` whatever the page's language."""
+
+    input_type = "month"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m")
+
+
+# One widget per kind of date input; every form (and the report filters) uses these.
+DATE = IsoDateInput()
+DATETIME = IsoDateTimeInput()
+MONTH = IsoMonthInput()
 
 
 class StageChoiceField(forms.ModelChoiceField):
@@ -291,9 +341,7 @@ class LostReasonForm(LookupForm):
 
 class SpendForm(forms.Form):
     source = forms.ModelChoiceField(queryset=Source.objects.all(), label=_("Source"))
-    month = forms.CharField(
-        label=_("Month"), widget=forms.DateInput(attrs={"type": "month"}), max_length=7
-    )
+    month = forms.CharField(label=_("Month"), widget=MONTH, max_length=7)
     amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2, min_value=0)
 
 
