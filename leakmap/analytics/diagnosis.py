@@ -129,6 +129,9 @@ class SourceCounts:
     disqualified: int
     won_amount: Decimal
     spend: Decimal | None
+    # True when `spend` is the scope's allocated share of the source's spend (a team, a rep, a
+    # manager's view: sources.allocated), so a proposal moves only that share.
+    spend_allocated: bool = False
 
 
 @dataclass
@@ -491,12 +494,17 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                         p_won,
                         gain,
                         _t(
-                            f"「{s.source}」投入 ¥{float(s.spend):,.0f},每赢一单成本 "
+                            f"「{s.source}」{'分摊花费' if s.spend_allocated else '投入'} "
+                            f"¥{float(s.spend):,.0f},每赢一单成本 "
                             + (f"¥{cpw:,.0f}" if cpw else "无赢单")
                             + f",每 1 元带来 ¥{returns[s.source]:.2f};「{best}」每 1 元带来 "
                             f"¥{returns[best]:.2f}。把一半预算(¥{shift:,.0f})转到「{best}」,"
                             f"按目前回报约多赢 ¥{gain:,.0f}。",
-                            f"{s.source} cost {float(s.spend):,.0f} "
+                            (
+                                f"{s.source}'s allocated spend was {float(s.spend):,.0f} "
+                                if s.spend_allocated
+                                else f"{s.source} cost {float(s.spend):,.0f} "
+                            )
                             + (f"({cpw:,.0f} per won deal)" if cpw else "(no won deal)")
                             + f" and returned {returns[s.source]:.2f} per 1 spent; {best} returned "
                             f"{returns[best]:.2f}. Moving half the budget ({shift:,.0f}) to {best} "
@@ -871,6 +879,9 @@ def collect(scope: Scope) -> DiagnosisInput:
         source_name.get(source_id): n
         for source_id, n in leads_per_source(scope, LeadStatus.DISQUALIFIED)
     }
+    # For a narrowed scope the report's spend is already the scope's allocated share.
+    source_result = sources_report(scope)
+    allocated = source_result.extra.get("spend_basis") == "allocated"
     sources = [
         SourceCounts(
             source=r.source or "—",
@@ -880,8 +891,9 @@ def collect(scope: Scope) -> DiagnosisInput:
             disqualified=disq.get(r.source, 0),
             won_amount=r.won_amount,
             spend=r.spend,
+            spend_allocated=allocated,
         )
-        for r in sources_report(scope).rows
+        for r in source_result.rows
     ]
 
     # Periods: leads created in the current window against the three before it.

@@ -134,6 +134,11 @@ def _extra_columns(value: list) -> list[Column]:
     return [Column(k, k, kind(k, v), total=k in ("deals", "amount")) for k, v in first.items()]
 
 
+# Body keys the table's own labels already say (the sources' spend header reads "Spend
+# (allocated)" when spend_basis is "allocated"): not printed again as a code.
+SAID_BY_LABELS = frozenset({"spend_basis"})
+
+
 def render_table(result: ReportResult, width: int | None = None) -> str:
     from rich.console import Console
 
@@ -155,6 +160,6 @@ def render_table(result: ReportResult, width: int | None = None) -> str:
             console.print(_table(key, _extra_columns(value), rows))
         elif isinstance(value, dict):
             console.print(f"{key}: " + json.dumps(to_jsonable(value), ensure_ascii=False))
-        elif not isinstance(value, list):
+        elif not isinstance(value, list) and key not in SAID_BY_LABELS:
             console.print(f"{key}: {to_jsonable(value)}")
     return console.file.getvalue()

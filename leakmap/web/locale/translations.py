@@ -500,4 +500,9 @@ ZH = {
     "Leak point": "流失点",
     "Finding": "发现",
     "Sample": "样本量",
+    # --- reports: a narrowed scope's spend (CONTRACT §4)
+    "Spend (allocated)": "分摊花费",
+    "Spend (allocated): each source's spend in the period × this scope's share of that source's leads in the period.": (
+        "分摊花费:各来源在该期间的花费 × 本范围在该期间占该来源线索的比例。"
+    ),
 }

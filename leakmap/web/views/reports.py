@@ -294,6 +294,9 @@ def report_page(request, name: str):
             result = dataclasses.replace(result, rows=result.rows[:PAGE_ROWS])
             context["result"] = result
         context["body"] = result.to_json()
+        if context["body"].get("spend_basis") == "allocated":
+            # A narrowed scope's spend is its share of the company's (CONTRACT §4).
+            context["chart_labels"]["spend"] = _("Spend (allocated)")
         names = _names()
         # Stage keys in the breakdowns (the leak map's axis) shown by their labels.
         context["chart_labels"]["stages"] = names["stage"]
