@@ -494,7 +494,7 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                         p_won,
                         gain,
                         _t(
-                            f"「{s.source}」{'分摊花费' if s.spend_allocated else '投入'} "
+                            f"「{s.source}」{'分摊投入' if s.spend_allocated else '投入'} "
                             f"¥{float(s.spend):,.0f},每赢一单成本 "
                             + (f"¥{cpw:,.0f}" if cpw else "无赢单")
                             + f",每 1 元带来 ¥{returns[s.source]:.2f};「{best}」每 1 元带来 "

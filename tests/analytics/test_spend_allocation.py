@@ -126,8 +126,8 @@ def test_it_labels_allocated_spend_on_the_terminal_and_the_page(paid, manager, c
     with translation.override("zh-hans"):
         team = render_table(run_report("sources", ReportFilters(**JAN, team="华东一组")))
         company = render_table(run_report("sources", ReportFilters(**JAN)))
-    assert "分摊花费" in team and "spend_basis" not in team
-    assert "分摊花费" not in company and "投入" in company
+    assert "分摊投入" in team and "spend_basis" not in team
+    assert "分摊投入" not in company and "投入" in company
     with translation.override("en"):
         team = render_table(run_report("sources", ReportFilters(**JAN, team="华东一组")))
     assert "Spend (allocated)" in team
@@ -140,9 +140,9 @@ def test_it_labels_allocated_spend_on_the_terminal_and_the_page(paid, manager, c
     )
     html = page.content.decode()
     assert page.context["body"]["spend_basis"] == "allocated"
-    assert '<th class="num">分摊花费</th>' in html
+    assert '<th class="num">分摊投入</th>' in html
     assert 'id="spend-allocated"' in html
-    assert page.context["chart_labels"]["spend"] == "分摊花费"
+    assert page.context["chart_labels"]["spend"] == "分摊投入"
 
 
 @pytest.fixture
@@ -181,4 +181,4 @@ def test_it_proposes_moving_only_a_managers_allocated_budget(mixed, manager):
     # Half of the allocated 7,500 moved to 转介绍, which returns 15,000 / 1,600 = 9.375 per 1
     # (百度广告 returns 0): 3,750 × 9.375. With the company's 10,000 and 2,000 it was 37,500.
     assert mix.revenue_at_stake == Decimal("35156.25")
-    assert "分摊花费 ¥7,500" in mix.summary and "¥3,750" in mix.summary
+    assert "分摊投入 ¥7,500" in mix.summary and "¥3,750" in mix.summary

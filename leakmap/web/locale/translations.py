@@ -501,8 +501,8 @@ ZH = {
     "Finding": "发现",
     "Sample": "样本量",
     # --- reports: a narrowed scope's spend (CONTRACT §4)
-    "Spend (allocated)": "分摊花费",
+    "Spend (allocated)": "分摊投入",
     "Spend (allocated): each source's spend in the period × this scope's share of that source's leads in the period.": (
-        "分摊花费:各来源在该期间的花费 × 本范围在该期间占该来源线索的比例。"
+        "分摊投入:各来源在该期间的投入 × 本范围在该期间占该来源线索的比例。"
     ),
 }
