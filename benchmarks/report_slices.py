@@ -348,7 +348,7 @@ def markdown(results: dict, reports: list[str], slices: list[str], limit: float)
                 row.append(f">{limit * 1000 / base.best_ms:,.0f}×")
             else:
                 ratio = c.best_ms / base.best_ms
-                row.append(f"{ratio:,.1f}×" if ratio >= 0.1 else f"{ratio:.2f}×")
+                row.append(f"{ratio:,.1f}×" if ratio >= 0.1 else f"{ratio:.1g}×")
         lines.append(f"| {r} | " + " | ".join(row) + " |")
 
     lines += ["", "Slices:", ""]
