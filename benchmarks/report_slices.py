@@ -56,6 +56,10 @@ SLICE_TITLES = {
 TARGET_MS = 300
 TARGET_DIAGNOSIS_MS = 1000
 TARGET_SLICE_MS = 2000
+# `leakmap report --format json` renders the body with indent=2, which Python's json module does
+# in pure Python: for a long list (stuck: every stuck deal) that costs more than the report.
+# --no-render times what the web pages and the API share: run_report(...).to_json().
+RENDER = {"json": True}
 
 
 class CaseTimeout(Exception):
@@ -213,9 +217,10 @@ def interrupter():
 
 
 def call_once(name: str, kwargs: dict, limit: float) -> float:
-    """One report exactly as `leakmap report NAME --format json` computes it, in seconds; raises
-    CaseTimeout after `limit` seconds. The alarm stops Python code; the timer thread stops a
-    database statement, which no signal handler can interrupt while it runs."""
+    """One report as `leakmap report NAME --format json` computes it (without the JSON text
+    under --no-render), in seconds; raises CaseTimeout after `limit` seconds. The alarm stops
+    Python code; the timer thread stops a database statement, which no signal handler can
+    interrupt while it runs."""
     from leakmap.analytics import ReportFilters, run_report
     from leakmap.analytics.render import render
 
@@ -239,7 +244,11 @@ def call_once(name: str, kwargs: dict, limit: float) -> float:
     signal.setitimer(signal.ITIMER_REAL, limit)
     timer.start()
     try:
-        render(run_report(name, filters), "json")
+        result = run_report(name, filters)
+        if RENDER["json"]:
+            render(result, "json")
+        else:
+            result.to_json()
         took = time.perf_counter() - start
     except CaseTimeout:
         raise
@@ -392,7 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--team", help="a team's name (default: that rep's team)")
     ap.add_argument("--source", help="a source's name (default: the median source by leads)")
     ap.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    ap.add_argument(
+        "--no-render",
+        action="store_true",
+        help="time run_report(...).to_json() without the CLI's JSON text (as report_bench.py)",
+    )
     opts = ap.parse_args(argv)
+    RENDER["json"] = not opts.no_render
     if opts.repeat < 1 or opts.max_seconds <= 0:
         ap.error("--repeat must be >= 1 and --max-seconds > 0")
     slices = opts.slices.split(",") if opts.slices else SLICES

@@ -165,3 +165,14 @@ def test_it_refuses_an_unknown_slice_with_exit_code_2(database_url):
     proc = run_script(["--slices", "now,yesterday"], database_url)
     assert proc.returncode == 2
     assert "yesterday" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_it_times_the_reports_without_the_json_text_when_asked(loaded, database_url):
+    proc = run_script(
+        ["--reports", "stuck", "--slices", "now,rep", "--repeat", "1", "--no-render"],
+        database_url,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (figure_now, figure_rep) = table_rows(proc.stdout, "| report |")["stuck"]
+    assert figure_now.endswith(("✓", "✗")) and figure_rep.endswith(("✓", "✗"))
+    assert "s ✗" not in figure_now + figure_rep  # measured, not cut off
