@@ -206,14 +206,14 @@ def describe(kwargs: dict) -> str:
 
 def interrupter():
     """A function that cancels the statement running on this thread's database connection, from
-    another thread (sqlite3 Connection.interrupt, psycopg Connection.cancel)."""
+    another thread (sqlite3 Connection.interrupt, psycopg Connection.cancel_safe)."""
     from django.db import connection
 
     connection.ensure_connection()
     raw = connection.connection
     if connection.vendor == "sqlite":
         return raw.interrupt
-    return raw.cancel
+    return getattr(raw, "cancel_safe", None) or raw.cancel
 
 
 def call_once(name: str, kwargs: dict, limit: float) -> float:
