@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import statistics
@@ -410,6 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     RENDER["json"] = not opts.no_render
     if opts.repeat < 1 or opts.max_seconds <= 0:
         ap.error("--repeat must be >= 1 and --max-seconds > 0")
+    if opts.quarter and not re.fullmatch(r"\d{4}-[Qq][1-4]", opts.quarter):
+        ap.error(f"--quarter: not YYYY-Qn (as 2026-Q3): {opts.quarter}")
+    if opts.as_of:
+        try:
+            dt.datetime.fromisoformat(opts.as_of)
+        except ValueError:
+            ap.error(f"--as-of: not an ISO 8601 date or time: {opts.as_of}")
     slices = opts.slices.split(",") if opts.slices else SLICES
     unknown = [s for s in slices if s not in SLICES]
     if unknown:
@@ -441,6 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     leads = Lead.objects.count()
     chosen = pick_slices(opts)
     slices = [s for s in slices if s in chosen]
+    from leakmap.analytics import ReportFilters, ReportInputError
+    from leakmap.analytics.filters import resolve
+
+    for s in slices:
+        try:
+            resolve(ReportFilters(**chosen[s]))  # an unknown --owner/--team/--source
+        except ReportInputError as exc:
+            ap.error(f"{SLICE_TITLES[s]}: {exc}")
     results: dict = {"slices": {s: chosen[s] for s in slices}, "cells": {}}
     # One warm-up run of every report (imports, caches, the database's pages), not timed.
     for r in reports:

@@ -161,10 +161,20 @@ def test_it_cuts_off_a_case_longer_than_max_seconds(loaded, database_url):
     assert table["diagnosis"] == [">1e-06 s ✗", ">1e-06 s ✗"]
 
 
-def test_it_refuses_an_unknown_slice_with_exit_code_2(database_url):
-    proc = run_script(["--slices", "now,yesterday"], database_url)
-    assert proc.returncode == 2
-    assert "yesterday" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--slices", "now,yesterday"], "yesterday"),
+        (["--quarter", "2026Q3"], "--quarter"),
+        (["--as-of", "last spring"], "--as-of"),
+        (["--owner", "nobody_here"], "nobody_here"),
+        (["--reports", "funnel,profits"], "profits"),
+    ],
+)
+def test_it_refuses_a_bad_option_with_exit_code_2(loaded, database_url, args, named):
+    proc = run_script([*args, "--repeat", "1"], database_url)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert named in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_it_times_the_reports_without_the_json_text_when_asked(loaded, database_url):
