@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+# The password the browser tests' users are made with (tests.factories.UserFactory).
+PASSWORD = "pass-word-123"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 ARGS = [
     "--no-sandbox",
@@ -109,3 +111,11 @@ def build_company(people: dict, seed: int = 7, deals: int = 120) -> None:
                 )
         elif rnd.random() < 0.3:
             services.lead_disqualify(lead=lead, reason="无预算")
+
+
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")

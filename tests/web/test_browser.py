@@ -13,6 +13,7 @@ from tests.web.browser import (
     build_company,
     install_default_pipeline,
     shot,
+    sign_in,
 )
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -20,7 +21,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Not serialized_rollback: on SQLite, deserialising into a database that still holds the
 # migrated rows fails on django_content_type; each test puts back the default pipeline itself.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pass-word-123"
 
 
 @pytest.fixture
@@ -40,14 +40,6 @@ def people(pipeline):
     )
     outsider = UserFactory(username="mallory", role="rep", team=TeamFactory(name="华南组"))
     return {"manager": manager, "rep": rep, "teammate": teammate, "outsider": outsider}
-
-
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def column(page, key: str):

@@ -13,12 +13,11 @@ import pytest
 from leakmap.api.models import WebForm
 from leakmap.crm.models import Lead
 from tests.factories import UserFactory
-from tests.web.browser import build_company, install_default_pipeline, shot
+from tests.web.browser import build_company, install_default_pipeline, shot, sign_in
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pass-word-123"
 
 # Runs before any script of the page (Playwright's init scripts are not subject to the page's
 # policy): every violation the browser reports lands in window.__csp.
@@ -70,14 +69,6 @@ class Watched:
         self.page.goto(url)
         self.page.wait_for_load_state("networkidle")
         self.collect()
-
-
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def assert_chart_drawn(page, selector: str = "#chart") -> None:

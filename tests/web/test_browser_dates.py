@@ -14,24 +14,15 @@ import pytest
 
 from leakmap.crm.models import Deal
 from tests.factories import UserFactory, make_deal
-from tests.web.browser import install_default_pipeline, shot
+from tests.web.browser import install_default_pipeline, shot, sign_in
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pass-word-123"
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 CLOSE = dt.date(2027, 3, 20)
 FOLLOW_UP = dt.datetime(2027, 3, 18, 10, 30, tzinfo=SHANGHAI)
 LOCALES = {"zh-hans": "zh-CN", "en": "en-US"}
-
-
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.fixture
