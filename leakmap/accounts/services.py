@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from leakmap.accounts.models import Role, Team, User
+
+
+def password_generate(user: User) -> str:
+    """A random password that passes the password policy for `user` (saved or not). A random
+    string can, rarely, share enough letters with a long username or name to count as
+    similar to it; such a draw is thrown away."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            validate_password(password, user)
+        except ValidationError:
+            continue
+        return password
 
 
 def _check_password(password: str, user: User) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import secrets
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from leakmap.accounts.models import Role, User
-from leakmap.accounts.services import user_create
+from leakmap.accounts.services import password_generate, user_create
 from leakmap.crm.models import Lead
 from leakmap.exchange.columns import FILE_NAMES, IMPORT_ORDER
 from leakmap.exchange.generator import generate, local_now
@@ -23,10 +22,6 @@ DEMO_SEED = 20260101
 DEMO_LEADS = 2000
 # The logins the demo prints: the two team managers and one rep (小王, whose leak shows).
 DEMO_LOGINS = ["zhoujingli", "wujingli", "xiaowang"]
-
-
-def _password() -> str:
-    return secrets.token_urlsafe(9)
 
 
 @transaction.atomic
@@ -44,11 +39,11 @@ def load_demo(*, today: dt.date | None = None) -> list[tuple[str, str, str]] | N
             )
     logins: list[tuple[str, str, str]] = []
     if not User.objects.filter(username="admin").exists():
-        password = _password()
+        password = password_generate(User(username="admin", display_name="管理员"))
         user_create(username="admin", role=Role.ADMIN, display_name="管理员", password=password)
         logins.append(("admin", Role.ADMIN, password))
     for user in User.objects.filter(username__in=DEMO_LOGINS).order_by("role", "username"):
-        password = _password()
+        password = password_generate(user)
         user.set_password(password)
         user.save(update_fields=["password"])
         logins.append((user.username, user.role, password))

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import secrets
 import sys
 
 from django.core.exceptions import ValidationError
@@ -10,7 +9,12 @@ from django.db import transaction
 
 from leakmap.accounts import lockout
 from leakmap.accounts.models import Role, User
-from leakmap.accounts.services import team_get_or_create, user_create, user_set_password
+from leakmap.accounts.services import (
+    password_generate,
+    team_get_or_create,
+    user_create,
+    user_set_password,
+)
 from leakmap.errors import validation_message
 
 
@@ -58,19 +62,19 @@ class Command(BaseCommand):
         elif action == "unlock":
             self.unlock(**opts)
 
-    def _password(self, from_stdin: bool) -> tuple[str, bool]:
+    def _password(self, from_stdin: bool, user: User) -> tuple[str, bool]:
         if from_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
             if not password:
                 raise CommandError("--password-stdin: no password on standard input", returncode=2)
             return password, False
-        return secrets.token_urlsafe(12), True
+        return password_generate(user), True
 
     def passwd(self, *, username, password_stdin, **_):
         user = User.objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}", returncode=2)
-        password, generated = self._password(password_stdin)
+        password, generated = self._password(password_stdin, user)
         try:
             user_set_password(user=user, password=password)
         except ValidationError as exc:
@@ -80,7 +84,8 @@ class Command(BaseCommand):
             self.stdout.write(f"password: {password}")
 
     def add(self, *, username, role, team, manager, display_name, email, password_stdin, **_):
-        password, generated = self._password(password_stdin)
+        candidate = User(username=username, display_name=display_name, email=email)
+        password, generated = self._password(password_stdin, candidate)
         manager_user = None
         if manager:
             manager_user = User.objects.filter(username=manager).first()
