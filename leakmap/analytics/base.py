@@ -7,11 +7,12 @@ paths, so a report's query does not care whether it runs on today's facts or on 
     st_stage     the stage the deal is in         st_entered   when it entered that stage
     st_reached   highest non-lost Stage.order      st_closed    when it closed (null if open)
     st_lost_at   stage it was lost from            st_last_fu   last follow-up (done activity)
-    st_fu_count  number of follow-ups
+    st_fu_count  number of follow-ups              st_stage_key st_stage, to group by
 
 Without --as-of these are the per-deal facts that services keep on Deal (cheap columns). With
---as-of T they are computed from StageChange rows with at <= T and activities done <= T, following
-the fallback rules of services.deals_refresh_facts for deals without history.
+--as-of T they are read from the history entry whose stay covers T (at <= T < left_at, one join)
+and from the activities done <= T, following the fallback rules of services.deals_refresh_facts
+for deals without history.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     FloatField,
     IntegerField,
     Max,
@@ -48,14 +50,13 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.crm.models import (
     SECONDS_PER_CENTIDAY,
     Activity,
     Deal,
-    DealTally,
     Stage,
     StageChange,
     StageKind,
@@ -253,8 +254,7 @@ def gc_paused() -> Iterator[None]:
     """Python's cycle collector paused while a report builds (or serialises) its rows.
 
     A report can make tens of thousands of rows (every stuck deal), and each allocation
-    batch triggers a collection that walks all of them again: a third of the time spent
-    building 55k stuck rows (measured, 114 -> 69 ms). The rows hold no reference cycles, so
+    batch triggers a collection that walks all of them again. The rows hold no reference cycles, so
     reference counting frees them all the same; the collector runs again right after."""
     if not gc.isenabled():
         yield
@@ -339,21 +339,37 @@ def load_stages() -> Stages:
 # --- Per-deal state ------------------------------------------------------------------------------
 
 
-def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[Deal]:
+def deal_states(
+    scope: Scope,
+    stages: Stages,
+    q: Q | None = None,
+    *,
+    kind: str | None = None,
+) -> QuerySet[Deal]:
     """Cohort deals (or the deals matching `q`) with the st_* annotations (see the module
-    docstring)."""
+    docstring); `kind` (a StageKind) keeps only the deals in a stage of that kind at the clock."""
     if q is None:
-        q = scope.deal_q()
+        q = scope.deal_q(scan=True)
     elif scope.historical:
         q &= Q(created_at__lte=scope.now)
     qs = Deal.objects.filter(q).order_by()
+    if kind is not None:
+        ids = [s.id for s in stages.by_id.values() if s.kind == kind]
+        if scope.historical:
+            return _states_at(qs, scope, stages).filter(st_stage__in=ids)
+        # Now: by the plain stage column, so that the deal_stage_cover (open) and
+        # deal_lost_cover (lost) indexes hold exactly these deals with the columns read.
+        qs = qs.filter(stage_id__in=ids)
     if not scope.historical:
-        # `+ 0` keeps SQLite's planner from driving the scan through the stage index: the
-        # reports aggregate most deals, and a full scan plus a sort is ~3x faster at 300k deals
-        # than 300k rowid lookups (measured, benchmarks/RESULTS.md). Cohort/owner filters stay
-        # on plain columns, so a narrow filter still uses its index.
+        # `+ 0` keeps SQLite's planner from driving a filter on the stage through the stage
+        # index: the reports aggregate most deals, and a scan plus a sort is ~3x faster at 300k
+        # deals than 300k rowid lookups. st_stage_key is the plain column, for grouping: by
+        # (owner, stage, reached order) SQLite then walks the covering deal_report_cover index
+        # in that order with no sort (the cohort's creation bounds are kept from the created_at
+        # index, Scope.deal_q(scan=True), so that it does).
         return qs.annotate(
             st_stage=unindexed("stage_id"),
+            st_stage_key=F("stage_id"),
             st_reached=F("reached_order"),
             st_entered=Coalesce(F("stage_entered_at"), F("created_at")),
             st_closed=F("closed_at"),
@@ -361,39 +377,62 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
             st_last_fu=F("last_follow_up_at"),
             st_fu_count=F("follow_up_count"),
         )
+    return _states_at(qs, scope, stages)
+
+
+def _states_at(qs: QuerySet[Deal], scope: Scope, stages: Stages) -> QuerySet[Deal]:
+    """The st_* annotations as of scope.now, from the history (see deal_states)."""
     t = scope.now
-    hist = StageChange.objects.filter(deal=OuterRef("pk"), at__lte=t)
-    latest = hist.order_by("-at", "-id")
-    earliest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("at", "id")
-    reached = (
-        hist.exclude(to_stage__kind=StageKind.LOST)
-        .values("deal")
-        .annotate(m=Max("to_stage__order"))
-        .values("m")
+    # The entry whose stay covers T: at <= T < left_at (left_at null: still there). The stays of
+    # a deal's entries tile its history without overlap (left_at is the next entry's `at`), so
+    # this joins at most one row per deal, and every st_* below reads its columns: one index
+    # lookup per deal instead of a correlated subquery per column and per use.
+    qs = qs.alias(
+        stay_at_t=FilteredRelation(
+            "stage_changes",
+            condition=Q(stage_changes__at__lte=t)
+            & (Q(stage_changes__left_at__isnull=True) | Q(stage_changes__left_at__gt=t)),
+        )
     )
+    earliest = StageChange.objects.filter(deal=OuterRef("pk")).order_by("at", "id")
     follow_ups = (
         Activity.objects.filter(deal=OuterRef("pk"), done_at__isnull=False, done_at__lte=t)
         .values("deal")
         .annotate(n=Count("id"), last=Max("done_at"))
     )
+    stay_stage, stay_at = F("stay_at_t__to_stage_id"), F("stay_at_t__at")
+    # The highest non-lost order among the entries up to T: the stay's reached_before, or its
+    # own stage's order when that is higher and not a lost stage. Null when no such entry.
+    stay_order = Case(
+        *[
+            When(stay_at_t__to_stage_id=s.id, then=Value(s.order))
+            for s in stages.by_id.values()
+            if s.kind != StageKind.LOST
+        ],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
     # No history row at or before T: the deal counts as in its first recorded stage (or, with no
     # history at all, its current stage) since created_at, as services.deals_refresh_facts does.
     qs = qs.annotate(
         st_stage=Coalesce(
-            Subquery(latest.values("to_stage_id")[:1]),
+            stay_stage,
             Subquery(earliest.values("to_stage_id")[:1]),
             F("stage_id"),
             output_field=IntegerField(),
         ),
-        st_latest_at=Subquery(latest.values("at")[:1]),
     )
     closed = Q(st_stage__in=stages.closed_ids)
     lost = Q(st_stage__in=stages.lost_ids)
     return qs.annotate(
-        st_reached=Coalesce(Subquery(reached[:1]), F("reached_order")),
-        st_entered=Coalesce(F("st_latest_at"), F("created_at")),
+        st_stage_key=F("st_stage"),
+        st_reached=Coalesce(
+            NullIf(Greatest(F("stay_at_t__reached_before"), stay_order), Value(0)),
+            F("reached_order"),
+        ),
+        st_entered=Coalesce(stay_at, F("created_at")),
         st_closed=Case(
-            When(closed, then=Coalesce(F("st_latest_at"), F("closed_at"))),
+            When(closed, then=Coalesce(stay_at, F("closed_at"))),
             default=Value(None, output_field=DateTimeField()),
             output_field=DateTimeField(),
         ),
@@ -401,7 +440,7 @@ def deal_states(scope: Scope, stages: Stages, q: Q | None = None) -> QuerySet[De
             When(
                 lost,
                 then=Coalesce(
-                    Subquery(latest.values("from_stage_id")[:1]),
+                    F("stay_at_t__from_stage_id"),
                     F("lost_at_stage_id"),
                     Value(stages.first_open_id),
                     output_field=IntegerField(),
@@ -431,8 +470,7 @@ def plain_rows(qs: QuerySet) -> list[tuple]:
 
 def history_in_scope(entries: QuerySet[StageChange], scope: Scope) -> QuerySet[StageChange]:
     """History entries narrowed to the scope's deals, as `deal IN (the scope's deals)`: joined
-    to the deals instead, SQLite scans the whole history and looks up each entry's deal row
-    (a manager's stage-time at a million leads: 430 -> 107 ms this way)."""
+    to the deals instead, SQLite scans the whole history and looks up each entry's deal row."""
     narrowed = scope.deal_q()
     if not narrowed:
         return entries
@@ -452,11 +490,18 @@ def unindexed(column: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(column) + 0, output_field=IntegerField())
 
 
+def group_key(scope: Scope, column: str) -> F | ExpressionWrapper:
+    """A column of deal_states to group by. Now, the plain column: the covering indexes of the
+    deals now (deal_lost_cover, deal_report_cover) hold their groups in order. As of a past
+    moment, `+ 0`: grouped on a plain column, SQLite walks that column's index and looks up
+    every deal's row, slower than reading the deals and sorting them."""
+    return unindexed(column) if scope.historical else F(column)
+
+
 def owner_key() -> F:
     """Group by owner id; names come in a second query. Plain, not `+ 0`: the covering indexes
     deal_report_cover and lead_owner_cover start with owner_id, so SQLite groups in their
-    order with no sort (owners report 152 -> 99 ms, the diagnosis' per-rep leads 433 -> 202 ms
-    at a million leads)."""
+    order with no sort."""
     return F("owner_id")
 
 
@@ -743,22 +788,6 @@ def _tally_owners(scope: Scope) -> TallyOwners | None:
     return TallyOwners(deals=owners, leads=owners | {0} if unassigned else owners)
 
 
-def deals_per_reach_and_stage(
-    owners: TallyOwners = EVERY_OWNER,
-) -> list[tuple[int, int, int, int]]:
-    """(reached order, stage id, deals, amount in cents) of every deal as it is now (of the
-    owners given, else of all), from the deal tally the database keeps (crm.DealTally): a few
-    dozen groups out of a few thousand tally rows, instead of a pass over every deal (the
-    funnel's and the forecast's calibration counts: ~55 and ~110 -> ~10 ms at a million)."""
-    return plain_rows(
-        owners.of_deals(DealTally.objects.all())
-        .values_list("reached_order", "stage_id")
-        .annotate(n=whole_sum("n"), cents=whole_sum("amount_cents"))
-        .filter(n__gt=0)
-        .order_by("reached_order", "stage_id")
-    )
-
-
 def whole_company_now(scope: Scope) -> bool:
     """every_deal_now, and no history entry after the clock, so the facts the database keeps
     sorted on the history (the stage_stay_sorted and stage_reach_sorted indexes) hold exactly
@@ -796,8 +825,7 @@ class SortedBuckets:
         self.n = sum(counted.values()) + len(extra) + zeros
         self.total_seconds = total_seconds
         # The extra values are counted per bucket at C speed; a bucket's own values are picked
-        # out only for the few buckets a wanted rank falls in (stats). Filing each of the open
-        # deals' stays into a list per bucket took ~30 ms of an admin's stage-time page.
+        # out only for the few buckets a wanted rank falls in (stats), never filed per bucket.
         self.extra = extra
         self.extra_buckets = list(map(bucket_of, extra))
         extra_n = Counter(self.extra_buckets)

@@ -37,26 +37,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from leakmap.accounts.models import User
 from leakmap.analytics.base import (
     Column,
-    DaysBetween,
     ReportResult,
     deal_states,
     load_stages,
-    lost_q,
     money,
-    open_q,
     owner_key,
     register,
-    tally_owners,
-    unindexed,
-    whole_sum,
 )
+from leakmap.analytics.counts import lead_cells, lost_cells
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.analytics.owners import owner_groups, reach_keys_of
 from leakmap.analytics.owners import owner_rows as owner_rows_of
@@ -66,13 +61,9 @@ from leakmap.analytics.sources import sources as sources_report
 from leakmap.analytics.stuck import over_sla_q
 from leakmap.crm import rules
 from leakmap.crm.models import (
-    Deal,
-    DealTally,
     Lead,
     LeadStatus,
-    LeadTally,
     LostReason,
-    LostTally,
     Source,
     StageKind,
 )
@@ -80,7 +71,6 @@ from leakmap.crm.models import (
 ALPHA = 0.05
 MIN_SAMPLE = 5  # below this a subject is not compared at all
 MIN_CLOSED_FOR_ANY_FINDING = 20  # fewer closed deals in scope: say the data is too thin
-FAST_FIRST_CONTACT = dt.timedelta(hours=24)
 CATEGORIES = (
     "lead_volume",
     "lead_quality",
@@ -902,7 +892,7 @@ def collect(scope: Scope) -> DiagnosisInput:
         scope.lead_q() if scope.start is None else _without_period(scope).lead_q()
     ).order_by()
     # Three range counts rather than one scan with three filters: each reads only its part
-    # of a created_at index (123 -> ~40 ms at a million leads).
+    # of a created_at index.
     counts = {
         "cur": base.filter(created_at__gte=cur_start, created_at__lt=cur_end).count(),
         "prev": base.filter(created_at__gte=prev_start, created_at__lt=cur_start).count(),
@@ -954,157 +944,33 @@ def collect(scope: Scope) -> DiagnosisInput:
 
 
 def _stuck_per_owner(scope: Scope, stages) -> list[tuple[int | None, int]]:
-    """(owner id, open deals in their stage longer than its SLA): the stuck report's rule.
-    Without --as-of: the deals' own stage facts, as ranges of the deal_stage_cover index (the
-    open stages' deals in entry order, with the owner at hand for a team's filter) instead of
-    a scan of every deal of the scope; for every deal now, the open deals of the deal tally
-    less those still inside their SLA."""
-    if scope.historical:
-        return list(
-            deal_states(scope, stages)
-            .filter(open_q(stages) & over_sla_q(stages, scope.now))
-            .annotate(o=owner_key())
-            .values("o")
-            .annotate(n=Count("id"))
-            .order_by()
-            .values_list("o", "n")
-        )
-    slas = {
-        s.id: s.sla_days
-        for s in stages.by_id.values()
-        if s.kind == StageKind.OPEN and s.sla_days is not None
-    }
-    if not slas:
-        return []
-    owners = tally_owners(scope)
-    if owners is not None:
-        # The deals still inside their SLA entered their stage within its last few days, so
-        # they are bounded by the recent flow of deals, while stuck ones pile up over months
-        # (at a million generated leads: 55k stuck, none inside; 39 -> ~5 ms).
-        total: dict[int | None, int] = {}
-        for owner_key_, n in (
-            owners.of_deals(DealTally.objects.filter(stage_id__in=slas))
-            .values_list("owner_key")
-            .annotate(n=whole_sum("n"))
-            .order_by()
-        ):
-            total[owner_key_ or None] = n
-        # Few rows: one query with the ranges OR-ed (SQLite reads each range of the index,
-        # then the rows it found), not the dozen counted apart below (~5 -> ~1 ms).
-        inside = Q()
-        for stage_id, sla in slas.items():
-            inside |= Q(stage_id=stage_id) & rules.within_sla_q("stage_entered_at", scope.now, sla)
-            inside |= Q(stage_id=stage_id, stage_entered_at__isnull=True) & rules.within_sla_q(
-                "created_at", scope.now, sla
-            )
-        if owners.deals is not None:
-            inside &= Q(owner_id__in=sorted(owners.deals))
-        for owner_id, n in (
-            Deal.objects.filter(inside)
-            .values("owner_id")
-            .annotate(n=Count("id"))
-            .order_by()
-            .values_list("owner_id", "n")
-        ):
-            total[owner_id] = total.get(owner_id, 0) - n
-        return [(owner_id, n) for owner_id, n in total.items() if n]
-    # One range per stage, counted apart and added up here: an OR of the ranges would make
-    # SQLite collect row ids and then read every matching row from the table.
-    cohort = scope.deal_q()
-    counts = [
-        Deal.objects.filter(cohort & q).values("owner_id").annotate(n=Count("id")).order_by()
-        for stage_id, sla in slas.items()
-        for q in (
-            Q(stage_id=stage_id) & rules.over_sla_q("stage_entered_at", scope.now, sla),
-            Q(stage_id=stage_id, stage_entered_at__isnull=True)
-            & rules.over_sla_q("created_at", scope.now, sla),
-        )
-    ]
-    stuck: dict[int | None, int] = {}
-    for owner_id, n in counts[0].union(*counts[1:], all=True).values_list("owner_id", "n"):
-        stuck[owner_id] = stuck.get(owner_id, 0) + n
-    return list(stuck.items())
+    """(owner id, open deals in their stage longer than its SLA): the stuck report's rule."""
+    return list(
+        deal_states(scope, stages, kind=StageKind.OPEN)
+        .filter(over_sla_q(stages, scope.now))
+        .annotate(o=owner_key())
+        .values("o")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("o", "n")
+    )
 
 
 def _lost_after(scope: Scope, stages, order: int) -> list[tuple]:
     """(owner id, lost reason id, deals, with notes, with a competitor) of the deals lost after
-    reaching the stage of `order`: every deal now (of some owners, or all) from the lost tally,
-    else from the deals."""
-    owners = tally_owners(scope)
-    if owners is not None:
-        # From the lost tally the database keeps: a few hundred groups instead of each late
-        # lost deal's row (~75 -> ~5 ms at a million leads).
-        return [
-            (owner or None, reason or None, n, notes, rival)
-            for owner, reason, n, notes, rival in owners.of_deals(
-                LostTally.objects.filter(stage_id__in=stages.lost_ids, reached_order__gte=order)
-            )
-            .values("owner_key", "lost_reason_key")
-            .annotate(
-                n=whole_sum("n"),
-                notes=whole_sum("with_notes"),
-                rival=whole_sum("with_competitor"),
-            )
-            .filter(n__gt=0)
-            .order_by()
-            .values_list("owner_key", "lost_reason_key", "n", "notes", "rival")
-        ]
-    aggs = {
-        "n": Count("id"),
-        "notes": Count("id", filter=~Q(lost_notes="")),
-        "rival": Count("id", filter=Q(competitor__isnull=False)),
-    }
-    # The reason as `+ 0` here too: grouped by the plain column, SQLite walks the reason index
-    # over every deal for its order (450 ms for a manager's team at a million leads).
-    return list(
-        deal_states(scope, stages)
-        .filter(lost_q(stages), st_reached__gte=order)
-        .annotate(o=owner_key(), reason=unindexed("lost_reason_id"))
-        .values("o", "reason")
-        .annotate(**aggs)
-        .order_by()
-        .values_list("o", "reason", "n", "notes", "rival")
-    )
+    reaching the stage of `order`."""
+    return [
+        (c.owner_id, c.reason_id, c.n, c.with_notes, c.with_competitor)
+        for c in lost_cells(scope, stages, reached_at_least=order)
+    ]
 
 
 def _rep_lead_counts(scope: Scope) -> list[dict]:
-    """Per owner id: leads, converted by the clock, first contacted within a day (by the
-    clock). Every lead now (of some owners, or all): from the lead tally the database keeps,
-    while no converted or contacted time in it is after the clock; else one GROUP BY over the
-    scope's leads."""
-    owners = tally_owners(scope)
-    if owners is not None and not LeadTally.objects.filter(latest_at__gt=scope.now).exists():
-        return [
-            {"o": g["owner_key"] or None, **{k: g[k] for k in ("leads", "converted", "fast")}}
-            for g in owners.of_leads(LeadTally.objects.all())
-            .values("owner_key")
-            .annotate(
-                leads=whole_sum("n"),
-                converted=whole_sum("n", filter=Q(converted=True), default=0),
-                fast=whole_sum("n", filter=Q(contacted_within_day=True), default=0),
-            )
-            .order_by()
-            if g["leads"]  # an owner whose leads have all moved on
-        ]
-    now = scope.now
-    fast_days = FAST_FIRST_CONTACT.total_seconds() / 86400
-    return list(
-        Lead.objects.filter(scope.lead_q())
-        .order_by()
-        .annotate(o=owner_key(), first_contact_days=DaysBetween("first_contacted_at", "created_at"))
-        .values("o")
-        .annotate(
-            leads=Count("id"),
-            converted=Count("id", filter=Q(converted_at__isnull=False, converted_at__lte=now)),
-            fast=Count(
-                "id",
-                # Cheap tests first: the day arithmetic only runs for contacted leads.
-                filter=Q(first_contacted_at__isnull=False)
-                & Q(first_contacted_at__lte=now)
-                & Q(first_contact_days__lt=fast_days),
-            ),
-        )
-    )
+    """Per owner id: leads, converted by the clock, first contacted fast (by the clock)."""
+    return [
+        {"o": c.owner_id, "leads": c.n, "converted": c.converted, "fast": c.contacted_fast}
+        for c in lead_cells(scope, by=("owner",), conversions=True)
+    ]
 
 
 def _without_period(scope: Scope) -> Scope:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import CharField, Count, F, Func, Q, Sum
+from django.db.models import CharField, Count, Func, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -24,20 +24,16 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
-    deals_per_reach_and_stage,
-    every_deal_now,
     load_stages,
-    lost_q,
     money,
-    open_q,
     ratio,
     register,
     weighted_amount_expr,
-    won_q,
 )
+from leakmap.analytics.counts import deal_cells
 from leakmap.analytics.filters import Scope
 from leakmap.crm import rules
-from leakmap.crm.models import Deal
+from leakmap.crm.models import StageKind
 
 
 @dataclass
@@ -60,7 +56,7 @@ class CalibrationRow:
 
 class YearMonth(Func):
     """'YYYY-MM' of a date column, in SQL on both databases. (TruncMonth is a Python function
-    called once per row on SQLite: 170 of the report's 240 ms at 300k deals.)"""
+    called once per row on SQLite.)"""
 
     output_field = CharField()
 
@@ -76,17 +72,7 @@ class YearMonth(Func):
 @register("forecast")
 def forecast(scope: Scope) -> ReportResult:
     stages = load_stages()
-    deals = deal_states(scope, stages)
-    if every_deal_now(scope):
-        # The open stages by their plain ids: the deal_stage_cover index holds their amounts
-        # and expected close dates, so only the open deals' entries are read.
-        open_deals = (
-            Deal.objects.filter(stage_id__in=[s.id for s in stages.open])
-            .annotate(st_stage=F("stage_id"))
-            .order_by()
-        )
-    else:
-        open_deals = deals.filter(open_q(stages))
+    open_deals = deal_states(scope, stages, kind=StageKind.OPEN)
     months = (
         open_deals.annotate(m=YearMonth("expected_close_date"))
         .values("m")
@@ -110,7 +96,7 @@ def forecast(scope: Scope) -> ReportResult:
         ),
         key=lambda r: (r.month is None, r.month or ""),
     )
-    counts = calibration_counts(scope, stages, deals)
+    counts = calibration_counts(scope, stages)
     calibration = []
     sq_sum, pairs = 0.0, 0
     for i, s in enumerate(stages.open):
@@ -136,23 +122,15 @@ def forecast(scope: Scope) -> ReportResult:
     )
 
 
-def calibration_counts(scope: Scope, stages, deals) -> dict[str, int]:
-    """w{i} / l{i}: the won and the lost deals that reached open stage i. Every deal now: from
-    the deal tally (base.deals_per_reach_and_stage); else one filtered COUNT each."""
-    if every_deal_now(scope):
-        won, lost = set(stages.won_ids), set(stages.lost_ids)
-        counts = {f"{k}{i}": 0 for i in range(len(stages.open)) for k in "wl"}
-        for reached, stage_id, n, _cents in deals_per_reach_and_stage():
-            kind = "w" if stage_id in won else "l" if stage_id in lost else None
-            if kind:
-                for i, s in enumerate(stages.open):
-                    if reached >= s.order:
-                        counts[f"{kind}{i}"] += n
-        return counts
-    won, lost = won_q(stages), lost_q(stages)
-    aggs = {}
-    for i, s in enumerate(stages.open):
-        reached = Q(st_reached__gte=s.order)
-        aggs[f"w{i}"] = Count("id", filter=reached & won)
-        aggs[f"l{i}"] = Count("id", filter=reached & lost)
-    return deals.aggregate(**aggs) if aggs else {}
+def calibration_counts(scope: Scope, stages) -> dict[str, int]:
+    """w{i} / l{i}: the won and the lost deals that reached open stage i, from the scope's deal
+    cells (analytics.counts)."""
+    won, lost = set(stages.won_ids), set(stages.lost_ids)
+    counts = {f"{k}{i}": 0 for i in range(len(stages.open)) for k in "wl"}
+    for c in deal_cells(scope, stages):
+        kind = "w" if c.stage_id in won else "l" if c.stage_id in lost else None
+        if kind:
+            for i, s in enumerate(stages.open):
+                if c.reached >= s.order:
+                    counts[f"{kind}{i}"] += c.n
+    return counts

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
@@ -22,15 +22,14 @@ from leakmap.analytics.base import (
     Column,
     ReportResult,
     deal_states,
+    group_key,
     load_stages,
-    lost_q,
     money,
     ratio,
     register,
-    unindexed,
 )
 from leakmap.analytics.filters import Scope
-from leakmap.crm.models import Competitor, Industry, LostReason
+from leakmap.crm.models import Competitor, Industry, LostReason, StageKind
 
 
 @dataclass
@@ -75,27 +74,13 @@ def lost_reasons(scope: Scope) -> ReportResult:
     stages = load_stages()
     # One read: the lost deals grouped by all four keys at once (a few hundred groups at most);
     # each breakdown is then a sum over those groups, instead of five scans of the deals.
-    if scope.historical:
-        # As of a past moment "lost" comes from the history. (Keys `+ 0`: grouped on a plain
-        # column, SQLite walks that column's index and looks up every deal's row, slower than
-        # scanning the covering index and sorting the lost deals.)
-        lost = deal_states(scope, stages).filter(lost_q(stages))
-        keys = {
-            "lost_reason_key": unindexed("lost_reason_id"),
-            "competitor_key": unindexed("competitor_id"),
-            "industry_key": unindexed("industry_id"),
-            "lost_at_key": unindexed("st_lost_at"),
-        }
-    else:
-        # Now, "lost" is "in a lost stage": the deal_lost_cover index holds exactly these
-        # deals, already in group order.
-        lost = deal_states(scope, stages).filter(stage_id__in=stages.lost_ids)
-        keys = {
-            "lost_reason_key": F("lost_reason_id"),
-            "competitor_key": F("competitor_id"),
-            "industry_key": F("industry_id"),
-            "lost_at_key": F("lost_at_stage_id"),
-        }
+    lost = deal_states(scope, stages, kind=StageKind.LOST)
+    keys = {
+        "lost_reason_key": group_key(scope, "lost_reason_id"),
+        "competitor_key": group_key(scope, "competitor_id"),
+        "industry_key": group_key(scope, "industry_id"),
+        "lost_at_key": group_key(scope, "st_lost_at"),
+    }
     groups = list(lost.annotate(**keys).values(*keys).annotate(**_agg()))
     reason_name = dict(LostReason.objects.values_list("pk", "name"))
     competitor_name = dict(Competitor.objects.values_list("pk", "name"))

@@ -10,33 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
-    EVERY_OWNER,
-    MONEY_FIELD,
     Column,
     ReportResult,
-    TallyOwners,
-    deal_states,
-    from_cents,
     load_stages,
-    lost_q,
     mean_days,
     money,
-    open_q,
-    owner_key,
-    plain_rows,
     register,
-    tally_owners,
     usernames,
-    whole_sum,
-    won_q,
 )
+from leakmap.analytics.counts import deal_cells
 from leakmap.analytics.filters import Scope
 from leakmap.crm import rules
-from leakmap.crm.models import DealTally, WholeSecondsBetween
 
 
 @dataclass
@@ -63,57 +50,21 @@ def reach_keys_of(stages) -> list[tuple[str, int]]:
     return keys
 
 
-def groups_by_filters(scope: Scope, stages) -> list[dict]:
-    """Any scope: one GROUP BY owner over the cohort's deals, a filtered COUNT/SUM per figure.
-    `cycle_seconds` / `cycle_n`: whole seconds to close summed, and how many, over won deals;
-    `r{i}` the deals that reached the i-th step of reach_keys_of, `c{i}` those of them closed
-    (won or lost: the diagnosis' close rate after negotiation)."""
-    won, lost = won_q(stages), lost_q(stages)
-    closed_won = won & Q(st_closed__isnull=False)
-    aggs = {
-        "deals": Count("id"),
-        "won": Count("id", filter=won),
-        "lost": Count("id", filter=lost),
-        "open": Count("id", filter=open_q(stages)),
-        "won_amount": Sum("amount", filter=won, default=Decimal(0), output_field=MONEY_FIELD),
-        "cycle_seconds": Sum(WholeSecondsBetween(F("st_closed"), F("created_at")), filter=won),
-        "cycle_n": Count("id", filter=closed_won),
-        "follow_ups": Sum("st_fu_count"),
-    }
-    closed = Q(st_stage__in=stages.closed_ids)
-    for i, (_key, order) in enumerate(reach_keys_of(stages)):
-        aggs[f"r{i}"] = Count("id", filter=Q(st_reached__gte=order))
-        aggs[f"c{i}"] = Count("id", filter=closed & Q(st_reached__gte=order))
-    return list(deal_states(scope, stages).annotate(o=owner_key()).values("o").annotate(**aggs))
-
-
-def groups_of_every_deal(stages, owners: TallyOwners = EVERY_OWNER) -> list[dict]:
-    """groups_by_filters for every deal as it is now (of the owners given, else of all):
-    deals per (owner, stage, reached order) from the deal tally the database keeps, added up
-    per owner here (a few thousand rows instead of aggregating every deal: about 200 -> 20 ms
-    at a million leads)."""
+def owner_groups(scope: Scope, stages) -> list[dict]:
+    """Per owner id, the figures of the report's rows, added up from the scope's deal cells
+    (analytics.counts): deals, won, lost, open, won_amount; `cycle_seconds` / `cycle_n`, whole
+    seconds to close summed and how many, over won deals; `r{i}` the deals that reached the
+    i-th step of reach_keys_of, `c{i}` those of them closed (won or lost: the diagnosis' close
+    rate after negotiation); `follow_ups` their done activities."""
     won, lost = set(stages.won_ids), set(stages.lost_ids)
     reach = reach_keys_of(stages)
     steps = [(f"r{i}", f"c{i}", order) for i, (_key, order) in enumerate(reach)]
-    out: dict[int, dict] = {}
-    for owner_id, stage_id, reached, n, cents, follow_ups, cycle, cycle_n in plain_rows(
-        owners.of_deals(DealTally.objects.all())
-        .values_list("owner_key", "stage_id", "reached_order")
-        .annotate(
-            deals=whole_sum("n"),
-            cents=whole_sum("amount_cents"),
-            fu=whole_sum("follow_ups"),
-            cyc=whole_sum("cycle_seconds"),
-            cyc_n=whole_sum("cycle_n"),
-        )
-        .filter(deals__gt=0)
-        .order_by("owner_key", "stage_id", "reached_order")
-    ):
-        owner_id = owner_id or None
-        g = out.get(owner_id)
+    out: dict[int | None, dict] = {}
+    for c in deal_cells(scope, stages, follow_ups=True):
+        g = out.get(c.owner_id)
         if g is None:
-            g = out[owner_id] = {
-                "o": owner_id,
+            g = out[c.owner_id] = {
+                "o": c.owner_id,
                 "deals": 0,
                 "won": 0,
                 "lost": 0,
@@ -125,33 +76,25 @@ def groups_of_every_deal(stages, owners: TallyOwners = EVERY_OWNER) -> list[dict
                 **{f"r{i}": 0 for i in range(len(reach))},
                 **{f"c{i}": 0 for i in range(len(reach))},
             }
-        g["deals"] += n
-        g["follow_ups"] += follow_ups or 0
-        if stage_id in won:
-            g["won"] += n
-            g["won_amount"] += from_cents(cents)
-            if cycle_n:
-                g["cycle_seconds"] = (g["cycle_seconds"] or 0) + cycle
-                g["cycle_n"] += cycle_n
-        elif stage_id in lost:
-            g["lost"] += n
+        g["deals"] += c.n
+        g["follow_ups"] += c.follow_ups
+        if c.stage_id in won:
+            g["won"] += c.n
+            g["won_amount"] += c.amount
+            if c.cycle_n:
+                g["cycle_seconds"] = (g["cycle_seconds"] or 0) + c.cycle_seconds
+                g["cycle_n"] += c.cycle_n
+        elif c.stage_id in lost:
+            g["lost"] += c.n
         else:
-            g["open"] += n
-        closed = stage_id in won or stage_id in lost
+            g["open"] += c.n
+        closed = c.stage_id in won or c.stage_id in lost
         for r_key, c_key, order in steps:
-            if reached >= order:
-                g[r_key] += n
+            if c.reached >= order:
+                g[r_key] += c.n
                 if closed:
-                    g[c_key] += n
+                    g[c_key] += c.n
     return list(out.values())
-
-
-def owner_groups(scope: Scope, stages) -> list[dict]:
-    """Per owner id, the figures of the report's rows (see groups_by_filters)."""
-    owners = tally_owners(scope)
-    if owners is not None:
-        return groups_of_every_deal(stages, owners)
-    return groups_by_filters(scope, stages)
 
 
 def owner_rows(grouped: list[dict], stages) -> list[OwnerRow]:

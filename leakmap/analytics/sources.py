@@ -24,29 +24,24 @@ import dataclasses
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
 
 from leakmap.analytics.base import (
     CENT,
-    EVERY_OWNER,
     MONEY_FIELD,
     ZERO,
     Column,
     ReportResult,
-    deal_states,
-    from_cents,
     load_stages,
     money,
     money_ratio,
     register,
-    tally_owners,
-    whole_sum,
-    won_q,
 )
+from leakmap.analytics.counts import deals_per_source, lead_cells
 from leakmap.analytics.filters import Scope, local_tz
 from leakmap.crm import rules
-from leakmap.crm.models import DealTally, Lead, LeadTally, Source, Spend
+from leakmap.crm.models import Source, Spend
 
 
 @dataclass
@@ -116,69 +111,9 @@ def spend_per_source(scope: Scope) -> dict[int, Decimal]:
 
 
 def leads_per_source(scope: Scope, status: str | None = None) -> list[tuple[int | None, int]]:
-    """(source id, cohort leads), of one status if given (the diagnosis' disqualified leads).
-    Every lead now, or every lead of some owners: from the lead tally the database keeps (a
-    few thousand rows instead of a million leads); sources whose leads have all moved on are
-    left out."""
-    owners = tally_owners(scope)
-    if owners is not None:
-        tally = owners.of_leads(LeadTally.objects.all())
-        if status is not None:
-            tally = tally.filter(status=status)
-        return [
-            (key or None, n)
-            for key, n in tally.values("source_key")
-            .annotate(n=whole_sum("n"))
-            .order_by()
-            .values_list("source_key", "n")
-            if n
-        ]
-    leads = Lead.objects.filter(scope.lead_q())
-    if status is not None:
-        leads = leads.filter(status=status)
-    return list(
-        leads.order_by().values("source_id").annotate(n=Count("id")).values_list("source_id", "n")
-    )
-
-
-def deals_per_source(scope: Scope, stages) -> list[tuple[int | None, int, int, Decimal]]:
-    """(source id of the deals' lead, deals, won, won amount) of the cohort's deals that have
-    a lead: the deals of the scope's leads (an owner filter is on the lead's owner, who may
-    not be the deal's), of those the viewer may see. Every deal now: from the deal tally the
-    database keeps. Without a filter on the leads, the deals' own copy of their lead's source
-    (a fact the services keep) groups them; with one, the join to the leads."""
-    if tally_owners(scope) == EVERY_OWNER:
-        won_ids = stages.won_ids
-        return [
-            (key or None, n, n_won, from_cents(cents))
-            for key, n, n_won, cents in DealTally.objects.filter(has_lead=True)
-            .values("lead_source_key")
-            .annotate(
-                deals=whole_sum("n"),
-                won=whole_sum("n", filter=Q(stage_id__in=won_ids), default=0),
-                cents=whole_sum("amount_cents", filter=Q(stage_id__in=won_ids), default=0),
-            )
-            .order_by()
-            .values_list("lead_source_key", "deals", "won", "cents")
-        ]
-    won = won_q(stages)
-    lead_q = scope.lead_q("lead__")
-    by = "lead__source_id" if lead_q else "lead_source_id"
-    # Only deals the viewer may see, whoever owns their lead: a manager's team may have
-    # handed a lead's deal to another team (and PostgreSQL then reads the team's deals by
-    # their owner index, not every deal: that query 66-81 -> 22-23 ms for a manager at a
-    # million leads).
-    visible = scope.visible_q(owner_required=True)
-    return list(
-        deal_states(scope, stages, lead_q & Q(lead__isnull=False) & visible)
-        .values(by)
-        .annotate(
-            n=Count("id"),
-            won=Count("id", filter=won),
-            won_amount=Sum("amount", filter=won, default=Decimal(0), output_field=MONEY_FIELD),
-        )
-        .values_list(by, "n", "won", "won_amount")
-    )
+    """(source id, cohort leads), of one status if given (the diagnosis' disqualified leads);
+    sources whose leads have all moved on are left out."""
+    return [(c.source_id, c.n) for c in lead_cells(scope, by=("source",), status=status)]
 
 
 @register("sources")

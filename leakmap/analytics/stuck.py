@@ -27,7 +27,6 @@ from leakmap.analytics.base import (
     deal_states,
     load_stages,
     money,
-    open_q,
     plain_rows,
     register,
     usernames,
@@ -116,12 +115,7 @@ def stuck(scope: Scope) -> ReportResult:
     # arithmetic on every open deal, several times each, was a third of the report).
     over_sla = over_sla_q(stages, scope.now)
     silent = rules.silent_q("st_silent_since", scope.now, no_follow_up)
-    deals = deal_states(scope, stages).filter(open_q(stages))
-    if not scope.historical:
-        # The same deals, named by the indexed column: the deal_stage_cover index then holds
-        # the open stages' deals with every column read here.
-        open_ids = [s.id for s in stages.by_id.values() if s.kind == StageKind.OPEN]
-        deals = deals.filter(stage_id__in=open_ids)
+    deals = deal_states(scope, stages, kind=StageKind.OPEN)
     qs = (
         deals.annotate(st_silent_since=Coalesce(F("st_last_fu"), F("created_at")))
         .filter(over_sla | silent)
@@ -145,8 +139,7 @@ def stuck(scope: Scope) -> ReportResult:
     limit = scope.filters.row_limit
     if limit is None:
         # Longest in the stage first, then by id. Sorted here, as two sorts on one key each
-        # (stable, in C): SQLite's sorter would carry each whole row, names included, and
-        # took 45 of the report's 400 ms at 55k rows.
+        # (stable, in C): SQLite's sorter would carry each whole row, names included.
         found = plain_rows(qs)
         found.sort(key=itemgetter(0))
         found.sort(key=itemgetter(4), reverse=True)

@@ -118,3 +118,23 @@ def lead_win_rate(won: int, leads: int) -> float | None:
 def lead_to_deal_rate(deals: int, leads: int) -> float | None:
     """Deals made of the leads."""
     return _rate(deals, leads)
+
+
+# --- First contact -----------------------------------------------------------------------------
+
+# A lead first contacted within this long of its creation was contacted fast (the diagnosis'
+# speed-to-lead check; crm.LeadTally.contacted_within_day keeps the same test in SQL).
+FIRST_CONTACT_WITHIN = dt.timedelta(hours=24)
+
+
+def first_contacted_fast_q(now: dt.datetime) -> Q:
+    """Leads first contacted, by `now`, within FIRST_CONTACT_WITHIN of their creation. Needs the
+    annotation first_contact_days = days from created_at to first_contacted_at
+    (analytics.base.DaysBetween); the cheap tests come first so the day arithmetic only runs
+    for contacted leads."""
+    within_days = FIRST_CONTACT_WITHIN.total_seconds() / 86400
+    return (
+        Q(first_contacted_at__isnull=False)
+        & Q(first_contacted_at__lte=now)
+        & Q(first_contact_days__lt=within_days)
+    )

@@ -1,6 +1,5 @@
-"""For every deal now, the forecast reads its calibration counts from the deal tally and its
-months from the open stages' index range; any other scope counts the deals themselves. Both
-must give the same report."""
+"""For every deal now, the forecast reads its calibration counts from the deal tally
+(analytics.counts); counted from the deals themselves, it must give the same report."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leakmap.analytics import forecast
+from leakmap.analytics import counts, forecast
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm.models import Deal
 from tests.analytics.journeys import day
@@ -20,7 +19,7 @@ from tests.analytics.test_properties import CLOCK, SETTINGS, random_company
 def both_ways(monkeypatch) -> tuple[dict, dict]:
     tallied = forecast.forecast(resolve(ReportFilters())).to_json()
     with monkeypatch.context() as m:
-        m.setattr(forecast, "every_deal_now", lambda scope: False)
+        m.setattr(counts, "tally_owners", lambda scope: None)
         counted = forecast.forecast(resolve(ReportFilters())).to_json()
     return tallied, counted
 

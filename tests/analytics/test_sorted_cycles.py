@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leakmap.analytics.base import load_stages, won_cycle_stats
-from leakmap.analytics.cycle import stats_by_sorting, stats_from_sorted_cycles
+from leakmap.analytics.distributions import stats_by_sorting, stats_from_sorted_cycles
 from leakmap.analytics.filters import ReportFilters, resolve
 from leakmap.crm.models import Deal
 from tests.analytics.journeys import day, deal

@@ -11,12 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leakmap.analytics.base import load_stages, whole_company_now
+from leakmap.analytics.distributions import summaries_by_sorting, summaries_from_sorted_stays
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
-from leakmap.analytics.stage_time import (
-    stage_time,
-    summaries_by_sorting,
-    summaries_from_sorted_stays,
-)
+from leakmap.analytics.stage_time import stage_time
 from leakmap.crm import services
 from leakmap.crm.models import StageChange, StayTally
 from tests.analytics.journeys import day, deal
