@@ -703,7 +703,13 @@ class StageChange(models.Model):
     class Meta:
         ordering = ["deal", "at", "id"]
         indexes = [
-            models.Index(fields=["deal", "at"]),
+            # A deal's entries in order, with what a report reads of the one whose stay covers
+            # a past moment (analytics.base.deal_states): an --as-of report then joins each deal
+            # to that entry from the index alone, without reading the history's rows.
+            models.Index(
+                fields=["deal", "at", "left_at", "to_stage", "reached_before", "from_stage"],
+                name="stage_stay_at_cover",
+            ),
             models.Index(fields=["to_stage", "at"]),
             models.Index(
                 fields=["to_stage", "stay_centidays", "stay_seconds"],
