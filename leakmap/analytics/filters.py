@@ -131,9 +131,9 @@ class Scope:
         matching row."""
         return self._common(prefix, "source_id", owner_required=True, scan=scan)
 
-    def lead_q(self, prefix: str = "") -> Q:
-        """Cohort leads (created in the period) narrowed the same way."""
-        return self._common(prefix, "source_id")
+    def lead_q(self, prefix: str = "", *, scan: bool = False) -> Q:
+        """Cohort leads (created in the period) narrowed the same way; `scan` as for deal_q."""
+        return self._common(prefix, "source_id", scan=scan)
 
     def period_json(self) -> dict:
         f = self.filters
