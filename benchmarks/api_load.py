@@ -70,13 +70,15 @@ def seed(leads: int) -> None:
         owner = reps[i % REPS]
         created = start + dt.timedelta(minutes=rng.randrange(0, 170 * 24 * 60))
         lead = services.lead_create(
-            name=f"客户{i}",
-            company=f"公司{i}",
-            email=f"lead{i}@example.com",
-            owner=owner,
-            source=rng.choice(sources),
-            budget=Decimal(rng.randrange(10, 500) * 1000),
-            created_at=created,
+            services.LeadInput(
+                name=f"客户{i}",
+                company=f"公司{i}",
+                email=f"lead{i}@example.com",
+                owner=owner,
+                source=rng.choice(sources),
+                budget=Decimal(rng.randrange(10, 500) * 1000),
+                created_at=created,
+            )
         )
         if rng.random() < 0.4:
             deal = services.lead_convert(

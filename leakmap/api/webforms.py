@@ -237,18 +237,20 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
                 )
             return Outcome(lead=existing, created=False)
         lead = services.lead_create(
-            name=values["name"],
-            company=values.get("company", ""),
-            email=values.get("email", ""),
-            phone=values.get("phone", ""),
-            title=values.get("title", ""),
-            product=values.get("product", ""),
-            region=values.get("region", ""),
-            budget=values.get("budget"),
-            source=form.source,
-            owner=form.owner,
-            utm=utm,
-            referrer=referrer,
+            services.LeadInput(
+                name=values["name"],
+                company=values.get("company", ""),
+                email=values.get("email", ""),
+                phone=values.get("phone", ""),
+                title=values.get("title", ""),
+                product=values.get("product", ""),
+                region=values.get("region", ""),
+                budget=values.get("budget"),
+                source=form.source,
+                owner=form.owner,
+                utm=utm,
+                referrer=referrer,
+            ),
             use_assignment_rules=form.use_assignment_rules,
         )
         if message:

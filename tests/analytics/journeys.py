@@ -83,10 +83,12 @@ def deal(
 
 def lead(*, owner, created: dt.datetime, source: str | None = None) -> Lead:
     return services.lead_create(
-        name="Lead",
-        owner=owner,
-        source=SourceFactory(name=source) if source else None,
-        created_at=created,
+        services.LeadInput(
+            name="Lead",
+            owner=owner,
+            source=SourceFactory(name=source) if source else None,
+            created_at=created,
+        )
     )
 
 

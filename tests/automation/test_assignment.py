@@ -159,14 +159,17 @@ def test_it_assigns_a_lead_created_without_owner_when_the_intake_asks_for_the_ru
 ):
     AssignmentRule.objects.create(name="East", team=team)
     with django_capture_on_commit_callbacks(execute=True):
-        first = services.lead_create(name="From the web", created_at=T0, use_assignment_rules=True)
+        first = services.lead_create(
+            services.LeadInput(name="From the web", created_at=T0), use_assignment_rules=True
+        )
         second = services.lead_create(
-            name="Also from the web", created_at=T0, use_assignment_rules=True
+            services.LeadInput(name="Also from the web", created_at=T0), use_assignment_rules=True
         )
         kept = services.lead_create(
-            name="Walk-in", owner=teammate, created_at=T0, use_assignment_rules=True
+            services.LeadInput(name="Walk-in", owner=teammate, created_at=T0),
+            use_assignment_rules=True,
         )
-        unasked = services.lead_create(name="No rules asked for", created_at=T0)
+        unasked = services.lead_create(services.LeadInput(name="No rules asked for", created_at=T0))
     # Decided in the intake itself: the returned lead already has its owner.
     assert (first.owner, second.owner) == (rep, teammate)
     assert Lead.objects.get(pk=first.pk).owner == rep

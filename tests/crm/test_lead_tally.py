@@ -72,8 +72,10 @@ def assert_tally_matches():
 def test_the_services_keep_the_tally(rep):
     web, fair = SourceFactory(name="官网"), SourceFactory(name="展会")
     bob = UserFactory(username="bob")
-    a = services.lead_create(name="张三", owner=rep, source=web, created_at=T0)
-    b = services.lead_create(name="李四", owner=None, source=None, created_at=T0)
+    a = services.lead_create(services.LeadInput(name="张三", owner=rep, source=web, created_at=T0))
+    b = services.lead_create(
+        services.LeadInput(name="李四", owner=None, source=None, created_at=T0)
+    )
     assert tallied() == Counter(
         {(rep.pk, web.pk, "new", False, False): 1, (0, 0, "new", False, False): 1}
     )
@@ -149,10 +151,12 @@ def test_any_sequence_of_writes_keeps_the_tally(seed, db):
             lead = rnd.choice(leads) if leads else None
             if op == "create":
                 services.lead_create(
-                    name="x",
-                    owner=rnd.choice(owners),
-                    source=rnd.choice(sources),
-                    created_at=T0 + hours(rnd.randint(0, 100)),
+                    services.LeadInput(
+                        name="x",
+                        owner=rnd.choice(owners),
+                        source=rnd.choice(sources),
+                        created_at=T0 + hours(rnd.randint(0, 100)),
+                    )
                 )
             elif op == "contact":
                 # Around the one-day line, on both sides.

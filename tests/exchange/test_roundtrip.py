@@ -127,14 +127,16 @@ def _company_built_by_services(rep, teammate, outsider):
     mfg = services.industry_get_or_create("制造业")
     leads = [
         services.lead_create(
-            name=f"客户{i}",
-            company=f"公司{i}",
-            owner=owner,
-            source=src,
-            industry=mfg,
-            budget=Decimal("10000") * (i + 1),
-            created_at=T0 + days(i),
-            external_id=f"L{i}",
+            services.LeadInput(
+                name=f"客户{i}",
+                company=f"公司{i}",
+                owner=owner,
+                source=src,
+                industry=mfg,
+                budget=Decimal("10000") * (i + 1),
+                created_at=T0 + days(i),
+                external_id=f"L{i}",
+            )
         )
         for i, (owner, src) in enumerate(
             [

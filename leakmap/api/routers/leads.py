@@ -57,25 +57,27 @@ def create_lead(request, payload: LeadIn):
     user = request.auth
     with transaction.atomic():
         lead = services.lead_create(
-            name=payload.name,
-            owner=lookups.owner_for(user, payload.owner),
-            source=lookups.source(payload.source),
-            industry=lookups.industry(payload.industry),
-            company=payload.company,
-            email=payload.email,
-            phone=payload.phone,
-            title=payload.title,
-            budget=payload.budget,
-            product=payload.product,
-            region=payload.region,
-            created_at=payload.created_at,
-            external_id=lookups.unused_external_id(Lead, payload.external_id),
-            utm={
-                "utm_source": payload.utm_source,
-                "utm_medium": payload.utm_medium,
-                "utm_campaign": payload.utm_campaign,
-            },
-            referrer=payload.referrer,
+            services.LeadInput(
+                name=payload.name,
+                owner=lookups.owner_for(user, payload.owner),
+                source=lookups.source(payload.source),
+                industry=lookups.industry(payload.industry),
+                company=payload.company,
+                email=payload.email,
+                phone=payload.phone,
+                title=payload.title,
+                budget=payload.budget,
+                product=payload.product,
+                region=payload.region,
+                created_at=payload.created_at,
+                external_id=lookups.unused_external_id(Lead, payload.external_id),
+                utm={
+                    "utm_source": payload.utm_source,
+                    "utm_medium": payload.utm_medium,
+                    "utm_campaign": payload.utm_campaign,
+                },
+                referrer=payload.referrer,
+            )
         )
     return Status(201, lead)
 

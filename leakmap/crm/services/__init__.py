@@ -41,6 +41,7 @@ from leakmap.crm.services.activities import (
 from leakmap.crm.services.common import default_pipeline, first_open_stage
 from leakmap.crm.services.deals import (
     REQUIRABLE_FIELDS,
+    DealInput,
     deal_close_lost,
     deal_close_won,
     deal_create,
@@ -58,6 +59,7 @@ from leakmap.crm.services.facts import (
     stage_entries_refresh_facts,
 )
 from leakmap.crm.services.leads import (
+    LeadInput,
     lead_assign,
     lead_convert,
     lead_create,
@@ -80,7 +82,9 @@ from leakmap.crm.services.pipeline import (
 )
 
 __all__ = [
+    "DealInput",
     "LOOKUP_MODELS",
+    "LeadInput",
     "REQUIRABLE_FIELDS",
     "account_create",
     "account_delete",

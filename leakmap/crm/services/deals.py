@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -77,55 +78,61 @@ def _check_required_fields(deal: Deal, stage: Stage) -> None:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DealInput:
+    """What a new deal says; deal_create validates it. Without a stage the deal starts in the
+    first open stage of `pipeline` (the default pipeline unless given); source and industry
+    default to the lead's."""
+
+    name: str
+    owner: User
+    amount: Decimal = Decimal("0")
+    stage: Stage | None = None
+    pipeline: Pipeline | None = None
+    lead: Lead | None = None
+    account: Account | None = None
+    contact: Contact | None = None
+    source: Source | None = None
+    industry: Industry | None = None
+    expected_close_date: dt.date | None = None
+    next_follow_up: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    external_id: str | None = None
+
+
 @transaction.atomic
-def deal_create(
-    *,
-    name: str,
-    owner: User,
-    amount: Decimal = Decimal("0"),
-    stage: Stage | None = None,
-    pipeline: Pipeline | None = None,
-    lead: Lead | None = None,
-    account: Account | None = None,
-    contact: Contact | None = None,
-    source: Source | None = None,
-    industry: Industry | None = None,
-    expected_close_date: dt.date | None = None,
-    next_follow_up: dt.datetime | None = None,
-    created_at: dt.datetime | None = None,
-    by: User | None = None,
-    external_id: str | None = None,
-) -> Deal:
+def deal_create(data: DealInput, *, by: User | None = None) -> Deal:
     """A new deal in an open stage (the pipeline's first unless given), with its first history
-    row. Closing goes through deal_close_won / deal_close_lost afterwards."""
-    if not name or not name.strip():
+    row, written as `by`'s. Closing goes through deal_close_won / deal_close_lost afterwards."""
+    if not data.name or not data.name.strip():
         raise ValidationError({"name": _("A deal needs a name.")})
-    if amount is None or amount < 0:
+    if data.amount is None or data.amount < 0:
         raise ValidationError({"amount": _("The amount cannot be negative.")})
-    if owner is None:
+    if data.owner is None:
         raise ValidationError({"owner": _("The deal needs an owner.")})
-    pipeline = stage.pipeline if stage is not None else (pipeline or default_pipeline())
+    stage, lead = data.stage, data.lead
+    pipeline = stage.pipeline if stage is not None else (data.pipeline or default_pipeline())
     stage = stage or first_open_stage(pipeline)
     if stage.kind != StageKind.OPEN:
         raise ValidationError(
             {"stage": _("A new deal starts in an open stage; close it afterwards.")}
         )
-    created_at = _now(created_at)
+    created_at = _now(data.created_at)
     deal = Deal(
-        external_id=external_id or None,
-        name=name.strip(),
-        owner=owner,
-        amount=amount,
+        external_id=data.external_id or None,
+        name=data.name.strip(),
+        owner=data.owner,
+        amount=data.amount,
         pipeline=pipeline,
         stage=stage,
         lead=lead,
-        account=account,
-        contact=contact,
-        source=source if source is not None else (lead.source if lead else None),
+        account=data.account,
+        contact=data.contact,
+        source=data.source if data.source is not None else (lead.source if lead else None),
         lead_source_id=lead.source_id if lead else None,
-        industry=industry if industry is not None else (lead.industry if lead else None),
-        expected_close_date=expected_close_date,
-        next_follow_up=next_follow_up,
+        industry=data.industry if data.industry is not None else (lead.industry if lead else None),
+        expected_close_date=data.expected_close_date,
+        next_follow_up=data.next_follow_up,
         created_at=created_at,
         reached_order=stage.order,
         stage_entered_at=created_at,

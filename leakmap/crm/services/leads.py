@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -24,60 +25,64 @@ from leakmap.crm.models import (
     Stage,
 )
 from leakmap.crm.services.common import _now
-from leakmap.crm.services.deals import deal_create
+from leakmap.crm.services.deals import DealInput, deal_create
 from leakmap.crm.services.facts import deals_refresh_facts, deals_refresh_lead_source
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LeadInput:
+    """What a channel says about a new lead; lead_create validates it. `utm` holds the
+    utm_source / utm_medium / utm_campaign a web form or the API saw."""
+
+    name: str
+    owner: User | None = None
+    source: Source | None = None
+    company: str = ""
+    email: str = ""
+    phone: str = ""
+    industry: Industry | None = None
+    title: str = ""
+    budget: Decimal | None = None
+    product: str = ""
+    region: str = ""
+    created_at: dt.datetime | None = None
+    external_id: str | None = None
+    utm: dict[str, str] | None = None
+    referrer: str = ""
+
+
 @transaction.atomic
-def lead_create(
-    *,
-    name: str,
-    owner: User | None = None,
-    source: Source | None = None,
-    company: str = "",
-    email: str = "",
-    phone: str = "",
-    industry: Industry | None = None,
-    title: str = "",
-    budget: Decimal | None = None,
-    product: str = "",
-    region: str = "",
-    created_at: dt.datetime | None = None,
-    external_id: str | None = None,
-    utm: dict[str, str] | None = None,
-    referrer: str = "",
-    use_assignment_rules: bool = False,
-) -> Lead:
+def lead_create(data: LeadInput, *, use_assignment_rules: bool = False) -> Lead:
     """The lead intake of every channel that makes one lead (web, API, web forms): create it and
     decide its owner once. The owner given, else the assignment rules when the channel asks
     for them (a web form's "use assignment rules"), else none: an unassigned lead, which
     managers see. lead.created goes out with that owner; its subscribers only notify."""
-    if not name or not name.strip():
+    if not data.name or not data.name.strip():
         raise ValidationError({"name": _("A lead needs a name.")})
-    if budget is not None and budget < 0:
+    if data.budget is not None and data.budget < 0:
         raise ValidationError({"budget": _("The budget cannot be negative.")})
-    utm = utm or {}
+    utm = data.utm or {}
     lead = Lead(
-        external_id=external_id or None,
-        name=name.strip(),
-        company=company,
-        email=email,
-        phone=phone,
-        source=source,
-        industry=industry,
-        title=title,
-        budget=budget,
-        product=product,
-        region=region,
-        owner=owner,
+        external_id=data.external_id or None,
+        name=data.name.strip(),
+        company=data.company,
+        email=data.email,
+        phone=data.phone,
+        source=data.source,
+        industry=data.industry,
+        title=data.title,
+        budget=data.budget,
+        product=data.product,
+        region=data.region,
+        owner=data.owner,
         status=LeadStatus.NEW,
-        created_at=_now(created_at),
+        created_at=_now(data.created_at),
         utm_source=utm.get("utm_source", "")[:100],
         utm_medium=utm.get("utm_medium", "")[:100],
         utm_campaign=utm.get("utm_campaign", "")[:100],
-        referrer=referrer[:500],
+        referrer=data.referrer[:500],
     )
     lead.full_clean(exclude=["owner", "source", "industry"])
     lead.save()
@@ -207,19 +212,21 @@ def lead_convert(
         created_at=at,
     )
     deal = deal_create(
-        name=deal_name or f"{account.name} - {lead.product or lead.name}",
-        owner=owner,
-        amount=amount if amount is not None else (lead.budget or Decimal("0")),
-        stage=stage,
-        lead=lead,
-        account=account,
-        contact=contact,
-        source=lead.source,
-        industry=lead.industry,
-        expected_close_date=expected_close_date,
-        created_at=at,
+        DealInput(
+            name=deal_name or f"{account.name} - {lead.product or lead.name}",
+            owner=owner,
+            amount=amount if amount is not None else (lead.budget or Decimal("0")),
+            stage=stage,
+            lead=lead,
+            account=account,
+            contact=contact,
+            source=lead.source,
+            industry=lead.industry,
+            expected_close_date=expected_close_date,
+            created_at=at,
+            external_id=external_id,
+        ),
         by=by,
-        external_id=external_id,
     )
     lead.status = LeadStatus.CONVERTED
     lead.converted_at = at

@@ -75,7 +75,7 @@ def lead_create(request):
         data = dict(form.cleaned_data)
         owner = data.pop("owner", None) or request.user
         try:
-            lead = services.lead_create(owner=owner, **data)
+            lead = services.lead_create(services.LeadInput(owner=owner, **data))
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
