@@ -83,16 +83,20 @@ def seed(leads: int) -> None:
         if rng.random() < 0.4:
             deal = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    expected_close_date=(created + dt.timedelta(days=60)).date()
+                ),
                 by=owner,
                 at=created + dt.timedelta(days=1),
-                expected_close_date=(created + dt.timedelta(days=60)).date(),
             )
             services.activity_log(
-                owner=owner,
-                kind="call",
-                deal=deal,
-                done_at=created + dt.timedelta(days=2),
-                created_at=created + dt.timedelta(days=2),
+                services.ActivityInput(
+                    owner=owner,
+                    kind="call",
+                    deal=deal,
+                    done_at=created + dt.timedelta(days=2),
+                    created_at=created + dt.timedelta(days=2),
+                )
             )
     tokens = {rep.username: token_create(user=rep, name="bench")[1] for rep in reps}
     open_deals = defaultdict(list)

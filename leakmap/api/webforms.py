@@ -227,13 +227,15 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
             owner = _activity_owner(existing, form)
             if owner is not None:
                 services.activity_log(
-                    owner=owner,
-                    kind="note",
-                    lead=existing,
-                    subject=_("Web form “%(f)s” submitted again") % {"f": form.name},
-                    notes="\n\n".join(
-                        x for x in (message, _summary(form, values, utm, referrer)) if x
-                    ),
+                    services.ActivityInput(
+                        owner=owner,
+                        kind="note",
+                        lead=existing,
+                        subject=_("Web form “%(f)s” submitted again") % {"f": form.name},
+                        notes="\n\n".join(
+                            x for x in (message, _summary(form, values, utm, referrer)) if x
+                        ),
+                    )
                 )
             return Outcome(lead=existing, created=False)
         lead = services.lead_create(
@@ -257,11 +259,13 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
             owner = _activity_owner(lead, form)
             if owner is not None:
                 services.activity_log(
-                    owner=owner,
-                    kind="note",
-                    lead=lead,
-                    subject=_("Message from web form “%(f)s”") % {"f": form.name},
-                    notes=message,
+                    services.ActivityInput(
+                        owner=owner,
+                        kind="note",
+                        lead=lead,
+                        subject=_("Message from web form “%(f)s”") % {"f": form.name},
+                        notes=message,
+                    )
                 )
     return Outcome(lead=lead, created=True)
 

@@ -54,10 +54,12 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
         if lead is not None and lead.status != "converted" and lead.created_at <= day(t):
             deal = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    amount=Decimal(rnd.randrange(100, 10000)),
+                    expected_close_date=dt.date(2026, rnd.randint(1, 4), 1),
+                ),
                 by=owner,
                 at=day(t),
-                amount=Decimal(rnd.randrange(100, 10000)),
-                expected_close_date=dt.date(2026, rnd.randint(1, 4), 1),
             )
         else:
             expected = rnd.choice([None, dt.date(2026, rnd.randint(1, 4), 15)])
@@ -96,7 +98,9 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
                 deal = services.deal_move(deal=deal, stage=target, at=day(t))
             if rnd.random() < 0.4:
                 services.activity_log(
-                    owner=owner, kind="call", deal=deal, done_at=day(t + rnd.uniform(0, 3))
+                    services.ActivityInput(
+                        owner=owner, kind="call", deal=deal, done_at=day(t + rnd.uniform(0, 3))
+                    )
                 )
         if rnd.random() < 0.12:
             StageChange.objects.filter(deal=deal).delete()

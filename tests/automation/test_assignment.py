@@ -127,7 +127,7 @@ def test_it_skips_a_rep_over_the_gate_until_they_catch_up(team, rep, teammate):
     assert owners() == Counter({"bob": 4})
 
     # Alice follows one up: one issue left, which the gate allows.
-    services.activity_log(owner=rep, kind="call", deal=late[0], done_at=now)
+    services.activity_log(services.ActivityInput(owner=rep, kind="call", deal=late[0], done_at=now))
     unowned(2)
     assert assign_unowned_leads(now=now + dt.timedelta(hours=1)) == 2
     assert owners() == Counter({"bob": 5, "alice": 1})

@@ -80,8 +80,12 @@ def test_the_services_keep_the_tally(rep):
         {(rep.pk, web.pk, "new", False, False): 1, (0, 0, "new", False, False): 1}
     )
     # A call within the day: contacted within a day; a call on the next day is not.
-    services.activity_log(lead=a, kind="call", owner=rep, done_at=T0 + hours(3))
-    services.activity_log(lead=b, kind="call", owner=rep, done_at=T0 + days(2))
+    services.activity_log(
+        services.ActivityInput(lead=a, kind="call", owner=rep, done_at=T0 + hours(3))
+    )
+    services.activity_log(
+        services.ActivityInput(lead=b, kind="call", owner=rep, done_at=T0 + days(2))
+    )
     assert_tally_matches()
     services.lead_update(lead=a, source=fair)
     services.lead_assign(lead=b, owner=bob)
@@ -161,7 +165,9 @@ def test_any_sequence_of_writes_keeps_the_tally(seed, db):
             elif op == "contact":
                 # Around the one-day line, on both sides.
                 at = lead.created_at + hours(rnd.choice([-1, 1, 23, 24, 25, 48]))
-                services.activity_log(lead=lead, kind="call", owner=owners[1], done_at=at)
+                services.activity_log(
+                    services.ActivityInput(lead=lead, kind="call", owner=owners[1], done_at=at)
+                )
             elif op == "convert" and lead.status not in (
                 LeadStatus.CONVERTED,
                 LeadStatus.DISQUALIFIED,

@@ -89,9 +89,16 @@ def build_company(people: dict, seed: int = 7, deals: int = 120) -> None:
         if rnd.random() < (0.35 if weak else 0.7):
             at = created + dt.timedelta(days=rnd.uniform(0.2, 3))
             deal = services.lead_convert(
-                lead=lead, by=owner, at=at, expected_close_date=(now + dt.timedelta(days=40)).date()
+                lead=lead,
+                data=services.ConversionInput(
+                    expected_close_date=(now + dt.timedelta(days=40)).date()
+                ),
+                by=owner,
+                at=at,
             )
-            services.activity_log(owner=owner, kind="call", deal=deal, done_at=at)
+            services.activity_log(
+                services.ActivityInput(owner=owner, kind="call", deal=deal, done_at=at)
+            )
             depth = rnd.randrange(len(open_stages))
             for s in open_stages[1 : depth + 1]:
                 at += dt.timedelta(days=rnd.uniform(1, 6))

@@ -128,15 +128,17 @@ def convert_lead(request, lead_id: Id, payload: ConvertIn):
     with transaction.atomic():
         deal = services.lead_convert(
             lead=lead,
+            data=services.ConversionInput(
+                deal_name=payload.deal_name,
+                amount=payload.amount,
+                account=lookups.account_ref(user, payload.account_id),
+                account_name=payload.account_name,
+                contact_name=payload.contact_name,
+                expected_close_date=payload.expected_close_date,
+                stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
+                owner=lookups.owner_for(user, payload.owner) if payload.owner else None,
+            ),
             by=user,
-            deal_name=payload.deal_name,
-            amount=payload.amount,
-            account=lookups.account_ref(user, payload.account_id),
-            account_name=payload.account_name,
-            contact_name=payload.contact_name,
-            expected_close_date=payload.expected_close_date,
-            stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
-            owner=lookups.owner_for(user, payload.owner) if payload.owner else None,
             at=payload.at,
         )
     return Status(201, selectors.visible_deals(user).filter(pk=deal.pk).first() or deal)

@@ -33,6 +33,7 @@ from leakmap.crm.services.accounts import (
     contact_update,
 )
 from leakmap.crm.services.activities import (
+    ActivityInput,
     activity_complete,
     activity_delete,
     activity_log,
@@ -59,6 +60,7 @@ from leakmap.crm.services.facts import (
     stage_entries_refresh_facts,
 )
 from leakmap.crm.services.leads import (
+    ConversionInput,
     LeadInput,
     lead_assign,
     lead_convert,
@@ -82,6 +84,8 @@ from leakmap.crm.services.pipeline import (
 )
 
 __all__ = [
+    "ActivityInput",
+    "ConversionInput",
     "DealInput",
     "LOOKUP_MODELS",
     "LeadInput",

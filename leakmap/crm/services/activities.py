@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,40 +16,48 @@ from leakmap.crm.services.common import _now
 from leakmap.crm.services.facts import deals_refresh_facts, leads_refresh_facts
 
 
+@dataclass(frozen=True, kw_only=True)
+class ActivityInput:
+    """What an activity says; activity_log validates it. It belongs to `deal`, `lead` or both
+    (a deal's activity is also its lead's). With `done_at` it is a follow-up;
+    `next_follow_up` is the deal's next one to schedule."""
+
+    owner: User
+    kind: str
+    deal: Deal | None = None
+    lead: Lead | None = None
+    subject: str = ""
+    due_at: dt.datetime | None = None
+    done_at: dt.datetime | None = None
+    notes: str = ""
+    created_at: dt.datetime | None = None
+    external_id: str | None = None
+    next_follow_up: dt.datetime | None = None
+
+
 @transaction.atomic
-def activity_log(
-    *,
-    owner: User,
-    kind: str,
-    deal: Deal | None = None,
-    lead: Lead | None = None,
-    subject: str = "",
-    due_at: dt.datetime | None = None,
-    done_at: dt.datetime | None = None,
-    notes: str = "",
-    created_at: dt.datetime | None = None,
-    external_id: str | None = None,
-    next_follow_up: dt.datetime | None = None,
-) -> Activity:
+def activity_log(data: ActivityInput) -> Activity:
     """Record a call, e-mail, meeting, note or task. With `done_at` it is a follow-up: it moves
     the deal's and lead's follow-up facts. `next_follow_up` schedules the deal's next one."""
+    kind, deal, lead, done_at = data.kind, data.deal, data.lead, data.done_at
+    next_follow_up = data.next_follow_up
     if kind not in ActivityKind.values:
         raise ValidationError({"kind": _("Unknown activity kind “%(k)s”.") % {"k": kind}})
     if deal is None and lead is None:
         raise ValidationError({"deal": _("An activity belongs to a deal or a lead.")})
     if deal is not None and lead is None:
         lead = deal.lead
-    created_at = _now(created_at)
+    created_at = _now(data.created_at)
     activity = Activity.objects.create(
-        external_id=external_id or None,
+        external_id=data.external_id or None,
         kind=kind,
-        subject=subject[:200],
-        owner=owner,
+        subject=data.subject[:200],
+        owner=data.owner,
         deal=deal,
         lead=lead,
-        due_at=due_at,
+        due_at=data.due_at,
         done_at=done_at,
-        notes=notes,
+        notes=data.notes,
         created_at=created_at,
     )
     if done_at is not None:

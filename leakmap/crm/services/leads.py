@@ -167,23 +167,36 @@ def lead_set_status(*, lead: Lead, status: str) -> Lead:
     return lead
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConversionInput:
+    """What a conversion may say about the deal, account and contact it makes; what it leaves
+    empty comes from the lead (name, budget, company, owner). `external_id` is the deal's."""
+
+    deal_name: str = ""
+    amount: Decimal | None = None
+    account: Account | None = None
+    account_name: str = ""
+    contact_name: str = ""
+    expected_close_date: dt.date | None = None
+    stage: Stage | None = None
+    owner: User | None = None
+    external_id: str | None = None
+
+
 @transaction.atomic
 def lead_convert(
-    *,
     lead: Lead,
+    data: ConversionInput = ConversionInput(),
+    *,
     by: User | None = None,
-    deal_name: str = "",
-    amount: Decimal | None = None,
-    account: Account | None = None,
-    account_name: str = "",
-    contact_name: str = "",
-    expected_close_date: dt.date | None = None,
-    stage: Stage | None = None,
-    owner: User | None = None,
     at: dt.datetime | None = None,
-    external_id: str | None = None,
 ) -> Deal:
-    """Lead → account + contact + deal, in one step. Source, industry and owner carry over."""
+    """Lead → account + contact + deal, in one step, by `by` at `at`. Source, industry and owner
+    carry over."""
+    deal_name, amount, account = data.deal_name, data.amount, data.account
+    account_name, contact_name = data.account_name, data.contact_name
+    expected_close_date, stage, owner = data.expected_close_date, data.stage, data.owner
+    external_id = data.external_id
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise ValidationError({"status": _("This lead is already converted.")})
