@@ -70,27 +70,33 @@ def seed(leads: int) -> None:
         owner = reps[i % REPS]
         created = start + dt.timedelta(minutes=rng.randrange(0, 170 * 24 * 60))
         lead = services.lead_create(
-            name=f"客户{i}",
-            company=f"公司{i}",
-            email=f"lead{i}@example.com",
-            owner=owner,
-            source=rng.choice(sources),
-            budget=Decimal(rng.randrange(10, 500) * 1000),
-            created_at=created,
+            services.LeadInput(
+                name=f"客户{i}",
+                company=f"公司{i}",
+                email=f"lead{i}@example.com",
+                owner=owner,
+                source=rng.choice(sources),
+                budget=Decimal(rng.randrange(10, 500) * 1000),
+                created_at=created,
+            )
         )
         if rng.random() < 0.4:
             deal = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    expected_close_date=(created + dt.timedelta(days=60)).date()
+                ),
                 by=owner,
                 at=created + dt.timedelta(days=1),
-                expected_close_date=(created + dt.timedelta(days=60)).date(),
             )
             services.activity_log(
-                owner=owner,
-                kind="call",
-                deal=deal,
-                done_at=created + dt.timedelta(days=2),
-                created_at=created + dt.timedelta(days=2),
+                services.ActivityInput(
+                    owner=owner,
+                    kind="call",
+                    deal=deal,
+                    done_at=created + dt.timedelta(days=2),
+                    created_at=created + dt.timedelta(days=2),
+                )
             )
     tokens = {rep.username: token_create(user=rep, name="bench")[1] for rep in reps}
     open_deals = defaultdict(list)

@@ -91,8 +91,10 @@ def make_deal(
     expected_close_date: dt.date | None = dt.date(2026, 3, 31),
     **kwargs,
 ):
-    """A deal made through `deal_create`, so it has its first history row."""
-    return services.deal_create(
+    """A deal made through `deal_create`, so it has its first history row. `by` is who
+    creates it; every other keyword is a DealInput field."""
+    by = kwargs.pop("by", None)
+    data = services.DealInput(
         name=kwargs.pop("name", "Deal"),
         owner=owner or UserFactory(),
         amount=Decimal(amount),
@@ -103,6 +105,7 @@ def make_deal(
         created_at=created_at,
         **kwargs,
     )
+    return services.deal_create(data, by=by)
 
 
 def days(n: float) -> dt.timedelta:

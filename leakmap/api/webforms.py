@@ -227,39 +227,45 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
             owner = _activity_owner(existing, form)
             if owner is not None:
                 services.activity_log(
-                    owner=owner,
-                    kind="note",
-                    lead=existing,
-                    subject=_("Web form “%(f)s” submitted again") % {"f": form.name},
-                    notes="\n\n".join(
-                        x for x in (message, _summary(form, values, utm, referrer)) if x
-                    ),
+                    services.ActivityInput(
+                        owner=owner,
+                        kind="note",
+                        lead=existing,
+                        subject=_("Web form “%(f)s” submitted again") % {"f": form.name},
+                        notes="\n\n".join(
+                            x for x in (message, _summary(form, values, utm, referrer)) if x
+                        ),
+                    )
                 )
             return Outcome(lead=existing, created=False)
         lead = services.lead_create(
-            name=values["name"],
-            company=values.get("company", ""),
-            email=values.get("email", ""),
-            phone=values.get("phone", ""),
-            title=values.get("title", ""),
-            product=values.get("product", ""),
-            region=values.get("region", ""),
-            budget=values.get("budget"),
-            source=form.source,
-            owner=form.owner,
-            utm=utm,
-            referrer=referrer,
+            services.LeadInput(
+                name=values["name"],
+                company=values.get("company", ""),
+                email=values.get("email", ""),
+                phone=values.get("phone", ""),
+                title=values.get("title", ""),
+                product=values.get("product", ""),
+                region=values.get("region", ""),
+                budget=values.get("budget"),
+                source=form.source,
+                owner=form.owner,
+                utm=utm,
+                referrer=referrer,
+            ),
             use_assignment_rules=form.use_assignment_rules,
         )
         if message:
             owner = _activity_owner(lead, form)
             if owner is not None:
                 services.activity_log(
-                    owner=owner,
-                    kind="note",
-                    lead=lead,
-                    subject=_("Message from web form “%(f)s”") % {"f": form.name},
-                    notes=message,
+                    services.ActivityInput(
+                        owner=owner,
+                        kind="note",
+                        lead=lead,
+                        subject=_("Message from web form “%(f)s”") % {"f": form.name},
+                        notes=message,
+                    )
                 )
     return Outcome(lead=lead, created=True)
 

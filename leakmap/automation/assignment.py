@@ -34,7 +34,7 @@ _CHUNK = 2000  # ids per `IN (...)`, well under SQLite's bound-parameter limit
 
 def missing_required_fields_q() -> Q:
     """Open deals whose current stage (or an open stage before it) requires a field that is
-    empty — the set-based twin of `crm.services._missing_required_fields`."""
+    empty — the set-based twin of `crm.services.deals._missing_required_fields`."""
     from leakmap.crm.services import REQUIRABLE_FIELDS
 
     missing = {

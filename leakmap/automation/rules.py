@@ -471,12 +471,14 @@ def evaluate_overdue_follow_up(run: _Run, rule: Rule) -> None:
                 with in_language_of(deal.owner):
                     subject = make()[0]
                 crm_services.activity_log(
-                    owner=deal.owner,
-                    kind=ActivityKind.TASK,
-                    deal=deal,
-                    subject=subject,
-                    due_at=deal.next_follow_up,
-                    created_at=run.as_of,
+                    crm_services.ActivityInput(
+                        owner=deal.owner,
+                        kind=ActivityKind.TASK,
+                        deal=deal,
+                        subject=subject,
+                        due_at=deal.next_follow_up,
+                        created_at=run.as_of,
+                    )
                 )
                 actions.append("task")
             run.notify_people(actions, rule, deal.owner, make, url, flag_deal=deal)

@@ -48,7 +48,9 @@ class Journey:
 
     def follow_up(self, at: dt.datetime) -> Journey:
         services.activity_log(
-            owner=self.deal.owner, kind="call", deal=self.deal, done_at=at, created_at=at
+            services.ActivityInput(
+                owner=self.deal.owner, kind="call", deal=self.deal, done_at=at, created_at=at
+            )
         )
         self.deal.refresh_from_db()
         return self
@@ -83,10 +85,12 @@ def deal(
 
 def lead(*, owner, created: dt.datetime, source: str | None = None) -> Lead:
     return services.lead_create(
-        name="Lead",
-        owner=owner,
-        source=SourceFactory(name=source) if source else None,
-        created_at=created,
+        services.LeadInput(
+            name="Lead",
+            owner=owner,
+            source=SourceFactory(name=source) if source else None,
+            created_at=created,
+        )
     )
 
 

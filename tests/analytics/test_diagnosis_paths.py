@@ -65,7 +65,9 @@ def touch_leads(rnd: random.Random) -> None:
             services.lead_disqualify(lead=lead, reason="无预算")
         elif r < 0.7:
             at = lead.created_at + dt.timedelta(hours=rnd.choice([1, 23, 24, 25, 72]))
-            services.activity_log(owner=owner, kind="call", lead=lead, done_at=at)
+            services.activity_log(
+                services.ActivityInput(owner=owner, kind="call", lead=lead, done_at=at)
+            )
 
 
 @pytest.fixture
@@ -87,7 +89,10 @@ def test_both_ways_agree_for_a_team_a_rep_and_what_each_user_may_see(
     # its own owner, the lead for whoever may see unassigned leads (admins and managers).
     lead = LeadFactory(owner=outsider, created_at=day(1))
     services.lead_convert(
-        lead=lead, by=outsider, owner=rep, deal_name="跨组", amount=Decimal(700), at=day(3)
+        lead=lead,
+        data=services.ConversionInput(owner=rep, deal_name="跨组", amount=Decimal(700)),
+        by=outsider,
+        at=day(3),
     )
     assert Deal.objects.get(lead=lead).owner == rep
     LeadFactory(owner=None, created_at=day(2))
@@ -160,10 +165,18 @@ def test_a_managers_sources_count_only_the_deals_they_may_see(rep, outsider, man
     see that deal."""
     handed_on = LeadFactory(owner=rep, created_at=day(1))
     services.lead_convert(
-        lead=handed_on, by=rep, owner=outsider, deal_name="转给华南", amount=Decimal(900), at=day(2)
+        lead=handed_on,
+        data=services.ConversionInput(owner=outsider, deal_name="转给华南", amount=Decimal(900)),
+        by=rep,
+        at=day(2),
     )
     kept = LeadFactory(owner=rep, created_at=day(1), source=handed_on.source)
-    services.lead_convert(lead=kept, by=rep, deal_name="自己跟", amount=Decimal(100), at=day(2))
+    services.lead_convert(
+        lead=kept,
+        data=services.ConversionInput(deal_name="自己跟", amount=Decimal(100)),
+        by=rep,
+        at=day(2),
+    )
 
     def row(**narrowed):
         rows = sources.sources(resolve(ReportFilters(**narrowed))).rows

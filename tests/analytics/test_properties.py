@@ -33,10 +33,12 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
     sources = [SourceFactory(name=n) for n in ("展会", "百度广告", "转介绍")]
     leads = [
         services.lead_create(
-            name=f"L{i}",
-            owner=rnd.choice(owners),
-            source=rnd.choice(sources + [None]),
-            created_at=day(rnd.uniform(0, 20)),
+            services.LeadInput(
+                name=f"L{i}",
+                owner=rnd.choice(owners),
+                source=rnd.choice(sources + [None]),
+                created_at=day(rnd.uniform(0, 20)),
+            )
         )
         for i in range(rnd.randint(3, 12))
     ]
@@ -52,20 +54,24 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
         if lead is not None and lead.status != "converted" and lead.created_at <= day(t):
             deal = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    amount=Decimal(rnd.randrange(100, 10000)),
+                    expected_close_date=dt.date(2026, rnd.randint(1, 4), 1),
+                ),
                 by=owner,
                 at=day(t),
-                amount=Decimal(rnd.randrange(100, 10000)),
-                expected_close_date=dt.date(2026, rnd.randint(1, 4), 1),
             )
         else:
             expected = rnd.choice([None, dt.date(2026, rnd.randint(1, 4), 15)])
             deal = services.deal_create(
-                name=f"D{i}",
-                owner=owner,
-                amount=Decimal(rnd.randrange(100, 10000)),
-                expected_close_date=expected,
-                created_at=day(t),
-                stage=rnd.choice(open_[:3] if expected else open_[:2]),
+                services.DealInput(
+                    name=f"D{i}",
+                    owner=owner,
+                    amount=Decimal(rnd.randrange(100, 10000)),
+                    expected_close_date=expected,
+                    created_at=day(t),
+                    stage=rnd.choice(open_[:3] if expected else open_[:2]),
+                )
             )
         for _ in range(rnd.randint(0, 5)):
             t += rnd.choice([0, rnd.uniform(0.1, 8)])
@@ -92,7 +98,9 @@ def generate(rnd: random.Random, owners: list, n_deals: int = 14) -> None:
                 deal = services.deal_move(deal=deal, stage=target, at=day(t))
             if rnd.random() < 0.4:
                 services.activity_log(
-                    owner=owner, kind="call", deal=deal, done_at=day(t + rnd.uniform(0, 3))
+                    services.ActivityInput(
+                        owner=owner, kind="call", deal=deal, done_at=day(t + rnd.uniform(0, 3))
+                    )
                 )
         if rnd.random() < 0.12:
             StageChange.objects.filter(deal=deal).delete()

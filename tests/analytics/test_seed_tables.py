@@ -99,10 +99,11 @@ def test_it_reproduces_the_seed_source_table(rep):
         for lead in leads[:won]:
             d = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    amount=Decimal(amount) / won, expected_close_date=CLOSE
+                ),
                 by=rep,
                 at=day(1),
-                amount=Decimal(amount) / won,
-                expected_close_date=CLOSE,
             )
             services.deal_close_won(deal=d, at=day(5))
     services.lead_convert(
@@ -128,7 +129,10 @@ def test_it_prices_sources_with_spend_of_the_periods_months(rep):
     Spend.objects.create(source=source, month=dt.date(2026, 2, 1), amount=Decimal("7000"))
     leads = bulk_leads(4, owner=rep, source=source, created=day(1))
     d = services.lead_convert(
-        lead=leads[0], by=rep, at=day(2), amount=Decimal("9000"), expected_close_date=CLOSE
+        lead=leads[0],
+        data=services.ConversionInput(amount=Decimal("9000"), expected_close_date=CLOSE),
+        by=rep,
+        at=day(2),
     )
     services.deal_close_won(deal=d, at=day(3))
     jan = rows("sources", date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 1, 31))[0]

@@ -232,9 +232,9 @@ RACE = textwrap.dedent(
     inside, release = threading.Event(), threading.Event()
     create = services.lead_create
 
-    def slow_create(**kwargs):
+    def slow_create(*args, **kwargs):
         # The first request holds its transaction open after writing, until released.
-        lead = create(**kwargs)
+        lead = create(*args, **kwargs)
         if not inside.is_set():
             inside.set()
             release.wait(30)

@@ -66,7 +66,7 @@ def _queue_one(rep, django_capture_on_commit_callbacks, url: str) -> WebhookDeli
     # Stored as a row written before these checks existed, or saved while DNS said "public".
     Webhook.objects.create(url=url, events=["lead.created"], secret="s3cret")
     with django_capture_on_commit_callbacks(execute=True):
-        services.lead_create(name="张三", owner=rep)
+        services.lead_create(services.LeadInput(name="张三", owner=rep))
     return WebhookDelivery.objects.get()
 
 

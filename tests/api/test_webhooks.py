@@ -59,7 +59,9 @@ def test_it_delivers_a_signed_json_body_when_a_lead_is_created(
     server = receiver()
     hook = _hook(server.url, "lead.created")
     with django_capture_on_commit_callbacks(execute=True):
-        lead = services.lead_create(name="张三", owner=rep, email="z@example.com")
+        lead = services.lead_create(
+            services.LeadInput(name="张三", owner=rep, email="z@example.com")
+        )
     assert WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count() == 1
     assert server.requests == []  # nothing is sent from the user's request
 
@@ -121,7 +123,7 @@ def test_it_retries_after_a_500_and_then_succeeds(
     server = receiver([500])
     _hook(server.url, "lead.created")
     with django_capture_on_commit_callbacks(execute=True):
-        services.lead_create(name="x", owner=rep)
+        services.lead_create(services.LeadInput(name="x", owner=rep))
     t0 = timezone.now()
 
     assert webhooks.deliver_pending_webhooks(now=t0) == 0
@@ -160,7 +162,7 @@ def test_it_backs_off_exponentially_and_gives_up_after_the_last_attempt(
     ]
     _hook(dead_url, "lead.created")
     with django_capture_on_commit_callbacks(execute=True):
-        services.lead_create(name="x", owner=rep)
+        services.lead_create(services.LeadInput(name="x", owner=rep))
     now = timezone.now()
     waits = []
     for _ in range(webhooks.MAX_ATTEMPTS):

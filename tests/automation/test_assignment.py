@@ -127,7 +127,7 @@ def test_it_skips_a_rep_over_the_gate_until_they_catch_up(team, rep, teammate):
     assert owners() == Counter({"bob": 4})
 
     # Alice follows one up: one issue left, which the gate allows.
-    services.activity_log(owner=rep, kind="call", deal=late[0], done_at=now)
+    services.activity_log(services.ActivityInput(owner=rep, kind="call", deal=late[0], done_at=now))
     unowned(2)
     assert assign_unowned_leads(now=now + dt.timedelta(hours=1)) == 2
     assert owners() == Counter({"bob": 5, "alice": 1})
@@ -159,14 +159,17 @@ def test_it_assigns_a_lead_created_without_owner_when_the_intake_asks_for_the_ru
 ):
     AssignmentRule.objects.create(name="East", team=team)
     with django_capture_on_commit_callbacks(execute=True):
-        first = services.lead_create(name="From the web", created_at=T0, use_assignment_rules=True)
+        first = services.lead_create(
+            services.LeadInput(name="From the web", created_at=T0), use_assignment_rules=True
+        )
         second = services.lead_create(
-            name="Also from the web", created_at=T0, use_assignment_rules=True
+            services.LeadInput(name="Also from the web", created_at=T0), use_assignment_rules=True
         )
         kept = services.lead_create(
-            name="Walk-in", owner=teammate, created_at=T0, use_assignment_rules=True
+            services.LeadInput(name="Walk-in", owner=teammate, created_at=T0),
+            use_assignment_rules=True,
         )
-        unasked = services.lead_create(name="No rules asked for", created_at=T0)
+        unasked = services.lead_create(services.LeadInput(name="No rules asked for", created_at=T0))
     # Decided in the intake itself: the returned lead already has its owner.
     assert (first.owner, second.owner) == (rep, teammate)
     assert Lead.objects.get(pk=first.pk).owner == rep

@@ -33,16 +33,16 @@ SEED = textwrap.dedent(
     import datetime as dt, django
     django.setup()
     from leakmap.accounts.services import team_get_or_create, user_create
-    from leakmap.crm.services import deal_create, lead_create
+    from leakmap.crm.services import DealInput, LeadInput, deal_create, lead_create
     T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
     team = team_get_or_create("East")
     manager = user_create(username="manager", role="manager", team=team)
     rep = user_create(username="alice", role="rep", team=team, manager=manager)
     for i in range({DEALS}):
-        deal_create(name=f"Deal {{i}}", owner=rep, created_at=T0,
-                    next_follow_up=T0 + dt.timedelta(days=1))
+        deal_create(DealInput(name=f"Deal {{i}}", owner=rep, created_at=T0,
+                              next_follow_up=T0 + dt.timedelta(days=1)))
     for i in range({LEADS}):
-        lead_create(name=f"Lead {{i}}", owner=rep, created_at=T0)
+        lead_create(LeadInput(name=f"Lead {{i}}", owner=rep, created_at=T0))
     """
 )
 

@@ -35,7 +35,9 @@ def slips(rep, outsider, settings):
     )
     contacted = LeadFactory(owner=rep, created_at=dt.datetime(2026, 1, 3, tzinfo=UTC))
     services.activity_log(
-        owner=rep, kind="call", lead=contacted, done_at=dt.datetime(2026, 1, 3, 5, tzinfo=UTC)
+        services.ActivityInput(
+            owner=rep, kind="call", lead=contacted, done_at=dt.datetime(2026, 1, 3, 5, tzinfo=UTC)
+        )
     )
     far = make_deal(
         owner=outsider, name="Far away", created_at=dt.datetime(2025, 12, 20, tzinfo=UTC)

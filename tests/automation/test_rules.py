@@ -31,7 +31,9 @@ SECOND = dt.timedelta(seconds=1)
 
 
 def follow_up(deal, at, **kw):
-    return services.activity_log(owner=deal.owner, kind="call", deal=deal, done_at=at, **kw)
+    return services.activity_log(
+        services.ActivityInput(owner=deal.owner, kind="call", deal=deal, done_at=at, **kw)
+    )
 
 
 # --- 1. no follow-up ---------------------------------------------------------------------------
@@ -178,7 +180,9 @@ def test_it_tells_the_owner_about_a_new_lead_not_contacted_within_24_hours(
     only_rule("lead_not_contacted")
     lead = LeadFactory(owner=rep, name="Wang", company="Acme")
     contacted = LeadFactory(owner=teammate)
-    services.activity_log(owner=teammate, kind="call", lead=contacted, done_at=T0 + days(0.5))
+    services.activity_log(
+        services.ActivityInput(owner=teammate, kind="call", lead=contacted, done_at=T0 + days(0.5))
+    )
 
     assert clock.at(dt.timedelta(hours=23, minutes=59)).run().firings == []
     result = clock.at(dt.timedelta(hours=24)).run()
@@ -219,7 +223,11 @@ def test_it_reassigns_an_uncontacted_lead_and_fires_again_for_the_new_owner(
 def test_it_stops_once_the_lead_is_contacted(clock, only_rule, rep):
     only_rule("lead_not_contacted", reassign=True)
     lead = LeadFactory(owner=rep)
-    services.activity_log(owner=rep, kind="call", lead=lead, done_at=T0 + dt.timedelta(hours=2))
+    services.activity_log(
+        services.ActivityInput(
+            owner=rep, kind="call", lead=lead, done_at=T0 + dt.timedelta(hours=2)
+        )
+    )
     lead.refresh_from_db()
     assert lead.status == LeadStatus.CONTACTED
     assert clock.at(days(3)).run().firings == []
@@ -378,10 +386,10 @@ def test_it_isolates_a_failing_firing_and_retries_it_next_run(clock, only_rule, 
     broken = make_deal(owner=rep, name="Broken", next_follow_up=T0 + days(1))
     real_log = services.activity_log
 
-    def flaky(**kwargs):
-        if kwargs["deal"].name == "Broken":
+    def flaky(data):
+        if data.deal.name == "Broken":
             raise ValidationError({"owner": "no"})
-        return real_log(**kwargs)
+        return real_log(data)
 
     monkeypatch.setattr(rules.crm_services, "activity_log", flaky)
     result = clock.at(days(2)).run()

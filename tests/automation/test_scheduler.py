@@ -94,9 +94,11 @@ SEED = textwrap.dedent(
     django.setup()
     from django.utils import timezone
     from leakmap.accounts.services import user_create
-    from leakmap.crm.services import deal_create
+    from leakmap.crm.services import DealInput, deal_create
     rep = user_create(username="alice", role="rep")
-    deal_create(name="Cold deal", owner=rep, created_at=timezone.now() - dt.timedelta(days=30))
+    deal_create(
+        DealInput(name="Cold deal", owner=rep, created_at=timezone.now() - dt.timedelta(days=30))
+    )
     """
 )
 

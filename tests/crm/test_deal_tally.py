@@ -71,15 +71,18 @@ def test_the_services_keep_the_tally(rep):
     lead = LeadFactory(owner=rep, source=web, created_at=T0)
     converted = services.lead_convert(
         lead=lead,
+        data=services.ConversionInput(
+            amount=Decimal("1234.56"), expected_close_date=dt.date(2026, 3, 1)
+        ),
         by=rep,
         at=T0 + days(1),
-        amount=Decimal("1234.56"),
-        expected_close_date=dt.date(2026, 3, 1),
     )
     plain = make_deal(owner=rep, amount=Decimal("99.99"))
     assert_tally_matches()
     services.deal_move(deal=converted, stage=Stage.objects.get(key="proposal"), at=T0 + days(2))
-    services.activity_log(owner=rep, kind="call", deal=plain, done_at=T0 + days(3))
+    services.activity_log(
+        services.ActivityInput(owner=rep, kind="call", deal=plain, done_at=T0 + days(3))
+    )
     services.deal_update(deal=Deal.objects.get(pk=plain.pk), owner=bob, amount=Decimal("100.10"))
     assert_tally_matches()
     services.deal_close_won(deal=Deal.objects.get(pk=converted.pk), at=T0 + days(9))

@@ -70,7 +70,7 @@ def test_it_leaves_a_lead_unowned_without_the_rules_from_any_channel(
     web_form, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        lead = services.lead_create(name="李四")
+        lead = services.lead_create(services.LeadInput(name="李四"))
     assert Lead.objects.get(pk=lead.pk).owner is None
 
 

@@ -72,14 +72,20 @@ def assert_tally_matches():
 def test_the_services_keep_the_tally(rep):
     web, fair = SourceFactory(name="官网"), SourceFactory(name="展会")
     bob = UserFactory(username="bob")
-    a = services.lead_create(name="张三", owner=rep, source=web, created_at=T0)
-    b = services.lead_create(name="李四", owner=None, source=None, created_at=T0)
+    a = services.lead_create(services.LeadInput(name="张三", owner=rep, source=web, created_at=T0))
+    b = services.lead_create(
+        services.LeadInput(name="李四", owner=None, source=None, created_at=T0)
+    )
     assert tallied() == Counter(
         {(rep.pk, web.pk, "new", False, False): 1, (0, 0, "new", False, False): 1}
     )
     # A call within the day: contacted within a day; a call on the next day is not.
-    services.activity_log(lead=a, kind="call", owner=rep, done_at=T0 + hours(3))
-    services.activity_log(lead=b, kind="call", owner=rep, done_at=T0 + days(2))
+    services.activity_log(
+        services.ActivityInput(lead=a, kind="call", owner=rep, done_at=T0 + hours(3))
+    )
+    services.activity_log(
+        services.ActivityInput(lead=b, kind="call", owner=rep, done_at=T0 + days(2))
+    )
     assert_tally_matches()
     services.lead_update(lead=a, source=fair)
     services.lead_assign(lead=b, owner=bob)
@@ -149,15 +155,19 @@ def test_any_sequence_of_writes_keeps_the_tally(seed, db):
             lead = rnd.choice(leads) if leads else None
             if op == "create":
                 services.lead_create(
-                    name="x",
-                    owner=rnd.choice(owners),
-                    source=rnd.choice(sources),
-                    created_at=T0 + hours(rnd.randint(0, 100)),
+                    services.LeadInput(
+                        name="x",
+                        owner=rnd.choice(owners),
+                        source=rnd.choice(sources),
+                        created_at=T0 + hours(rnd.randint(0, 100)),
+                    )
                 )
             elif op == "contact":
                 # Around the one-day line, on both sides.
                 at = lead.created_at + hours(rnd.choice([-1, 1, 23, 24, 25, 48]))
-                services.activity_log(lead=lead, kind="call", owner=owners[1], done_at=at)
+                services.activity_log(
+                    services.ActivityInput(lead=lead, kind="call", owner=owners[1], done_at=at)
+                )
             elif op == "convert" and lead.status not in (
                 LeadStatus.CONVERTED,
                 LeadStatus.DISQUALIFIED,

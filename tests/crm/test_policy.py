@@ -72,7 +72,9 @@ def world(db) -> World:
     contact = services.contact_create(name="王经理", account=account, owner=owner)
     lead = LeadFactory(owner=owner)
     deal = make_deal(owner=owner, account=account, contact=contact, stage_key="qualification")
-    activity = services.activity_log(owner=owner, kind="task", deal=deal, subject="回访")
+    activity = services.activity_log(
+        services.ActivityInput(owner=owner, kind="task", deal=deal, subject="回访")
+    )
     # Seeing is not owning: the teammate and the outsider each have a deal on the owner's
     # account and contact, so they see both, and may change neither.
     make_deal(owner=teammate, account=account, contact=contact)

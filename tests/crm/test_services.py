@@ -138,9 +138,15 @@ def test_it_refuses_entering_proposal_without_amount_and_close_date(rep):
 
 def test_it_counts_follow_ups_and_first_contact(rep, lead):
     deal = services.lead_convert(lead=lead, by=rep, at=T0 + days(1))
-    services.activity_log(owner=rep, kind="call", deal=deal, done_at=T0 + days(2))
-    services.activity_log(owner=rep, kind="task", deal=deal, due_at=T0 + days(9))  # not done
-    services.activity_log(owner=rep, kind="email", deal=deal, done_at=T0 + days(4))
+    services.activity_log(
+        services.ActivityInput(owner=rep, kind="call", deal=deal, done_at=T0 + days(2))
+    )
+    services.activity_log(
+        services.ActivityInput(owner=rep, kind="task", deal=deal, due_at=T0 + days(9))
+    )  # not done
+    services.activity_log(
+        services.ActivityInput(owner=rep, kind="email", deal=deal, done_at=T0 + days(4))
+    )
     deal.refresh_from_db()
     lead.refresh_from_db()
     assert deal.follow_up_count == 2
@@ -150,7 +156,11 @@ def test_it_counts_follow_ups_and_first_contact(rep, lead):
 
 def test_it_marks_a_new_lead_contacted_on_its_first_follow_up(rep):
     lead = LeadFactory(owner=rep)
-    services.activity_log(owner=rep, kind="call", lead=lead, done_at=T0 + dt.timedelta(hours=3))
+    services.activity_log(
+        services.ActivityInput(
+            owner=rep, kind="call", lead=lead, done_at=T0 + dt.timedelta(hours=3)
+        )
+    )
     lead.refresh_from_db()
     assert lead.status == LeadStatus.CONTACTED
     assert lead.first_contacted_at == T0 + dt.timedelta(hours=3)
@@ -158,7 +168,7 @@ def test_it_marks_a_new_lead_contacted_on_its_first_follow_up(rep):
 
 def test_it_rejects_an_activity_without_a_deal_or_lead(rep):
     with pytest.raises(ValidationError):
-        services.activity_log(owner=rep, kind="call")
+        services.activity_log(services.ActivityInput(owner=rep, kind="call"))
     assert Activity.objects.count() == 0
 
 
@@ -166,7 +176,9 @@ def test_refreshing_facts_in_bulk_gives_what_the_services_kept(rep, teammate):
     a = make_deal(owner=rep)
     services.deal_move(deal=a, stage=stage("negotiation"), by=rep, at=T0 + days(5))
     services.deal_close_lost(deal=a, lost_reason=lost_reason(), by=rep, at=T0 + days(8))
-    services.activity_log(owner=rep, kind="call", deal=a, done_at=T0 + days(6))
+    services.activity_log(
+        services.ActivityInput(owner=rep, kind="call", deal=a, done_at=T0 + days(6))
+    )
     b = make_deal(owner=teammate)
     services.deal_close_won(deal=b, by=teammate, at=T0 + days(3))
     kept = {

@@ -127,14 +127,16 @@ def _company_built_by_services(rep, teammate, outsider):
     mfg = services.industry_get_or_create("制造业")
     leads = [
         services.lead_create(
-            name=f"客户{i}",
-            company=f"公司{i}",
-            owner=owner,
-            source=src,
-            industry=mfg,
-            budget=Decimal("10000") * (i + 1),
-            created_at=T0 + days(i),
-            external_id=f"L{i}",
+            services.LeadInput(
+                name=f"客户{i}",
+                company=f"公司{i}",
+                owner=owner,
+                source=src,
+                industry=mfg,
+                budget=Decimal("10000") * (i + 1),
+                created_at=T0 + days(i),
+                external_id=f"L{i}",
+            )
         )
         for i, (owner, src) in enumerate(
             [
@@ -148,12 +150,16 @@ def _company_built_by_services(rep, teammate, outsider):
         )
     ]
     d0 = services.lead_convert(
-        lead=leads[0], at=T0 + days(1), external_id="D0", expected_close_date=dt.date(2026, 3, 1)
+        lead=leads[0],
+        data=services.ConversionInput(external_id="D0", expected_close_date=dt.date(2026, 3, 1)),
+        at=T0 + days(1),
     )
     services.deal_move(deal=d0, stage=stage("proposal"), at=T0 + days(3))  # skips needs_analysis
     services.deal_close_won(deal=d0, at=T0 + days(9))
     d1 = services.lead_convert(
-        lead=leads[1], at=T0 + days(2), external_id="D1", expected_close_date=dt.date(2026, 3, 1)
+        lead=leads[1],
+        data=services.ConversionInput(external_id="D1", expected_close_date=dt.date(2026, 3, 1)),
+        at=T0 + days(2),
     )
     services.deal_move(deal=d1, stage=stage("needs_analysis"), at=T0 + days(4))
     services.deal_move(deal=d1, stage=stage("proposal"), at=T0 + days(6))
@@ -162,39 +168,49 @@ def _company_built_by_services(rep, teammate, outsider):
     services.deal_close_lost(
         deal=d1, lost_reason=lost_reason("被竞争对手拿下"), competitor=comp, at=T0 + days(12)
     )
-    d2 = services.lead_convert(lead=leads[2], at=T0 + days(3), external_id="D2")
+    d2 = services.lead_convert(
+        lead=leads[2], data=services.ConversionInput(external_id="D2"), at=T0 + days(3)
+    )
     services.deal_close_lost(deal=d2, lost_reason=lost_reason("失去联系"), at=T0 + days(5))
     services.deal_move(deal=d2, stage=stage("needs_analysis"), at=T0 + days(7))  # reopened
-    d3 = services.lead_convert(lead=leads[3], at=T0 + days(4), external_id="D3")
+    d3 = services.lead_convert(
+        lead=leads[3], data=services.ConversionInput(external_id="D3"), at=T0 + days(4)
+    )
     services.lead_disqualify(lead=leads[4], reason="无预算")
     n = 0
     for deal, owner, offsets in [(d0, rep, [2, 5, 8]), (d1, rep, [3, 7]), (d3, teammate, [5])]:
         for off in offsets:
             n += 1
             services.activity_log(
-                owner=owner,
-                kind="call",
-                deal=deal,
-                done_at=T0 + days(off),
-                created_at=T0 + days(off),
-                external_id=f"A{n}",
-                subject="跟进",
+                services.ActivityInput(
+                    owner=owner,
+                    kind="call",
+                    deal=deal,
+                    done_at=T0 + days(off),
+                    created_at=T0 + days(off),
+                    external_id=f"A{n}",
+                    subject="跟进",
+                )
             )
     services.activity_log(
-        owner=rep,
-        kind="call",
-        lead=leads[5],
-        done_at=T0 + days(6),
-        created_at=T0 + days(6),
-        external_id="A-L5",
+        services.ActivityInput(
+            owner=rep,
+            kind="call",
+            lead=leads[5],
+            done_at=T0 + days(6),
+            created_at=T0 + days(6),
+            external_id="A-L5",
+        )
     )
     services.activity_log(
-        owner=teammate,
-        kind="task",
-        deal=d3,
-        due_at=T0 + days(20),
-        created_at=T0 + days(5),
-        external_id="A-T",
+        services.ActivityInput(
+            owner=teammate,
+            kind="task",
+            deal=d3,
+            due_at=T0 + days(20),
+            created_at=T0 + days(5),
+            external_id="A-T",
+        )
     )
     Spend.objects.create(source=baidu, month=dt.date(2026, 1, 1), amount=Decimal("8000.00"))
     Spend.objects.create(source=expo, month=dt.date(2026, 1, 1), amount=Decimal("20000.00"))

@@ -77,19 +77,28 @@ def build_company(people: dict, seed: int = 7, deals: int = 120) -> None:
         created = now - dt.timedelta(days=rnd.uniform(3, 70))
         source = sources[rnd.randrange(len(sources))]
         lead = services.lead_create(
-            name=f"客户{i:03d}",
-            company=f"{'华东华南华北西南'[i % 4 * 2 : i % 4 * 2 + 2]}{i:03d}科技",
-            owner=owner,
-            source=source,
-            budget=Decimal(rnd.randrange(2, 60) * 5000),
-            created_at=created,
+            services.LeadInput(
+                name=f"客户{i:03d}",
+                company=f"{'华东华南华北西南'[i % 4 * 2 : i % 4 * 2 + 2]}{i:03d}科技",
+                owner=owner,
+                source=source,
+                budget=Decimal(rnd.randrange(2, 60) * 5000),
+                created_at=created,
+            )
         )
         if rnd.random() < (0.35 if weak else 0.7):
             at = created + dt.timedelta(days=rnd.uniform(0.2, 3))
             deal = services.lead_convert(
-                lead=lead, by=owner, at=at, expected_close_date=(now + dt.timedelta(days=40)).date()
+                lead=lead,
+                data=services.ConversionInput(
+                    expected_close_date=(now + dt.timedelta(days=40)).date()
+                ),
+                by=owner,
+                at=at,
             )
-            services.activity_log(owner=owner, kind="call", deal=deal, done_at=at)
+            services.activity_log(
+                services.ActivityInput(owner=owner, kind="call", deal=deal, done_at=at)
+            )
             depth = rnd.randrange(len(open_stages))
             for s in open_stages[1 : depth + 1]:
                 at += dt.timedelta(days=rnd.uniform(1, 6))

@@ -493,7 +493,7 @@ def test_it_lists_todays_work_for_a_rep_and_team_alerts_for_a_manager(
     services.deal_update(deal=overdue, next_follow_up=now - dt.timedelta(hours=3))
     make_deal(owner=rep, name="久未跟进", created_at=now - dt.timedelta(days=9))
     fresh = make_deal(owner=rep, name="刚建的单", created_at=now - dt.timedelta(days=1))
-    services.activity_log(owner=rep, kind="call", deal=fresh, done_at=now)
+    services.activity_log(services.ActivityInput(owner=rep, kind="call", deal=fresh, done_at=now))
     team_stale = make_deal(owner=teammate, name="同事的单", created_at=now - dt.timedelta(days=30))
     LeadFactory(owner=rep, name="新线索", created_at=now)
 
@@ -501,7 +501,9 @@ def test_it_lists_todays_work_for_a_rep_and_team_alerts_for_a_manager(
     # must be the SLA (whole days would say 7 d, not over 7).
     just_over = make_deal(owner=rep, name="刚超时", created_at=now - dt.timedelta(days=7.5))
     services.activity_log(
-        owner=rep, kind="call", deal=just_over, done_at=now - dt.timedelta(days=1)
+        services.ActivityInput(
+            owner=rep, kind="call", deal=just_over, done_at=now - dt.timedelta(days=1)
+        )
     )
 
     page = login(rep).get("/")
@@ -572,7 +574,9 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
     for _ in range(5):
         deal = services.lead_convert(lead=LeadFactory(owner=rep), by=rep)
         services.deal_move(deal=deal, stage=stage("needs_analysis"), by=rep)
-        services.activity_log(owner=rep, kind="call", deal=deal, done_at=deal.created_at)
+        services.activity_log(
+            services.ActivityInput(owner=rep, kind="call", deal=deal, done_at=deal.created_at)
+        )
         LeadFactory(owner=rep)
     Deal.objects.filter(pk=deal.pk).update(needs_attention=True)  # one deal to list as stuck
     client = login(rep)

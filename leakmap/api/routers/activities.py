@@ -63,17 +63,19 @@ def log_activity(request, payload: ActivityIn):
         raise ValidationError({"deal_id": _("An activity belongs to a deal or a lead.")})
     with transaction.atomic():
         activity = services.activity_log(
-            owner=lookups.owner_for(user, payload.owner),
-            kind=payload.kind,
-            deal=lookups.deal_ref(user, payload.deal_id),
-            lead=lookups.lead_ref(user, payload.lead_id),
-            subject=payload.subject,
-            due_at=payload.due_at,
-            done_at=payload.done_at,
-            notes=payload.notes,
-            created_at=payload.created_at,
-            external_id=lookups.unused_external_id(Activity, payload.external_id),
-            next_follow_up=payload.next_follow_up,
+            services.ActivityInput(
+                owner=lookups.owner_for(user, payload.owner),
+                kind=payload.kind,
+                deal=lookups.deal_ref(user, payload.deal_id),
+                lead=lookups.lead_ref(user, payload.lead_id),
+                subject=payload.subject,
+                due_at=payload.due_at,
+                done_at=payload.done_at,
+                notes=payload.notes,
+                created_at=payload.created_at,
+                external_id=lookups.unused_external_id(Activity, payload.external_id),
+                next_follow_up=payload.next_follow_up,
+            )
         )
     return Status(201, activity)
 

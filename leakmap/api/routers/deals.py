@@ -77,20 +77,22 @@ def create_deal(request, payload: DealIn):
     user = request.auth
     with transaction.atomic():
         deal = services.deal_create(
-            name=payload.name,
-            owner=lookups.owner_for(user, payload.owner),
-            amount=payload.amount,
-            stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
-            lead=lookups.lead_ref(user, payload.lead_id),
-            account=lookups.account_ref(user, payload.account_id),
-            contact=lookups.contact_ref(user, payload.contact_id),
-            source=lookups.source(payload.source),
-            industry=lookups.industry(payload.industry),
-            expected_close_date=payload.expected_close_date,
-            next_follow_up=payload.next_follow_up,
-            created_at=payload.created_at,
+            services.DealInput(
+                name=payload.name,
+                owner=lookups.owner_for(user, payload.owner),
+                amount=payload.amount,
+                stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
+                lead=lookups.lead_ref(user, payload.lead_id),
+                account=lookups.account_ref(user, payload.account_id),
+                contact=lookups.contact_ref(user, payload.contact_id),
+                source=lookups.source(payload.source),
+                industry=lookups.industry(payload.industry),
+                expected_close_date=payload.expected_close_date,
+                next_follow_up=payload.next_follow_up,
+                created_at=payload.created_at,
+                external_id=lookups.unused_external_id(Deal, payload.external_id),
+            ),
             by=user,
-            external_id=lookups.unused_external_id(Deal, payload.external_id),
         )
     return Status(201, _fresh(user, deal.pk))
 

@@ -57,25 +57,27 @@ def create_lead(request, payload: LeadIn):
     user = request.auth
     with transaction.atomic():
         lead = services.lead_create(
-            name=payload.name,
-            owner=lookups.owner_for(user, payload.owner),
-            source=lookups.source(payload.source),
-            industry=lookups.industry(payload.industry),
-            company=payload.company,
-            email=payload.email,
-            phone=payload.phone,
-            title=payload.title,
-            budget=payload.budget,
-            product=payload.product,
-            region=payload.region,
-            created_at=payload.created_at,
-            external_id=lookups.unused_external_id(Lead, payload.external_id),
-            utm={
-                "utm_source": payload.utm_source,
-                "utm_medium": payload.utm_medium,
-                "utm_campaign": payload.utm_campaign,
-            },
-            referrer=payload.referrer,
+            services.LeadInput(
+                name=payload.name,
+                owner=lookups.owner_for(user, payload.owner),
+                source=lookups.source(payload.source),
+                industry=lookups.industry(payload.industry),
+                company=payload.company,
+                email=payload.email,
+                phone=payload.phone,
+                title=payload.title,
+                budget=payload.budget,
+                product=payload.product,
+                region=payload.region,
+                created_at=payload.created_at,
+                external_id=lookups.unused_external_id(Lead, payload.external_id),
+                utm={
+                    "utm_source": payload.utm_source,
+                    "utm_medium": payload.utm_medium,
+                    "utm_campaign": payload.utm_campaign,
+                },
+                referrer=payload.referrer,
+            )
         )
     return Status(201, lead)
 
@@ -126,15 +128,17 @@ def convert_lead(request, lead_id: Id, payload: ConvertIn):
     with transaction.atomic():
         deal = services.lead_convert(
             lead=lead,
+            data=services.ConversionInput(
+                deal_name=payload.deal_name,
+                amount=payload.amount,
+                account=lookups.account_ref(user, payload.account_id),
+                account_name=payload.account_name,
+                contact_name=payload.contact_name,
+                expected_close_date=payload.expected_close_date,
+                stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
+                owner=lookups.owner_for(user, payload.owner) if payload.owner else None,
+            ),
             by=user,
-            deal_name=payload.deal_name,
-            amount=payload.amount,
-            account=lookups.account_ref(user, payload.account_id),
-            account_name=payload.account_name,
-            contact_name=payload.contact_name,
-            expected_close_date=payload.expected_close_date,
-            stage=lookups.stage(payload.stage, open_only=True) if payload.stage else None,
-            owner=lookups.owner_for(user, payload.owner) if payload.owner else None,
             at=payload.at,
         )
     return Status(201, selectors.visible_deals(user).filter(pk=deal.pk).first() or deal)

@@ -308,13 +308,15 @@ def deal_log_activity(request, pk: int):
         data = form.cleaned_data
         try:
             services.activity_log(
-                owner=request.user,
-                kind=data["kind"],
-                deal=deal,
-                subject=data["subject"],
-                notes=data["notes"],
-                done_at=timezone.now(),
-                next_follow_up=data["next_follow_up"],
+                services.ActivityInput(
+                    owner=request.user,
+                    kind=data["kind"],
+                    deal=deal,
+                    subject=data["subject"],
+                    notes=data["notes"],
+                    done_at=timezone.now(),
+                    next_follow_up=data["next_follow_up"],
+                )
             )
         except ValidationError as exc:
             apply_errors(form, exc)

@@ -75,7 +75,7 @@ def lead_create(request):
         data = dict(form.cleaned_data)
         owner = data.pop("owner", None) or request.user
         try:
-            lead = services.lead_create(owner=owner, **data)
+            lead = services.lead_create(services.LeadInput(owner=owner, **data))
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
@@ -142,20 +142,24 @@ def lead_log_activity(request, pk: int):
         try:
             with transaction.atomic():
                 services.activity_log(
-                    owner=request.user,
-                    kind=data["kind"],
-                    lead=lead,
-                    subject=data["subject"],
-                    notes=data["notes"],
-                    done_at=now,
+                    services.ActivityInput(
+                        owner=request.user,
+                        kind=data["kind"],
+                        lead=lead,
+                        subject=data["subject"],
+                        notes=data["notes"],
+                        done_at=now,
+                    )
                 )
                 if data["next_follow_up"]:
                     services.activity_log(
-                        owner=request.user,
-                        kind=ActivityKind.TASK,
-                        lead=lead,
-                        subject=_("Follow up"),
-                        due_at=data["next_follow_up"],
+                        services.ActivityInput(
+                            owner=request.user,
+                            kind=ActivityKind.TASK,
+                            lead=lead,
+                            subject=_("Follow up"),
+                            due_at=data["next_follow_up"],
+                        )
                     )
         except ValidationError as exc:
             apply_errors(form, exc)
@@ -191,14 +195,16 @@ def lead_convert(request, pk: int):
         try:
             deal = services.lead_convert(
                 lead=lead,
+                data=services.ConversionInput(
+                    deal_name=data["deal_name"],
+                    amount=data["amount"],
+                    account_name=data["account_name"],
+                    contact_name=data["contact_name"],
+                    expected_close_date=data["expected_close_date"],
+                    stage=data["stage"],
+                    owner=data.get("owner"),
+                ),
                 by=request.user,
-                deal_name=data["deal_name"],
-                amount=data["amount"],
-                account_name=data["account_name"],
-                contact_name=data["contact_name"],
-                expected_close_date=data["expected_close_date"],
-                stage=data["stage"],
-                owner=data.get("owner"),
             )
         except ValidationError as exc:
             apply_errors(form, exc)
