@@ -11,7 +11,7 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from leakmap.api import webhooks
-        from leakmap.web.server import register_periodic
+        from leakmap.config.jobs import register_periodic
 
         webhooks.connect()
         register_periodic("webhooks", 15, webhooks.deliver_pending_webhooks)

@@ -42,7 +42,7 @@ def run_rules_job() -> None:
 
 
 def register_jobs() -> bool:
-    from leakmap.web.server import register_periodic
+    from leakmap.config.jobs import register_periodic
 
     interval = rules_interval()
     if interval == 0:

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from leakmap.api import webhooks
 from leakmap.api.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
+from leakmap.config.jobs import PERIODIC_JOBS
 from leakmap.crm import services
-from leakmap.web.server import PERIODIC_JOBS
 from tests.api.conftest import api_as
 from tests.api.receivers import Receiver
 from tests.factories import LeadFactory, lost_reason, make_deal, stage

@@ -17,7 +17,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from leakmap.automation.apps import register_jobs, rules_interval, run_rules_job
-from leakmap.web import server
+from leakmap.config import jobs as periodic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +34,8 @@ def test_it_logs_a_failing_job_and_keeps_running_the_others(caplog):
     def bad():
         raise RuntimeError("boom")
 
-    scheduler = server.Scheduler([("bad", 0, bad), ("good", 0, good)])
-    with caplog.at_level(logging.ERROR, logger="leakmap.web.server"):
+    scheduler = periodic.Scheduler([("bad", 0, bad), ("good", 0, good)])
+    with caplog.at_level(logging.ERROR, logger="leakmap.config.jobs"):
         scheduler.start()
         try:
             assert twice.wait(30), "the good job did not run twice"
@@ -51,8 +51,8 @@ def test_it_reports_whether_a_job_succeeded():
     results: list[bool] = []
 
     def both():  # in a thread of its own, as the scheduler runs them
-        results.append(server.run_job("ok", lambda: None))
-        results.append(server.run_job("fails", lambda: 1 / 0))
+        results.append(periodic.run_job("ok", lambda: None))
+        results.append(periodic.run_job("fails", lambda: 1 / 0))
 
     thread = threading.Thread(target=both)
     thread.start()
@@ -62,10 +62,10 @@ def test_it_reports_whether_a_job_succeeded():
 
 @pytest.fixture
 def jobs():
-    saved = list(server.PERIODIC_JOBS)
-    server.PERIODIC_JOBS.clear()
-    yield server.PERIODIC_JOBS
-    server.PERIODIC_JOBS[:] = saved
+    saved = list(periodic.PERIODIC_JOBS)
+    periodic.PERIODIC_JOBS.clear()
+    yield periodic.PERIODIC_JOBS
+    periodic.PERIODIC_JOBS[:] = saved
 
 
 def test_it_registers_the_rules_every_five_minutes_unless_configured(jobs, monkeypatch):
@@ -174,13 +174,13 @@ def test_it_holds_back_a_fork_while_a_job_runs():
         started.set()
         release.wait(30)
 
-    thread = threading.Thread(target=server.run_job, args=("slow", job))
+    thread = threading.Thread(target=periodic.run_job, args=("slow", job))
     thread.start()
     try:
         assert started.wait(30)
-        assert server.job_lock.acquire(blocking=False) is False  # a fork would wait here
+        assert periodic.job_lock.acquire(blocking=False) is False  # a fork would wait here
     finally:
         release.set()
         thread.join(30)
-    assert server.job_lock.acquire(blocking=False) is True
-    server.job_lock.release()
+    assert periodic.job_lock.acquire(blocking=False) is True
+    periodic.job_lock.release()

@@ -170,7 +170,9 @@ def test_the_import_refreshes_keep_both_tallies_with_the_triggers_or_a_recount(
     from leakmap.crm.models import TallySwitch
     from tests.crm.test_lead_tally import assert_tally_matches as assert_lead_tally_matches
 
-    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0 if recount else 10**9)
+    monkeypatch.setattr(
+        "leakmap.exchange.importers.base.TALLY_RECOUNT_FROM", 0 if recount else 10**9
+    )
     run_import(
         "leads",
         write(
@@ -206,7 +208,7 @@ def test_a_failed_import_leaves_the_triggers_counting(tmp_path, rep, monkeypatch
     from leakmap.crm import bulk
     from leakmap.crm.models import TallySwitch
 
-    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0)
+    monkeypatch.setattr("leakmap.exchange.importers.base.TALLY_RECOUNT_FROM", 0)
     make_deal(owner=rep, name="D0", external_id="D0")
 
     def broken(*args, **kwargs):

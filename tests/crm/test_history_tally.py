@@ -193,7 +193,9 @@ def test_imports_keep_the_tallies_with_the_triggers_or_a_recount(
     """A stage-history import of more entries than TALLY_RECOUNT_FROM pauses SQLite's
     triggers and recounts; a smaller one leaves them counting. Both must end equal to the
     history, with the triggers counting again afterwards."""
-    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0 if recount else 10**9)
+    monkeypatch.setattr(
+        "leakmap.exchange.importers.base.TALLY_RECOUNT_FROM", 0 if recount else 10**9
+    )
     paused_while_writing = []
     replace = bulk.stage_history_replace
 
@@ -224,7 +226,7 @@ def test_imports_keep_the_tallies_with_the_triggers_or_a_recount(
 def test_a_failed_import_rolls_the_tallies_back(tmp_path, rep, monkeypatch):
     """The history is written with the triggers paused, then the import fails: its writes,
     the pause and the tallies all roll back, and the triggers count on."""
-    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0)
+    monkeypatch.setattr("leakmap.exchange.importers.base.TALLY_RECOUNT_FROM", 0)
     import_deals(tmp_path)
     import_history(tmp_path)
     before = tallied()

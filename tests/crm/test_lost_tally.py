@@ -78,7 +78,9 @@ def test_the_services_keep_the_tally(rep):
 def test_imports_keep_the_tally_with_the_triggers_or_a_recount(tmp_path, rep, monkeypatch, recount):
     from leakmap.crm.models import TallySwitch
 
-    monkeypatch.setattr("leakmap.exchange.importers.TALLY_RECOUNT_FROM", 0 if recount else 10**9)
+    monkeypatch.setattr(
+        "leakmap.exchange.importers.base.TALLY_RECOUNT_FROM", 0 if recount else 10**9
+    )
     run_import(
         "leads",
         write(

@@ -262,7 +262,7 @@ def test_the_cached_email_check_agrees_with_djangos_validator(value):
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
-    from leakmap.exchange.importers import email_ok
+    from leakmap.exchange.importers.base import email_ok
 
     try:
         validate_email(value)
@@ -274,7 +274,7 @@ def test_the_cached_email_check_agrees_with_djangos_validator(value):
 
 
 def test_rows_shorter_than_the_header_read_blank_cells():
-    from leakmap.exchange.importers import row_maker
+    from leakmap.exchange.importers.base import row_maker
 
     make = row_maker({"a": 0, "b": 2, "c": 1})
     row = make(7, [" x ", "y", " z"])
@@ -292,7 +292,7 @@ def test_activity_references_resolve_alike_read_per_batch_or_all_at_once(
     """A big activities import reads every deal's and lead's ids once instead of per batch
     (References); a small one looks them up per batch. Both give the same rows and errors."""
     from leakmap.crm.models import Activity
-    from leakmap.exchange.importers import References
+    from leakmap.exchange.importers.base import References
 
     monkeypatch.setattr(References, "PRELOAD_AFTER", preload_after)
     head = "external_id,deal_external_id,lead_external_id,kind,done_at,due_at\n"

@@ -361,7 +361,7 @@ def test_it_hands_imported_leads_without_an_owner_to_the_assignment_rules(
 def test_deals_reuse_accounts_and_contacts_across_batches_and_create_the_missing_once(
     tmp_path, rep, monkeypatch
 ):
-    from leakmap.exchange.importers import DealsImporter
+    from leakmap.exchange.importers.deals import DealsImporter
 
     monkeypatch.setattr(DealsImporter, "batch_size", 2)  # the name cache must span batches
     old = Account.objects.create(name="老客户", created_at=T0)
@@ -464,7 +464,7 @@ def test_a_history_import_sets_the_facts_the_services_would_compute(tmp_path, re
 def test_a_lead_with_deals_in_several_batches_is_converted_at_its_earliest_deal(
     tmp_path, rep, monkeypatch
 ):
-    from leakmap.exchange.importers import DealsImporter
+    from leakmap.exchange.importers.deals import DealsImporter
 
     monkeypatch.setattr(DealsImporter, "batch_size", 1)  # each deal its own batch
     write(
@@ -495,7 +495,7 @@ def test_a_lead_with_deals_in_several_batches_is_converted_at_its_earliest_deal(
 def test_follow_up_facts_add_up_over_batches(tmp_path, rep, monkeypatch):
     """A deal whose activities span an import's batches ends with all of them counted, and a
     follow-up on a deal counts for the deal's lead."""
-    from leakmap.exchange.importers import ActivitiesImporter
+    from leakmap.exchange.importers.activities import ActivitiesImporter
 
     monkeypatch.setattr(ActivitiesImporter, "batch_size", 1)
     write(tmp_path / "leads.csv", "external_id,name,owner,created_at\nL1,甲,alice,2026-01-01\n")
