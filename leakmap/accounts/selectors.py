@@ -22,8 +22,7 @@ def owner_filter(
 
     owner_required: the rows always have an owner (deals). Then a manager's filter leaves out
     its "or unassigned" branch, which could match nothing there and only kept SQLite from using
-    the owner indexes: `owner IN (…) OR owner IS NULL` scans every deal (a manager's report
-    queries: ~37 -> ~1 ms at a million leads).
+    the owner indexes: `owner IN (…) OR owner IS NULL` scans every deal.
 
     team: a manager's team_ids(user), when the caller has them already (a report asks for
     its filter a dozen times)."""
@@ -35,7 +34,7 @@ def owner_filter(
         # `owner IN (the team's ids)` rather than ORs across a join to the owner, so the
         # database can use the owner indexes. The ids as a list, not a subquery: PostgreSQL
         # answered `owner IN (SELECT …) OR owner IS NULL` with a scan of every lead and a
-        # hashed subplan (~160-190 ms per count of a manager's leads at a million); a list
+        # hashed subplan; a list
         # lets it OR two index scans, as SQLite does either way. Managers also see unassigned
         # records, so that they can hand them out.
         ids = Q(**{f"{field}__in": list(team if team is not None else team_ids(user))})

@@ -471,8 +471,8 @@ def vacuum_after_import() -> None:
 
     Rows a bulk import just wrote are not yet marked all-visible, so until autovacuum comes
     round every index-only scan fetches each row from the heap as well: stage-time's grouped
-    read of the stage_stay_sorted index ran as a sequential scan and a hash aggregate (233 ms at
-    a million leads) instead of an index-only walk (135 ms). VACUUM cannot run inside the
+    read of the stage_stay_sorted index ran as a sequential scan and a hash aggregate instead
+    of an index-only walk. VACUUM cannot run inside the
     import's transaction, which is why it comes after the commit."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
@@ -480,21 +480,19 @@ def vacuum_after_import() -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {_imported_tables()}")
         # The imports of deals, stage history and activities update the deals (and leads) they
-        # touch, each update a new row version: after the 1M import the deals' heap took 193
-        # MB for 75 MB of rows and their indexes 3x their size, and the reports that read
-        # every deal were 15-35 % slower for it (an admin's stuck report 129-139 -> 81-86 ms).
-        # VACUUM frees the space for reuse but does not give it back; FULL rewrites the table
-        # and its indexes (deals and leads 19 s at that size, each locked for its turn), and
+        # touch, each update a new row version: after a large import the deals' heap is mostly
+        # dead versions and their indexes bloated, and the reports that read every deal are
+        # slower for it. VACUUM frees the space for reuse but does not give it back; FULL
+        # rewrites the table and its indexes (each locked for its turn), and
         # the plain VACUUM after it sets the visibility map FULL leaves unset.
         for table in _sparse_tables(cursor):
             cursor.execute(f"VACUUM (FULL, ANALYZE) {qn(table)}")
             cursor.execute(f"VACUUM {qn(table)}")
         # The tallies' statement triggers rewrite each counted row once per batch that
-        # touches it, and every rewrite leaves the old version behind: after the 1M import
-        # the lead tally's 15k rows sat in 98 MB (1.1M dead versions), and each read of it
-        # took 28-40 ms instead of 2-3. VACUUM frees that space for reuse but reads still
-        # cross it; FULL rewrites these small tables compactly (0.7 s for all five then,
-        # locking each for its turn).
+        # touches it, and every rewrite leaves the old version behind: a few thousand counted
+        # rows end up among a million dead versions, which every read crosses. VACUUM frees
+        # that space for reuse but reads still cross it; FULL rewrites these small tables
+        # compactly (locking each for its turn).
         tallies = (LeadTally, DealTally, LostTally, StayTally, ReachTally)
         cursor.execute(f"VACUUM (FULL, ANALYZE) {', '.join(qn(m._meta.db_table) for m in tallies)}")
 
@@ -526,8 +524,8 @@ def _sparse_tables(cursor) -> list[str]:
 
 def _imported_tables() -> str:
     """The tables imports fill, quoted and comma-separated, for VACUUM and ANALYZE: the deals
-    import creates accounts and contacts too (never analyzed, a contact search that matched
-    nothing took 62-98 ms instead of 6 once an index on contacts had set their row count)."""
+    import creates accounts and contacts too (never analyzed, their planner estimates go
+    wrong once an index on contacts has set their row count)."""
     qn = connection.ops.quote_name
     models = (Lead, Deal, StageChange, Activity, Account, Contact)
     return ", ".join(qn(m._meta.db_table) for m in models)

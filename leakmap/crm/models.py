@@ -306,7 +306,7 @@ class Lead(models.Model):
                 name="lead_owner_cover",
             ),
             # A source's leads by date; with status, the diagnosis' disqualified leads per
-            # source read only this index (440 -> 42 ms at a million leads).
+            # source read only this index.
             models.Index(fields=["source", "created_at", "status"], name="lead_source_cover"),
             # The search box and the API's e-mail filter look an address up ignoring case.
             models.Index(Lower("email"), name="lead_email_lower"),
@@ -483,10 +483,9 @@ class Deal(models.Model):
             models.Index(fields=["source", "created_at"]),
             # The board's columns (in the order cards show) and the stuck report: every column
             # the report returns, so it reads the open stages' entries alone, without a lookup
-            # of each deal's row (125 -> 66 ms for 55k stuck deals at a million leads). With the
-            # attention flag the Today page's "needs attention" lists find their first deals in
-            # the index (99 -> ~2 ms for an admin), and with the expected close date the
-            # forecast's months are counted from it (125 -> ~25 ms at a million leads).
+            # of each deal's row. With the attention flag the Today page's "needs attention"
+            # lists find their first deals in the index, and with the expected close date the
+            # forecast's months are counted from it.
             models.Index(
                 fields=[
                     "stage",
@@ -560,8 +559,7 @@ class Deal(models.Model):
             models.Index(fields=["lead", "stage", "amount"], name="deal_lead_cover"),
             # The lost-reasons report groups the lost deals by reason, competitor, industry and
             # the stage they were lost at: in this order, right after the stage, the groups come
-            # out of the index already sorted, with every scope filter's column at hand (235 ->
-            # 16 ms at a million leads).
+            # out of the index already sorted, with every scope filter's column at hand.
             models.Index(
                 fields=[
                     "stage",

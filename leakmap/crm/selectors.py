@@ -46,7 +46,7 @@ def _owned_or_dealt_with(model, user: User, column: str) -> QuerySet:
     """The rows of `model` the user owns, or that the deals the user may see name in `column`,
     as one set of ids: `owner = me OR id IN (my deals' …)` left PostgreSQL, which cannot
     tell how many rows such an OR keeps, walking every contact in name order for a page of a
-    rep's (a rep's last pages 144-250 ms at 300k contacts; one set of ids: 34-43 ms)."""
+    rep's."""
     q = owner_filter(user)
     if q == Q():
         return model.objects.all()
@@ -57,7 +57,7 @@ def _owned_or_dealt_with(model, user: User, column: str) -> QuerySet:
 def _of_visible_deals(user: User, column: str) -> QuerySet:
     """`column` of the deals the user may see, as a subquery read through the deals' owner
     index. Joined to every deal instead (LEFT JOIN deals … WHERE owner = me OR deal owner =
-    me), SQLite read all 298k deals for a rep's accounts at a million leads (~550 ms); a
+    me), SQLite read every deal for a rep's accounts; a
     manager's "or unassigned" matched every record without any deal through that join."""
     return (
         Deal.objects.filter(owner_filter(user, owner_required=True), **{f"{column}__isnull": False})

@@ -108,9 +108,8 @@ def board_context(request, error: str = "") -> dict:
         cards = (
             list(
                 in_board.filter(stage=stage)
-                # Only what a card shows (its owner): PostgreSQL took 9-20 ms to plan each
-                # column's query with the visible set's six joins and the account, 0.3 ms
-                # with two.
+                # Only what a card shows (its owner): PostgreSQL's planning time grows fast
+                # with the visible set's joins and the account.
                 .select_related(None)
                 .select_related("owner")
                 .order_by(*order)[:CARDS_PER_COLUMN]

@@ -25,14 +25,13 @@ def needing_attention(deals, stages, now: dt.datetime, *, by_stage: bool = False
     their stage first, each told why (display only).
 
     Their ids come first, then their rows: asked for whole at once, SQLite looked up every open
-    deal's row before sorting (an admin's team list: ~100 -> ~1 ms at a million leads).
+    deal's row before sorting.
 
     by_stage, for `deals` that no owner narrows (an admin's team list): the ids are the first
     LIST_LIMIT of each open stage, each walked in the deal_stage_cover index's order (stage,
     stage_entered_at), merged here. Asked for across the stages at once, PostgreSQL read and
-    sorted every open deal of the company (72 ms at a million leads). A rep's or a team's
-    deals are found from the owner indexes at once; a query per stage only costs them (a rep's
-    Today page 42-45 -> 54-57 ms on PostgreSQL)."""
+    sorted every open deal of the company. A rep's or a team's deals are found from the owner
+    indexes at once; a query per stage would only cost them."""
     rule = stuck_now_q(stages, now)
     if by_stage:
         open_ids = Stage.objects.filter(kind=StageKind.OPEN).values_list("pk", flat=True)
