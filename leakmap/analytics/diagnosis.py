@@ -809,7 +809,7 @@ def collect(scope: Scope) -> DiagnosisInput:
     groups = owner_groups(scope, stages)
     owner_rows = owner_rows_of(groups, stages)
     neg_step = next(
-        (f"c{i}" for i, (_key, o) in enumerate(reach_keys_of(stages)) if o == neg_order), None
+        (i for i, (_key, o) in enumerate(reach_keys_of(stages)) if o == neg_order), None
     )
     # Group by owner id (no join, no index detour) and name the few owners in one small query.
     people = {
@@ -842,8 +842,8 @@ def collect(scope: Scope) -> DiagnosisInput:
 
     closed_neg_total = 0
     for g in groups:
-        rep = reps.get(people.get(g["o"], ("",))[0])
-        closed_neg = g[neg_step] if neg_step else 0
+        rep = reps.get(people.get(g.owner_id, ("",))[0])
+        closed_neg = g.closed_after[neg_step] if neg_step is not None else 0
         closed_neg_total += closed_neg
         if rep is not None:
             rep.closed_after_negotiation = closed_neg

@@ -7,7 +7,7 @@ avg_cycle_days = mean of closed_at − created_at over won deals). Queries: stag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
@@ -50,71 +50,78 @@ def reach_keys_of(stages) -> list[tuple[str, int]]:
     return keys
 
 
-def owner_groups(scope: Scope, stages) -> list[dict]:
-    """Per owner id, the figures of the report's rows, added up from the scope's deal cells
-    (analytics.counts): deals, won, lost, open, won_amount; `cycle_seconds` / `cycle_n`, whole
-    seconds to close summed and how many, over won deals; `r{i}` the deals that reached the
-    i-th step of reach_keys_of, `c{i}` those of them closed (won or lost: the diagnosis' close
-    rate after negotiation); `follow_ups` their done activities."""
+@dataclass
+class OwnerGroup:
+    """One owner's deals of the scope, added up from the deal cells (analytics.counts)."""
+
+    owner_id: int | None
+    steps: int  # len(reach_keys_of(stages))
+    deals: int = 0
+    won: int = 0
+    lost: int = 0
+    open: int = 0
+    won_amount: Decimal = Decimal(0)
+    cycle_seconds: int | None = None  # whole seconds to close, summed over won deals
+    cycle_n: int = 0  # won deals with a close time
+    follow_ups: int = 0  # done activities
+    # Per step of reach_keys_of: the deals that reached it, and those of them closed (won or
+    # lost: the diagnosis' close rate after negotiation).
+    reached: list[int] = field(default_factory=list)
+    closed_after: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reached = self.reached or [0] * self.steps
+        self.closed_after = self.closed_after or [0] * self.steps
+
+
+def owner_groups(scope: Scope, stages) -> list[OwnerGroup]:
+    """The scope's deals per owner, for the report's rows and the diagnosis."""
     won, lost = set(stages.won_ids), set(stages.lost_ids)
-    reach = reach_keys_of(stages)
-    steps = [(f"r{i}", f"c{i}", order) for i, (_key, order) in enumerate(reach)]
-    out: dict[int | None, dict] = {}
+    orders = [order for _key, order in reach_keys_of(stages)]
+    out: dict[int | None, OwnerGroup] = {}
     for c in deal_cells(scope, stages, follow_ups=True):
         g = out.get(c.owner_id)
         if g is None:
-            g = out[c.owner_id] = {
-                "o": c.owner_id,
-                "deals": 0,
-                "won": 0,
-                "lost": 0,
-                "open": 0,
-                "won_amount": Decimal(0),
-                "cycle_seconds": None,
-                "cycle_n": 0,
-                "follow_ups": 0,
-                **{f"r{i}": 0 for i in range(len(reach))},
-                **{f"c{i}": 0 for i in range(len(reach))},
-            }
-        g["deals"] += c.n
-        g["follow_ups"] += c.follow_ups
+            g = out[c.owner_id] = OwnerGroup(c.owner_id, len(orders))
+        g.deals += c.n
+        g.follow_ups += c.follow_ups
         if c.stage_id in won:
-            g["won"] += c.n
-            g["won_amount"] += c.amount
+            g.won += c.n
+            g.won_amount += c.amount
             if c.cycle_n:
-                g["cycle_seconds"] = (g["cycle_seconds"] or 0) + c.cycle_seconds
-                g["cycle_n"] += c.cycle_n
+                g.cycle_seconds = (g.cycle_seconds or 0) + c.cycle_seconds
+                g.cycle_n += c.cycle_n
         elif c.stage_id in lost:
-            g["lost"] += c.n
+            g.lost += c.n
         else:
-            g["open"] += c.n
+            g.open += c.n
         closed = c.stage_id in won or c.stage_id in lost
-        for r_key, c_key, order in steps:
+        for i, order in enumerate(orders):
             if c.reached >= order:
-                g[r_key] += c.n
+                g.reached[i] += c.n
                 if closed:
-                    g[c_key] += c.n
+                    g.closed_after[i] += c.n
     return list(out.values())
 
 
-def owner_rows(grouped: list[dict], stages) -> list[OwnerRow]:
+def owner_rows(grouped: list[OwnerGroup], stages) -> list[OwnerRow]:
     """The report's rows of owner_groups' groups, biggest won amount first."""
     reach_keys = reach_keys_of(stages)
-    names = usernames(g["o"] for g in grouped)
+    names = usernames(g.owner_id for g in grouped)
     rows = [
         OwnerRow(
-            owner=names[g["o"]][0],
-            owner_name=names[g["o"]][1],
-            deals=g["deals"],
-            won=g["won"],
-            lost=g["lost"],
-            open=g["open"],
-            win_rate=rules.win_rate(g["won"], g["deals"]),
-            close_rate=rules.close_rate(g["won"], g["lost"]),
-            won_amount=money(g["won_amount"]),
-            avg_cycle_days=mean_days(g["cycle_seconds"], g["cycle_n"]),
-            avg_follow_ups_per_deal=g["follow_ups"] / g["deals"] if g["deals"] else None,
-            reached={key: g[f"r{i}"] for i, (key, _o) in enumerate(reach_keys)},
+            owner=names[g.owner_id][0],
+            owner_name=names[g.owner_id][1],
+            deals=g.deals,
+            won=g.won,
+            lost=g.lost,
+            open=g.open,
+            win_rate=rules.win_rate(g.won, g.deals),
+            close_rate=rules.close_rate(g.won, g.lost),
+            won_amount=money(g.won_amount),
+            avg_cycle_days=mean_days(g.cycle_seconds, g.cycle_n),
+            avg_follow_ups_per_deal=g.follow_ups / g.deals if g.deals else None,
+            reached={key: g.reached[i] for i, (key, _o) in enumerate(reach_keys)},
         )
         for g in grouped
     ]

@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db.models import DateTimeField, F, Value
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from leakmap.analytics import counts
 from leakmap.analytics.base import deal_states, load_stages, lost_q, open_q, tally_owners
 from leakmap.analytics.filters import ReportFilters, Scope, resolve
 from leakmap.crm import rules
-from leakmap.crm.models import Activity, Deal, Lead, StageKind, whole_seconds
+from leakmap.crm.models import Activity, Deal, Lead, StageKind, WholeSecondsBetween
 from tests.analytics.journeys import day
 from tests.analytics.test_properties import CLOCK, SETTINGS, random_company
 
@@ -59,6 +60,18 @@ def deal_state(deal: Deal, t: dt.datetime) -> tuple[int, int, dt.datetime | None
     return stage.pk, deal.reached_order, closed
 
 
+def seconds_between(closed: dt.datetime, deal: Deal) -> int:
+    """Whole seconds from the deal's creation to `closed`, as the database rounds them
+    (crm.models.WholeSecondsBetween: SQLite reads times to the millisecond, so a time a few
+    microseconds from half a second can round the other way than exact arithmetic)."""
+    return (
+        Deal.objects.filter(pk=deal.pk)
+        .annotate(s=WholeSecondsBetween(Value(closed, DateTimeField()), F("created_at")))
+        .values_list("s", flat=True)
+        .get()
+    )
+
+
 def recounted_deal_cells(scope: Scope) -> set:
     cells: dict = defaultdict(lambda: [0, Decimal(0), 0, 0, 0])
     for deal in Deal.objects.select_related("owner", "stage"):
@@ -72,7 +85,7 @@ def recounted_deal_cells(scope: Scope) -> set:
             deal=deal, done_at__isnull=False, done_at__lte=scope.now
         ).count()
         if closed is not None:
-            c[3] += whole_seconds(closed - deal.created_at)
+            c[3] += seconds_between(closed, deal)
             c[4] += 1
     return {
         counts.DealCell(owner, stage, reached, n, amount, fu, cyc, cyc_n)
