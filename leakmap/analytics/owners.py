@@ -7,7 +7,7 @@ avg_cycle_days = mean of closed_at − created_at over won deals). Queries: stag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
@@ -55,7 +55,10 @@ class OwnerGroup:
     """One owner's deals of the scope, added up from the deal cells (analytics.counts)."""
 
     owner_id: int | None
-    steps: int  # len(reach_keys_of(stages))
+    # Per step of reach_keys_of: the deals that reached it, and those of them closed (won or
+    # lost: the diagnosis' close rate after negotiation).
+    reached: list[int]
+    closed_after: list[int]
     deals: int = 0
     won: int = 0
     lost: int = 0
@@ -64,14 +67,6 @@ class OwnerGroup:
     cycle_seconds: int | None = None  # whole seconds to close, summed over won deals
     cycle_n: int = 0  # won deals with a close time
     follow_ups: int = 0  # done activities
-    # Per step of reach_keys_of: the deals that reached it, and those of them closed (won or
-    # lost: the diagnosis' close rate after negotiation).
-    reached: list[int] = field(default_factory=list)
-    closed_after: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.reached = self.reached or [0] * self.steps
-        self.closed_after = self.closed_after or [0] * self.steps
 
 
 def owner_groups(scope: Scope, stages) -> list[OwnerGroup]:
@@ -82,7 +77,7 @@ def owner_groups(scope: Scope, stages) -> list[OwnerGroup]:
     for c in deal_cells(scope, stages, follow_ups=True):
         g = out.get(c.owner_id)
         if g is None:
-            g = out[c.owner_id] = OwnerGroup(c.owner_id, len(orders))
+            g = out[c.owner_id] = OwnerGroup(c.owner_id, [0] * len(orders), [0] * len(orders))
         g.deals += c.n
         g.follow_ups += c.follow_ups
         if c.stage_id in won:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+import pytest
 from django.db.models import DateTimeField, F, Value
 from hypothesis import given
 from hypothesis import strategies as st
@@ -166,7 +167,5 @@ def test_deal_and_lead_cells_equal_a_recount_on_random_histories(db, seed):
 
 
 def test_an_unknown_grouping_is_refused(db):
-    import pytest
-
     with pytest.raises(ValueError, match="team"):
         counts.lead_cells(scope_at(CLOCK), by=("team",))
