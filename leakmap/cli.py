@@ -20,6 +20,8 @@ commands:
   rules      evaluate the workflow rules once (leakmap rules run)
   generate   write a synthetic data set as import CSVs
   check      check the configuration (leakmap check --deploy: the production settings)
+  backup     write a consistent copy of the database while the server runs (leakmap backup FILE)
+  restore    restore such a copy into an empty database (leakmap restore FILE [--force])
 
 Run `leakmap COMMAND --help` for a command's options.
 Configuration comes from the environment: DATABASE_URL, LEAKMAP_TIME_ZONE, LEAKMAP_CURRENCY, …
@@ -37,6 +39,8 @@ VERBS = {
     "rules": "rules",
     "generate": "generate",
     "check": "check",
+    "backup": "backup",
+    "restore": "restore",
 }
 
 
