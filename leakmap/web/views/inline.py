@@ -83,7 +83,9 @@ def inline_edit(request, kind: str, pk: int, name: str):
             context.update(editing=name, form=form)
             status = 422
         else:
-            context[kind] = visible(request.user).get(pk=record.pk)
+            # Handed to someone outside the user's sight, the record still shows its new row
+            # this once; the list leaves it out from the next load.
+            context[kind] = visible(request.user).filter(pk=record.pk).first() or record
             if not is_htmx(request):
                 messages.success(request, _("Saved."))
                 return redirect(list_url)
