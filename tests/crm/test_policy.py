@@ -85,7 +85,9 @@ def world(db) -> World:
         recipient=owner, kind="stuck", title="停滞", created_at=timezone.now()
     )
     webform = WebForm.objects.create(name="官网", slug="site", min_fill_seconds=0)
-    saved_view = SavedView.objects.create(owner=owner, kind="lead", name="新线索", query="status=new")
+    saved_view = SavedView.objects.create(
+        owner=owner, kind="lead", name="新线索", query="status=new"
+    )
     return World(
         users, lead, deal, account, contact, activity, token, notification, webform, saved_view
     )
