@@ -16,7 +16,7 @@
     }
     var count = document.querySelector("[data-bulk-count]");
     if (count) {
-      count.textContent = ticked ? count.dataset.some.replace("%(n)s", ticked) : count.dataset.none;
+      count.textContent = ticked ? count.dataset.some.replace("{n}", ticked) : count.dataset.none;
     }
   }
 
