@@ -14,6 +14,8 @@
       all.checked = boxes.length > 0 && ticked === boxes.length;
       all.indeterminate = ticked > 0 && ticked < boxes.length;
     }
+    var bar = document.getElementById("bulk-form");
+    if (bar) bar.classList.toggle("is-idle", ticked === 0);
     var count = document.querySelector("[data-bulk-count]");
     if (count) {
       count.textContent = ticked ? count.dataset.some.replace("{n}", ticked) : count.dataset.none;
