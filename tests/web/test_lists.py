@@ -338,7 +338,7 @@ def test_it_deletes_the_selected_deals_through_the_service(login, rep, rep_deal)
 def test_it_asks_for_a_selection(login, rep):
     response = login(rep).post("/leads/bulk/", {"action": "delete"})
     assert response.status_code == 422
-    assert "Select at least one row" in " ".join(str(m) for m in response.context["messages"])
+    assert "请至少选择一行" in " ".join(str(m) for m in response.context["messages"])
 
 
 def test_a_get_of_a_bulk_address_goes_back_to_the_list(login, rep):
@@ -403,3 +403,17 @@ def test_it_refuses_inline_edit_of_a_record_the_user_may_not_change(
     assert htmx(login(manager), "get", f"/deals/{rep_deal.pk}/inline/name/").status_code == 404
     rep_deal.refresh_from_db()
     assert rep_deal.amount == Decimal("120000")
+
+
+def test_it_pages_a_sorted_list_by_ids_first_in_the_same_order(login, admin_user, source):
+    """The sorted list's two queries (ids, then rows) give the rows in the ids' order."""
+    for i, budget in enumerate([5, 1, 4, 2, 3] * 12):
+        LeadFactory(owner=admin_user, source=source, name=f"n{i:02d}", budget=Decimal(budget))
+    client = login(admin_user)
+    first = client.get("/leads/?sort=-budget")
+    budgets = [row.budget for row in first.context["page"]]
+    assert budgets == sorted(budgets, reverse=True) and len(budgets) == 50
+    second = client.get("/leads/?sort=-budget&page=2")
+    assert [row.budget for row in second.context["page"]] == [Decimal(1)] * 10
+    seen = [r.pk for r in first.context["page"]] + [r.pk for r in second.context["page"]]
+    assert len(set(seen)) == 60

@@ -13,7 +13,7 @@ from leakmap.crm.models import Account, Contact
 from leakmap.crm.text_search import containing
 from leakmap.web.forms import SearchForm
 from leakmap.web.views import lists
-from leakmap.web.views.common import Page, page_number
+from leakmap.web.views.common import Page
 
 
 def _get_account_for_user(request, pk: int) -> Account:
@@ -31,7 +31,7 @@ def account_list(request):
     if q:
         qs = containing(qs, q, ("name",))
     qs, sort = lists.sorted_list(qs, ListKind.ACCOUNT, request)
-    page = Page(qs, page_number(request))
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/accounts/account_list.html",
@@ -73,7 +73,7 @@ def contact_list(request):
         # The matches sorted after one pass over the contacts: walking the name index instead
         # reads every contact's row for a term no name has.
         qs = qs.order_by(Concat("name", Value("")), "id")
-    page = Page(qs, page_number(request))
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/accounts/contact_list.html",

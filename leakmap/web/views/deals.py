@@ -24,12 +24,10 @@ from leakmap.crm.text_search import containing
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
 from leakmap.web.views import lists
 from leakmap.web.views.common import (
-    Page,
     apply_errors,
     filter_by_common_fields,
     is_htmx,
     list_download,
-    page_number,
     without_page,
 )
 
@@ -152,7 +150,7 @@ def deal_board(request):
 def deal_list(request):
     form = DealFilterForm(request.GET or None, user=request.user)
     qs, sort = lists.sorted_list(filter_deals(request.user, form), ListKind.DEAL, request)
-    page = Page(qs, page_number(request))
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/deals/list.html",

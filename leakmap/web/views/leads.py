@@ -17,12 +17,10 @@ from leakmap.crm.models import ActivityKind, Lead, LeadStatus
 from leakmap.web.forms import ActivityForm, ConvertForm, DisqualifyForm, LeadFilterForm, LeadForm
 from leakmap.web.views import lists
 from leakmap.web.views.common import (
-    Page,
     apply_errors,
     filter_by_common_fields,
     is_htmx,
     list_download,
-    page_number,
     without_page,
 )
 
@@ -54,7 +52,7 @@ def filter_leads(user, form: LeadFilterForm):
 def lead_list(request):
     form = LeadFilterForm(request.GET or None, user=request.user)
     qs, sort = lists.sorted_list(filter_leads(request.user, form), ListKind.LEAD, request)
-    page = Page(qs, page_number(request))
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/leads/list.html",

@@ -30,6 +30,7 @@ from leakmap.accounts.models import ListKind, SavedView
 from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Stage
 from leakmap.web.forms import DATETIME, PersonChoiceField, QuickSelect
+from leakmap.web.views.common import PAGE_SIZE, Page, page_number
 
 # The owner as the pages name them (User.__str__): the display name, else the username.
 OWNER_NAME = Coalesce(NullIf("owner__display_name", Value("")), "owner__username")
@@ -116,6 +117,34 @@ def sorted_list(queryset, kind: str, request: HttpRequest):
     """The list's queryset in the order the request asks for, and that Sort."""
     sort = sort_of(kind, request.GET.get("sort"))
     return queryset.order_by(*order_by(kind, sort)), sort
+
+
+class SortedPage(Page):
+    """One page of a list sorted by a column, in two queries: the page's ids in the chosen
+    order, then those rows with their joins. Sorting the whole joined rows made the database
+    carry every row's columns and joins through the sort: at 100k leads an admin's list by
+    name took ~550 ms in SQLite that way against ~50 ms for the ids alone (no index serves
+    most columns; the default orders are served by indexes and stay one query)."""
+
+    def __init__(self, queryset, number: int, size: int = PAGE_SIZE):
+        self.number = max(number, 1)
+        offset = (self.number - 1) * size
+        ids = list(queryset.values_list("pk", flat=True)[offset : offset + size + 1])
+        self.has_next = len(ids) > size
+        ids = ids[:size]
+        rows = queryset.order_by().in_bulk(ids) if ids else {}
+        self.object_list = [rows[pk] for pk in ids]
+        self.has_previous = self.number > 1
+        self.next_page_number = self.number + 1
+        self.previous_page_number = self.number - 1
+        self.start_index = offset + 1 if self.object_list else 0
+        self.end_index = offset + len(self.object_list)
+
+
+def list_page(queryset, sort: Sort, request: HttpRequest) -> Page:
+    """The page the request asks for, of a queryset already in `sort`'s order."""
+    page_class = SortedPage if sort.chosen else Page
+    return page_class(queryset, page_number(request))
 
 
 def is_filtered(request: HttpRequest) -> bool:
