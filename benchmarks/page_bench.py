@@ -25,6 +25,13 @@ PAGES = [
     ("Today", "/"),
     ("Lead list", "/leads/"),
     ("Lead list, page 200", "/leads/?page=200"),
+    # Sorted by a column (the list's headers): by a text, a money and a joined column.
+    ("Lead list, sorted by name", "/leads/?sort=name"),
+    ("Lead list, sorted by name, page 200", "/leads/?sort=name&page=200"),
+    ("Lead list, sorted by budget, descending", "/leads/?sort=-budget"),
+    ("Lead list, sorted by owner", "/leads/?sort=owner"),
+    ("Lead list, sorted by status", "/leads/?sort=status"),
+    ("Lead list, sorted by name, filtered by status", "/leads/?sort=name&status=qualified"),
     ("Lead search", "/leads/?q=%E6%9D%8E"),  # 李: one character, a common surname
     # A phone number and an e-mail address (the customer on the line), and text no lead has
     # (without the text index, a substring search read every lead to be sure).
@@ -41,6 +48,9 @@ PAGES = [
     ("Lead search, a company", "/leads/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81"),
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
+    ("Deal list, sorted by amount, descending", "/deals/list/?sort=-amount"),
+    ("Deal list, sorted by stage", "/deals/list/?sort=stage"),
+    ("Deal list, sorted by next follow-up", "/deals/list/?sort=next_follow_up"),
     ("Deal search, no match", "/deals/list/?q=zzq"),
     ("Deal search, 2 characters, no match", "/deals/list/?q=zq"),
     (
@@ -48,7 +58,9 @@ PAGES = [
         "/deals/list/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81",
     ),
     ("Account list", "/accounts/"),
+    ("Account list, sorted by owner", "/accounts/?sort=owner"),
     ("Contact list", "/contacts/"),
+    ("Contact list, sorted by account", "/contacts/?sort=account"),
     ("Contact list, page 100", "/contacts/?page=100"),
     ("Contact search", "/contacts/?q=%E6%9D%8E"),
     ("Contact search, no match", "/contacts/?q=zzq"),

@@ -80,3 +80,44 @@ class TokenFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.failures}"
+
+
+class ListKind(models.TextChoices):
+    LEAD = "lead", _("Leads")
+    DEAL = "deal", _("Deals")
+    ACCOUNT = "account", _("Accounts")
+    CONTACT = "contact", _("Contacts")
+
+
+class SavedView(models.Model):
+    """A list's filters and sort under a name. Its owner sees it; shared, it is also seen by
+    the members of `team` (a manager shares with their team), or by everyone when `team` is
+    empty (only an admin shares so). The query holds only the list's own parameters: the
+    service refuses others, so following a view never does more than the list's form."""
+
+    owner = models.ForeignKey(
+        User, verbose_name=_("owner"), on_delete=models.CASCADE, related_name="saved_views"
+    )
+    kind = models.CharField(_("list"), max_length=10, choices=ListKind.choices)
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(_("filters and sort"), max_length=1000, blank=True)
+    shared = models.BooleanField(_("shared"), default=False)
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_views",
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "kind", "name"], name="saved_view_unique_name")
+        ]
+        verbose_name = _("saved view")
+        verbose_name_plural = _("saved views")
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from leakmap.accounts.models import Role, User
+from leakmap.accounts.models import Role, SavedView, User
 
 
 def owner_filter(
@@ -75,3 +75,14 @@ def can_see_owner(user: User, owner_id: int | None) -> bool:
     if owner_id is None:
         return bool(user.is_authenticated and (user.is_superuser or user.role == Role.ADMIN))
     return visible_users(user).filter(pk=owner_id).exists()
+
+
+def visible_saved_views(user: User, kind: str) -> QuerySet[SavedView]:
+    """The views of list `kind` that `user` may pick: their own, those shared with their team,
+    and those an admin shared with everyone."""
+    if not user.is_authenticated or not user.is_active:
+        return SavedView.objects.none()
+    shared = Q(shared=True, team__isnull=True)
+    if user.team_id is not None:
+        shared |= Q(shared=True, team_id=user.team_id)
+    return SavedView.objects.filter(Q(owner=user) | shared, kind=kind).select_related("owner")

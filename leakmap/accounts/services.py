@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from leakmap.accounts.models import Role, Team, User
+from leakmap.accounts.models import ListKind, Role, SavedView, Team, User
 
 
 def password_generate(user: User) -> str:
@@ -156,3 +156,48 @@ def team_rename(*, team: Team, name: str) -> Team:
     team.name = name
     team.save(update_fields=["name"])
     return team
+
+
+@transaction.atomic
+def saved_view_save(
+    *, owner: User, kind: str, name: str, query: str, share: bool = False
+) -> SavedView:
+    """Save a list's filters and sort under `name` (a view of the same name is replaced).
+
+    `query` must already hold only the list's own parameters (the list checks them against
+    its filter form). Sharing: a manager shares with their team, an admin with everyone; a
+    rep's views stay their own."""
+    name = (name or "").strip()
+    errors = {}
+    if kind not in ListKind.values:
+        errors["kind"] = _("There is no list “%(kind)s”.") % {"kind": kind}
+    if not name:
+        errors["name"] = _("Give the view a name.")
+    elif len(name) > SavedView._meta.get_field("name").max_length:
+        errors["name"] = _("The name is too long (at most 100 characters).")
+    if len(query) > SavedView._meta.get_field("query").max_length:
+        errors["query"] = _("Too many filters to save in one view.")
+    team = None
+    if share:
+        if owner.is_admin:
+            team = None
+        elif owner.role == Role.MANAGER and owner.team_id is not None:
+            team = owner.team
+        elif owner.role == Role.MANAGER:
+            errors["share"] = _("You have no team to share the view with.")
+        else:
+            errors["share"] = _("Only a manager or an admin can share a view.")
+    if errors:
+        raise ValidationError(errors)
+    view, _created = SavedView.objects.update_or_create(
+        owner=owner,
+        kind=kind,
+        name=name,
+        defaults={"query": query, "shared": bool(share), "team": team},
+    )
+    return view
+
+
+@transaction.atomic
+def saved_view_delete(*, view: SavedView) -> None:
+    view.delete()

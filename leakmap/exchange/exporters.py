@@ -36,10 +36,17 @@ def _text(value) -> str:
     return str(value)
 
 
+def _in_order(queryset):
+    if queryset.query.order_by:
+        return queryset
+    return queryset.order_by("created_at", "external_id", "id")
+
+
 def _rows(kind: str, queryset=None) -> Iterator[tuple]:
     """Rows of `kind` in the export's column order, oldest first (a stable order, so that two
     exports of the same data are the same file). `queryset` (leads or deals only) narrows the
-    rows, for a list page's download of what its user may see and has filtered."""
+    rows, for a list page's download of what its user may see and has filtered; when it is
+    explicitly ordered (the user sorted the list), the file follows the list's order."""
     if queryset is not None and kind not in ("leads", "deals"):
         raise ValueError(kind)
     if kind == "users":
@@ -47,48 +54,40 @@ def _rows(kind: str, queryset=None) -> Iterator[tuple]:
             "username", "display_name", "role", "team__name", "manager__username", "email"
         )
     elif kind == "leads":
-        qs = (
-            (Lead.objects.all() if queryset is None else queryset)
-            .order_by("created_at", "external_id", "id")
-            .values_list(
-                "external_id",
-                "name",
-                "company",
-                "email",
-                "phone",
-                "source__name",
-                "industry__name",
-                "title",
-                "budget",
-                "product",
-                "owner__username",
-                "status",
-                "created_at",
-                "disqualified_reason",
-            )
+        qs = _in_order(Lead.objects.all() if queryset is None else queryset).values_list(
+            "external_id",
+            "name",
+            "company",
+            "email",
+            "phone",
+            "source__name",
+            "industry__name",
+            "title",
+            "budget",
+            "product",
+            "owner__username",
+            "status",
+            "created_at",
+            "disqualified_reason",
         )
     elif kind == "deals":
-        qs = (
-            (Deal.objects.all() if queryset is None else queryset)
-            .order_by("created_at", "external_id", "id")
-            .values_list(
-                "external_id",
-                "lead__external_id",
-                "name",
-                "account__name",
-                "contact__name",
-                "amount",
-                "stage__key",
-                "owner__username",
-                "source__name",
-                "industry__name",
-                "created_at",
-                "expected_close_date",
-                "closed_at",
-                "lost_reason__name",
-                "competitor__name",
-                "next_follow_up",
-            )
+        qs = _in_order(Deal.objects.all() if queryset is None else queryset).values_list(
+            "external_id",
+            "lead__external_id",
+            "name",
+            "account__name",
+            "contact__name",
+            "amount",
+            "stage__key",
+            "owner__username",
+            "source__name",
+            "industry__name",
+            "created_at",
+            "expected_close_date",
+            "closed_at",
+            "lost_reason__name",
+            "competitor__name",
+            "next_follow_up",
         )
     elif kind == "stage-history":
         qs = StageChange.objects.order_by(

@@ -185,6 +185,17 @@ class LeadFilterForm(forms.Form):
             self.fields["owner"].empty_label = _("Anyone")
 
 
+class SearchForm(forms.Form):
+    """The account and contact lists' one filter."""
+
+    q = forms.CharField(
+        label=_("Search"), required=False, widget=forms.TextInput({"type": "search"})
+    )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
 class ActivityForm(forms.Form):
     """Log a call (or e-mail, meeting, note) and schedule the next follow-up in one go."""
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from leakmap.web.views import auth, crm_records, deals, leads, reports, today
+from leakmap.web.views import auth, crm_records, deals, inline, leads, lists, reports, today
 from leakmap.web.views import settings as settings_views
 
 urlpatterns = [
@@ -11,25 +11,36 @@ urlpatterns = [
     path("language/", auth.set_language, name="set_language"),
     path("", today.today, name="home"),
     path("accounts/", crm_records.account_list, name="account_list"),
+    path("accounts/bulk/", lists.account_bulk, name="account_bulk"),
+    path("accounts/views/", lists.account_view_create, name="account_view_create"),
     path("accounts/<int:pk>/", crm_records.account_detail, name="account_detail"),
     path("contacts/", crm_records.contact_list, name="contact_list"),
+    path("contacts/bulk/", lists.contact_bulk, name="contact_bulk"),
+    path("contacts/views/", lists.contact_view_create, name="contact_view_create"),
     path("contacts/<int:pk>/", crm_records.contact_detail, name="contact_detail"),
     path("leads/", leads.lead_list, name="lead_list"),
     path("leads/export.<str:fmt>", leads.lead_export, name="lead_export"),
     path("leads/new/", leads.lead_create, name="lead_create"),
+    path("leads/bulk/", lists.lead_bulk, name="lead_bulk"),
+    path("leads/views/", lists.lead_view_create, name="lead_view_create"),
     path("leads/<int:pk>/", leads.lead_detail, name="lead_detail"),
     path("leads/<int:pk>/edit/", leads.lead_edit, name="lead_edit"),
+    path("leads/<int:pk>/inline/<slug:field>/", inline.lead_inline, name="lead_inline"),
     path("leads/<int:pk>/activity/", leads.lead_log_activity, name="lead_log_activity"),
     path("leads/<int:pk>/convert/", leads.lead_convert, name="lead_convert"),
     path("leads/<int:pk>/disqualify/", leads.lead_disqualify, name="lead_disqualify"),
     path("deals/", deals.deal_board, name="deal_board"),
     path("deals/list/", deals.deal_list, name="deal_list"),
     path("deals/export.<str:fmt>", deals.deal_export, name="deal_export"),
+    path("deals/bulk/", lists.deal_bulk, name="deal_bulk"),
+    path("deals/views/", lists.deal_view_create, name="deal_view_create"),
     path("deals/<int:pk>/", deals.deal_detail, name="deal_detail"),
     path("deals/<int:pk>/edit/", deals.deal_edit, name="deal_edit"),
+    path("deals/<int:pk>/inline/<slug:field>/", inline.deal_inline, name="deal_inline"),
     path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
     path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
+    path("views/<int:pk>/delete/", lists.saved_view_delete, name="saved_view_delete"),
     path("reports/", reports.report_index, name="report_index"),
     path("reports/weekly/", reports.weekly, name="weekly"),
     path("reports/diagnosis/", reports.diagnosis, name="diagnosis"),

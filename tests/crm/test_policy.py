@@ -19,7 +19,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from leakmap.accounts.models import Role
+from leakmap.accounts.models import Role, SavedView
 from leakmap.api.api import api
 from leakmap.api.models import WebForm
 from leakmap.api.tokens import token_create
@@ -45,6 +45,7 @@ class World:
     token: object
     notification: Notification
     webform: WebForm
+    saved_view: SavedView
 
     def record(self, kind: str):
         return getattr(self, kind)
@@ -84,12 +85,27 @@ def world(db) -> World:
         recipient=owner, kind="stuck", title="停滞", created_at=timezone.now()
     )
     webform = WebForm.objects.create(name="官网", slug="site", min_fill_seconds=0)
-    return World(users, lead, deal, account, contact, activity, token, notification, webform)
+    saved_view = SavedView.objects.create(
+        owner=owner, kind="lead", name="新线索", query="status=new"
+    )
+    return World(
+        users, lead, deal, account, contact, activity, token, notification, webform, saved_view
+    )
 
 
 def snapshot() -> dict:
     """Every row a write could touch, as stored."""
-    models = (Lead, Deal, Account, Contact, Activity, StageChange, Notification, WebForm)
+    models = (
+        Lead,
+        Deal,
+        Account,
+        Contact,
+        Activity,
+        StageChange,
+        Notification,
+        WebForm,
+        SavedView,
+    )
     rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
     from leakmap.api.models import ApiToken
 
@@ -248,10 +264,17 @@ def web_routes() -> list[tuple[str, str]]:
 # classified without touching this file; one under a new prefix fails until it is placed.
 RECORD_PREFIXES = {"leads/<int:pk>/": "lead", "deals/<int:pk>/": "deal"}
 SEEN_PREFIXES = {"accounts/<int:pk>/": "account", "contacts/<int:pk>/": "contact"}
-OWN_PREFIXES = ("notifications/<int:", "api/tokens/<int:")
+OWN_PREFIXES = ("notifications/<int:", "api/tokens/<int:", "views/<int:")
 PUBLIC = {"login", "logout", "set_language", "api-web-form"}
-# Each signed-in user's own things: their tokens, their notifications.
-SELF = {"api-tokens", "notification_read_all"}
+# Each signed-in user's own things: their tokens, their notifications, their saved views.
+SELF = {
+    "api-tokens",
+    "notification_read_all",
+    "lead_view_create",
+    "deal_view_create",
+    "account_view_create",
+    "contact_view_create",
+}
 READ_PREFIXES = ("", "leads/", "deals/", "accounts/", "contacts/", "reports/", "notifications/")
 
 
@@ -289,10 +312,13 @@ def web_url(pattern: str, world: World) -> str:
         "kind": "sources",
         "notification_id": world.notification.pk,
         "token_id": world.token.pk,
+        "field": "owner",
     }
     if pattern.startswith(("leads/", "deals/", "accounts/", "contacts/")):
         kind = pattern.split("/", 1)[0][:-1]
         values["pk"] = world.record(kind).pk
+    elif pattern.startswith("views/"):
+        values["pk"] = world.saved_view.pk
     elif pattern.startswith("settings/users/"):
         values["pk"] = owner.pk
     elif pattern.startswith("settings/stages/"):

@@ -39,6 +39,12 @@ from leakmap.crm.services.activities import (
     activity_log,
     activity_update,
 )
+from leakmap.crm.services.batch import (
+    deals_bulk_move,
+    records_bulk_assign,
+    records_bulk_delete,
+    records_bulk_follow_up,
+)
 from leakmap.crm.services.common import default_pipeline, first_open_stage
 from leakmap.crm.services.deals import (
     REQUIRABLE_FIELDS,
@@ -102,6 +108,10 @@ __all__ = [
     "contact_delete",
     "contact_update",
     "deal_close_lost",
+    "deals_bulk_move",
+    "records_bulk_assign",
+    "records_bulk_delete",
+    "records_bulk_follow_up",
     "deal_close_won",
     "deal_create",
     "deal_delete",

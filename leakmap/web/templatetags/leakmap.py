@@ -11,6 +11,7 @@ from django import template
 from django.conf import settings
 from django.template import TemplateDoesNotExist
 from django.utils import translation
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
@@ -176,3 +177,26 @@ def reports_available() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return hasattr(analytics, "run_report")
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, key: str, label: str, css: str = "") -> str:
+    """A list's column header that sorts by `key`: a click sorts ascending, a second click on
+    the sorted column descending; the arrow shows the current direction. The page goes back
+    to the first; the filters stay."""
+    sort = context["sort"]
+    active = sort.key == key
+    next_param = key if not active or sort.descending else f"-{key}"
+    aria = ("descending" if sort.descending else "ascending") if active else "none"
+    arrow = ("▼" if sort.descending else "▲") if active else ""
+    href = query_with(context, sort=next_param, page=None)
+    return format_html(
+        '<th class="{}" aria-sort="{}"><a class="sort-link{}" href="{}">{}'
+        '<span class="sort-arrow" aria-hidden="true">{}</span></a></th>',
+        css,
+        aria,
+        " is-sorted" if active else "",
+        href,
+        label,
+        arrow,
+    )

@@ -7,10 +7,13 @@ from django.db.models import Value
 from django.db.models.functions import Concat
 from django.shortcuts import get_object_or_404, render
 
+from leakmap.accounts.models import ListKind
 from leakmap.crm import selectors
 from leakmap.crm.models import Account, Contact
 from leakmap.crm.text_search import containing
-from leakmap.web.views.common import Page, page_number
+from leakmap.web.forms import SearchForm
+from leakmap.web.views import lists
+from leakmap.web.views.common import Page
 
 
 def _get_account_for_user(request, pk: int) -> Account:
@@ -27,8 +30,23 @@ def account_list(request):
     qs = selectors.visible_accounts(request.user).select_related("industry", "owner")
     if q:
         qs = containing(qs, q, ("name",))
-    page = Page(qs.order_by("name", "id"), page_number(request))
-    return render(request, "web/accounts/account_list.html", {"page": page, "q": q})
+    qs, sort = lists.sorted_list(qs, ListKind.ACCOUNT, request)
+    page = lists.list_page(qs, sort, request)
+    return render(
+        request,
+        "web/accounts/account_list.html",
+        _list_context(request, ListKind.ACCOUNT, page, q, sort),
+    )
+
+
+def _list_context(request, kind: str, page: Page, q: str, sort: lists.Sort) -> dict:
+    return {
+        "page": page,
+        "q": q,
+        "form": SearchForm(request.GET or None, user=request.user),
+        "filtered": lists.is_filtered(request),
+        **lists.list_context(request, kind, sort),
+    }
 
 
 @login_required
@@ -48,14 +66,19 @@ def account_detail(request, pk: int):
 def contact_list(request):
     q = request.GET.get("q", "").strip()
     qs = selectors.visible_contacts(request.user).select_related("account", "owner")
-    by_name = "name"
     if q:
         qs = selectors.search(qs, q, ("name",))
+    qs, sort = lists.sorted_list(qs, ListKind.CONTACT, request)
+    if q and sort.key == "name" and not sort.descending:
         # The matches sorted after one pass over the contacts: walking the name index instead
         # reads every contact's row for a term no name has.
-        by_name = Concat("name", Value(""))
-    page = Page(qs.order_by(by_name, "id"), page_number(request))
-    return render(request, "web/accounts/contact_list.html", {"page": page, "q": q})
+        qs = qs.order_by(Concat("name", Value("")), "id")
+    page = lists.list_page(qs, sort, request)
+    return render(
+        request,
+        "web/accounts/contact_list.html",
+        _list_context(request, ListKind.CONTACT, page, q, sort),
+    )
 
 
 @login_required

@@ -15,19 +15,19 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leakmap.accounts.models import ListKind
 from leakmap.analytics.base import unindexed
 from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import Deal, LostReason, Stage, StageKind
 from leakmap.crm.rules import is_over_sla
 from leakmap.crm.text_search import containing
 from leakmap.web.forms import ActivityForm, DealFilterForm, DealForm, DealMoveForm, LostForm
+from leakmap.web.views import lists
 from leakmap.web.views.common import (
-    Page,
     apply_errors,
     filter_by_common_fields,
     is_htmx,
     list_download,
-    page_number,
     without_page,
 )
 
@@ -149,20 +149,30 @@ def deal_board(request):
 @login_required
 def deal_list(request):
     form = DealFilterForm(request.GET or None, user=request.user)
-    qs = filter_deals(request.user, form).order_by("-created_at", "-id")
-    page = Page(qs, page_number(request))
+    qs, sort = lists.sorted_list(filter_deals(request.user, form), ListKind.DEAL, request)
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/deals/list.html",
-        {"form": form, "page": page, "download_query": without_page(request)},
+        {
+            "form": form,
+            "page": page,
+            "filtered": lists.is_filtered(request),
+            "download_query": without_page(request),
+            **lists.list_context(request, ListKind.DEAL, sort),
+        },
     )
 
 
 @login_required
 def deal_export(request, fmt: str):
-    """The deals the list shows for the same filters, every page of them, as CSV or XLSX."""
+    """The deals the list shows for the same filters, every page of them, as CSV or XLSX; in
+    the list's order when the user sorted it (else oldest first, the import's order)."""
     form = DealFilterForm(request.GET or None, user=request.user)
-    return list_download("deals", filter_deals(request.user, form), fmt)
+    deals = filter_deals(request.user, form)
+    if lists.sort_of(ListKind.DEAL, request.GET.get("sort")).chosen:
+        deals = lists.sorted_list(deals, ListKind.DEAL, request)[0]
+    return list_download("deals", deals, fmt)
 
 
 def _history(deal: Deal) -> list[dict]:

@@ -11,16 +11,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leakmap.accounts.models import ListKind
 from leakmap.crm import policy, selectors, services
 from leakmap.crm.models import ActivityKind, Lead, LeadStatus
 from leakmap.web.forms import ActivityForm, ConvertForm, DisqualifyForm, LeadFilterForm, LeadForm
+from leakmap.web.views import lists
 from leakmap.web.views.common import (
-    Page,
     apply_errors,
     filter_by_common_fields,
     is_htmx,
     list_download,
-    page_number,
     without_page,
 )
 
@@ -51,21 +51,30 @@ def filter_leads(user, form: LeadFilterForm):
 @login_required
 def lead_list(request):
     form = LeadFilterForm(request.GET or None, user=request.user)
-    qs = filter_leads(request.user, form).order_by("-created_at", "-id")
-    page = Page(qs, page_number(request))
-    filtered = bool(request.GET.get("q") or len([k for k in request.GET if k != "page"]))
+    qs, sort = lists.sorted_list(filter_leads(request.user, form), ListKind.LEAD, request)
+    page = lists.list_page(qs, sort, request)
     return render(
         request,
         "web/leads/list.html",
-        {"form": form, "page": page, "filtered": filtered, "download_query": without_page(request)},
+        {
+            "form": form,
+            "page": page,
+            "filtered": lists.is_filtered(request),
+            "download_query": without_page(request),
+            **lists.list_context(request, ListKind.LEAD, sort),
+        },
     )
 
 
 @login_required
 def lead_export(request, fmt: str):
-    """The leads the list shows for the same filters, every page of them, as CSV or XLSX."""
+    """The leads the list shows for the same filters, every page of them, as CSV or XLSX; in
+    the list's order when the user sorted it (else oldest first, the import's order)."""
     form = LeadFilterForm(request.GET or None, user=request.user)
-    return list_download("leads", filter_leads(request.user, form), fmt)
+    leads = filter_leads(request.user, form)
+    if lists.sort_of(ListKind.LEAD, request.GET.get("sort")).chosen:
+        leads = lists.sorted_list(leads, ListKind.LEAD, request)[0]
+    return list_download("leads", leads, fmt)
 
 
 @login_required
