@@ -29,6 +29,7 @@ urlpatterns = [
     path("deals/<int:pk>/edit/", deals.deal_edit, name="deal_edit"),
     path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
     path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
+    path("deals/<int:pk>/undo-move/", deals.deal_undo_move, name="deal_undo_move"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
     path("reports/", reports.report_index, name="report_index"),
     path("reports/weekly/", reports.weekly, name="weekly"),
