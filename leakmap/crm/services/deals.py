@@ -300,7 +300,9 @@ def deal_move(
 
 
 @transaction.atomic
-def deal_move_with_fields(*, deal: Deal, stage: Stage, values: dict, by: User | None = None) -> Deal:
+def deal_move_with_fields(
+    *, deal: Deal, stage: Stage, values: dict, by: User | None = None
+) -> Deal:
     """Fill fields a stage requires and move there, all or nothing: a refused move (a field
     still missing, a lost close without a reason, …) leaves the filled values unsaved too.
 
