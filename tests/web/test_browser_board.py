@@ -160,6 +160,9 @@ def test_it_asks_a_drop_for_the_missing_fields_and_keeps_the_card_in_sight(
     )
     page = open_page(browser, live_server.url, rep, language, 1366)
     page.goto(f"{live_server.url}/deals/")
+    # A column taller than the screen: the close zones are still in sight.
+    assert in_viewport(page, "[data-testid=dropzone-won]")
+    assert in_viewport(page, "[data-testid=dropzone-lost]")
     proposal = page.locator(f'.cards[data-stage="{stage("proposal").pk}"]')
     card(page, deal).drag_to(proposal)
     page.locator("#modal[open] form.move-form").wait_for()
@@ -193,6 +196,7 @@ def test_it_asks_a_drop_for_the_missing_fields_and_keeps_the_card_in_sight(
     assert deal.stage.key == "proposal"
     assert deal.expected_close_date == dt.date(2027, 3, 20)
     assert history(deal) == ["needs_analysis", "proposal"]
+    assert in_viewport(page, "[data-testid=undo-move]")
     moved = proposal.locator(f'[data-deal="{deal.pk}"]')
     assert moved.count() == 1 and moved.is_visible()
     assert proposal.locator(".deal-card").count() == CARDS_PER_COLUMN + 1
