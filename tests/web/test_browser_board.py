@@ -199,6 +199,13 @@ def test_it_asks_a_drop_for_the_missing_fields_and_keeps_the_card_in_sight(
     assert in_viewport(page, "[data-testid=undo-move]")
     moved = proposal.locator(f'[data-deal="{deal.pk}"]')
     assert moved.count() == 1 and moved.is_visible()
+    # Not hidden behind the pinned dock either: the point at its middle is the card's.
+    assert page.evaluate(
+        """(id) => { const c = document.querySelector(`#board .deal-card[data-deal="${id}"]`);
+        const r = c.getBoundingClientRect();
+        return c.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2)); }""",
+        deal.pk,
+    )
     assert proposal.locator(".deal-card").count() == CARDS_PER_COLUMN + 1
     shot(page, f"board-moved-in-sight-{language}")
     no_sideways_scroll(page)
