@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from leakmap.crm import selectors, services
@@ -59,7 +60,7 @@ class StageMoveForm(forms.Form):
             field = _field_for(name)
             field.error_messages["required"] = _(
                 "%(field)s is required to enter stage “%(stage)s”."
-            ) % {"field": Deal._meta.get_field(name).verbose_name, "stage": stage.label}
+            ) % {"field": capfirst(Deal._meta.get_field(name).verbose_name), "stage": stage.label}
             field.widget.attrs["required"] = True  # named for assistive technology
             self.fields[name] = field
         first = next(iter(self.fields.values()), None)
