@@ -328,3 +328,34 @@ def test_it_shows_display_names_percentages_and_no_stage_keys(login, rep, langua
         assert "10%" in text  # qualification's probability, as a percentage
         assert "0.1" not in text
         assert not KEYS.search(text), url
+
+
+def test_it_answers_the_deal_pages_move_to_lost_with_the_lost_form_in_the_modal(login, rep):
+    deal = make_deal(owner=rep)
+    client = login(rep)
+    asked = move(client, deal, "lost")
+    assert asked.status_code == 200
+    assert asked["HX-Retarget"] == "#modal-body"
+    html = asked.content.decode()
+    assert 'class="lost-form"' in html and "data-modal-open" in html
+    assert 'name="on_board"' not in html
+    deal.refresh_from_db()
+    assert deal.stage.key == "qualification"
+    done = client.post(
+        reverse("deal_lost", args=[deal.pk]),
+        {"lost_reason": lost_reason().pk, "next": reverse("deal_detail", args=[deal.pk])},
+        **HX,
+    )
+    change = deal.stage_changes.order_by("at", "id").last()
+    assert done["HX-Redirect"] == reverse("deal_detail", args=[deal.pk]) + f"?moved={change.pk}"
+    assert "undo-move" in client.get(done["HX-Redirect"]).content.decode()
+
+
+def test_it_sends_a_lost_close_only_to_a_path_on_this_site(login, rep):
+    deal = make_deal(owner=rep)
+    done = login(rep).post(
+        reverse("deal_lost", args=[deal.pk]),
+        {"lost_reason": lost_reason().pk, "next": "https://evil.example/"},
+        **HX,
+    )
+    assert done["HX-Redirect"] == reverse("deal_board")
