@@ -264,10 +264,11 @@ class DealMoveForm(forms.Form):
 
 
 class LostForm(forms.Form):
+    # Required here too, so the field carries its `*`; the message is the service's.
     lost_reason = forms.ModelChoiceField(
         queryset=LostReason.objects.filter(is_active=True),
         label=_("Lost reason"),
-        required=False,
+        error_messages={"required": _("Closing a deal as lost requires a lost reason.")},
     )
     competitor = forms.ModelChoiceField(
         queryset=Competitor.objects.filter(is_active=True), label=_("Competitor"), required=False

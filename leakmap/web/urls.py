@@ -39,6 +39,7 @@ urlpatterns = [
     path("deals/<int:pk>/inline/<slug:field>/", inline.deal_inline, name="deal_inline"),
     path("deals/<int:pk>/move/", deals.deal_move, name="deal_move"),
     path("deals/<int:pk>/lost/", deals.deal_lost, name="deal_lost"),
+    path("deals/<int:pk>/undo-move/", deals.deal_undo_move, name="deal_undo_move"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
     path("views/<int:pk>/delete/", lists.saved_view_delete, name="saved_view_delete"),
     path("reports/", reports.report_index, name="report_index"),

@@ -101,25 +101,16 @@ def test_it_takes_a_lead_through_the_kanban_to_lost(live_server, browser, people
     deal.refresh_from_db()
     assert deal.stage.key == "needs_analysis"
 
-    # Drag to proposal: refused (expected close date missing); the card goes back.
+    # Drag to proposal: the expected close date is missing, so a dialog asks for it (the card
+    # stays where the server has it meanwhile); filled, the deal is saved and moved at once.
     drag(page, deal, "proposal")
-    page.locator(".board-error").wait_for()
-    assert "预计成交日期" in page.inner_text(
-        ".board-error"
-    ) or "expected close date" in page.inner_text(".board-error")
+    page.locator("#modal[open] input[name=expected_close_date]").wait_for()
     assert column(page, "needs_analysis").locator(f'[data-deal="{deal.pk}"]').count() == 1
-    assert column(page, "proposal").locator(f'[data-deal="{deal.pk}"]').count() == 0
     deal.refresh_from_db()
     assert deal.stage.key == "needs_analysis"
-    shot(page, "deal-board-refused")
-
-    # Fill the date, then the move goes through.
-    page.goto(f"{base}/deals/{deal.pk}/edit/")
-    page.fill("input[name=expected_close_date]", "2026-12-31")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/deals/{deal.pk}/")
-    page.goto(f"{base}/deals/")
-    drag(page, deal, "proposal")
+    shot(page, "deal-board-asks-fields")
+    page.fill("#modal input[name=expected_close_date]", "2026-12-31")
+    page.click("#modal button[type=submit]")
     column(page, "proposal").locator(f'[data-deal="{deal.pk}"]').wait_for()
     deal.refresh_from_db()
     assert deal.stage.key == "proposal"

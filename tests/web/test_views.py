@@ -339,7 +339,9 @@ def test_it_requires_a_reason_to_disqualify(login, rep, rep_lead):
 
 def test_it_moves_a_deal_from_the_board_and_answers_with_the_new_board(login, rep, rep_deal):
     response = login(rep).post(
-        reverse("deal_move", args=[rep_deal.pk]), {"stage": stage("needs_analysis").pk}, **HX
+        reverse("deal_move", args=[rep_deal.pk]),
+        {"stage": stage("needs_analysis").pk, "on_board": "1"},
+        **HX,
     )
     assert response.status_code == 200
     columns = {c["stage"].key: c for c in response.context["columns"]}
@@ -375,18 +377,21 @@ def test_the_board_counts_every_open_deal_and_the_closes_of_the_last_30_days(log
 
 
 def test_it_explains_a_refused_move_and_leaves_the_card_where_it_was(login, rep):
-    deal = make_deal(owner=rep, expected_close_date=None)
+    deal = make_deal(owner=rep)
+    services.deal_move(deal=deal, stage=stage("needs_analysis"))
     response = login(rep).post(
-        reverse("deal_move", args=[deal.pk]), {"stage": stage("proposal").pk}, **HX
+        reverse("deal_move", args=[deal.pk]),
+        {"stage": stage("needs_analysis").pk, "on_board": "1"},
+        **HX,
     )
     assert response.status_code == 422
     html = response.content.decode()
     assert "board-error" in html
-    assert "预计成交日期" in html
+    assert "商机已经处于“需求评估”" in html
     columns = {c["stage"].key: c for c in response.context["columns"]}
-    assert [d.pk for d in columns["qualification"]["cards"]] == [deal.pk]
+    assert [d.pk for d in columns["needs_analysis"]["cards"]] == [deal.pk]
     deal.refresh_from_db()
-    assert deal.stage.key == "qualification"
+    assert deal.stage.key == "needs_analysis"
 
 
 def test_it_sends_a_move_to_lost_through_the_lost_form(login, rep, rep_deal):

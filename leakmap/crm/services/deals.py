@@ -66,6 +66,12 @@ def _missing_required_fields(deal: Deal, stage: Stage) -> list[str]:
     return [f for f in required if f in REQUIRABLE_FIELDS and not REQUIRABLE_FIELDS[f](deal)]
 
 
+def deal_missing_fields(*, deal: Deal, stage: Stage) -> list[str]:
+    """The deal fields that must be filled before `deal` may enter `stage`, in the order the
+    stages require them: what a form asks for before a move."""
+    return _missing_required_fields(deal, stage)
+
+
 def _check_required_fields(deal: Deal, stage: Stage) -> None:
     missing = _missing_required_fields(deal, stage)
     if missing:
@@ -291,6 +297,52 @@ def deal_move(
     elif stage.kind == StageKind.LOST:
         events.emit(events.deal_lost, deal=deal)
     return deal
+
+
+@transaction.atomic
+def deal_move_with_fields(
+    *, deal: Deal, stage: Stage, values: dict, by: User | None = None
+) -> Deal:
+    """Fill fields a stage requires and move there, all or nothing: a refused move (a field
+    still missing, a lost close without a reason, …) leaves the filled values unsaved too.
+
+    Only the fields a stage may require are accepted, and each must be filled; the deal's
+    current stage is not re-checked, because the move checks everything the new stage needs."""
+    unknown = sorted(set(values) - REQUIRABLE_FIELDS.keys())
+    if unknown:
+        raise ValidationError(
+            {f: _("This field cannot be filled in on a stage move.") for f in unknown}
+        )
+    deal = Deal.objects.select_for_update(of=("self",)).get(pk=deal.pk)
+    for name, value in values.items():
+        setattr(deal, name, value)
+    unfilled = [f for f in values if not REQUIRABLE_FIELDS[f](deal)]
+    if unfilled:
+        raise ValidationError(
+            {
+                f: _("%(field)s is required to enter stage “%(stage)s”.")
+                % {"field": Deal._meta.get_field(f).verbose_name, "stage": stage.label}
+                for f in unfilled
+            }
+        )
+    if values:
+        deal.save(update_fields=[*values.keys(), "updated_at"])
+    return deal_move(deal=deal, stage=stage, by=by)
+
+
+@transaction.atomic
+def deal_undo_move(*, deal: Deal, change: StageChange, by: User | None = None) -> Deal:
+    """Take back a move: the deal goes back to the stage `change` left, recorded as a new move
+    (the history keeps both). Only the deal's latest move can be taken back, so an undo never
+    jumps over a move someone made since; a move back to lost needs its reason again, through
+    deal_close_lost."""
+    deal = Deal.objects.select_for_update(of=("self",)).get(pk=deal.pk)
+    latest = deal.stage_changes.order_by("-at", "-id").first()
+    if change.deal_id != deal.pk or latest is None or latest.pk != change.pk:
+        raise ValidationError({"change": _("Only the deal's latest move can be undone.")})
+    if change.from_stage_id is None:
+        raise ValidationError({"change": _("A deal's first stage is not a move to undo.")})
+    return deal_move(deal=deal, stage=change.from_stage, by=by)
 
 
 def deals_flag_attention(*, deal_ids) -> int:
