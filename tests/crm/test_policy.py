@@ -253,6 +253,9 @@ PUBLIC = {"login", "logout", "set_language", "api-web-form"}
 # Each signed-in user's own things: their tokens, their notifications.
 SELF = {"api-tokens", "notification_read_all"}
 READ_PREFIXES = ("", "leads/", "deals/", "accounts/", "contacts/", "reports/", "notifications/")
+# The task list and the week calendar are pages to read; tasks/<pk>/… write on an activity.
+READ_PREFIXES += ("tasks/",)
+RECORD_PREFIXES["tasks/<int:pk>/"] = "activity"
 
 
 def classify(name: str, pattern: str) -> tuple[str, str | None]:
@@ -293,6 +296,8 @@ def web_url(pattern: str, world: World) -> str:
     if pattern.startswith(("leads/", "deals/", "accounts/", "contacts/")):
         kind = pattern.split("/", 1)[0][:-1]
         values["pk"] = world.record(kind).pk
+    elif pattern.startswith("tasks/"):
+        values["pk"] = world.activity.pk
     elif pattern.startswith("settings/users/"):
         values["pk"] = owner.pk
     elif pattern.startswith("settings/stages/"):
