@@ -70,22 +70,12 @@ class Task:
     deal: Deal | None = None
 
     @property
-    def owner(self) -> User:
-        return (self.activity or self.deal).owner
-
-    @property
     def is_done(self) -> bool:
         return self.activity is not None and self.activity.done_at is not None
 
     @property
     def sort_key(self) -> tuple:
-        # Undated tasks only ever sort among themselves (their own group).
-        record = self.activity or self.deal
-        return (
-            self.due or dt.datetime.min.replace(tzinfo=dt.UTC),
-            self.activity is None,
-            record.pk,
-        )
+        return (self.due, self.activity is None, (self.activity or self.deal).pk)
 
 
 # --- Whose tasks -----------------------------------------------------------------------------
