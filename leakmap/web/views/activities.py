@@ -24,7 +24,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -368,6 +367,5 @@ def task_calendar(request: HttpRequest) -> HttpResponse:
             for day, rows in ((day, by_day.get(day, [])) for day in days)
         ],
         total=len(tasks),
-        list_url=reverse("task_list"),
     )
     return render(request, "web/activities/calendar.html", context)
