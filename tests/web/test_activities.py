@@ -196,9 +196,9 @@ def test_it_reads_the_list_in_a_bounded_number_of_queries(
     for day in (5, 9, 11, 20):
         task(rep, f"T{day}", local(day, 9), deal=deal)
     client = login(rep)
-    # session, user, the bell's count; two group counts; each of the four groups' activities
-    # and deals; nothing per row.
-    with django_assert_max_num_queries(13):
+    # session, user, the bell's count; the open stages' ids; two group counts; each of the
+    # four groups' activities and deals; nothing per row.
+    with django_assert_max_num_queries(14):
         assert client.get("/tasks/").status_code == 200
 
 
