@@ -64,6 +64,12 @@ PAGES = [
     ("Contact list, page 100", "/contacts/?page=100"),
     ("Contact search", "/contacts/?q=%E6%9D%8E"),
     ("Contact search, no match", "/contacts/?q=zzq"),
+    ("Tasks", "/tasks/"),
+    # A manager's whole team (a rep has no such choice: the page answers 400).
+    ("Tasks, team", "/tasks/?who=team"),
+    ("Week calendar", "/tasks/calendar/"),
+    ("Week calendar, team", "/tasks/calendar/?who=team"),
+    ("Notifications", "/notifications/"),
     ("Diagnosis", "/reports/diagnosis/"),
     ("Weekly review", "/reports/weekly/"),
     ("Report: {name}", "report:{name}"),  # one row per report page of the web app (below)

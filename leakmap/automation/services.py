@@ -51,7 +51,12 @@ def notification_mark_read(*, notification: Notification, at: dt.datetime | None
     )
 
 
-def notifications_mark_all_read(*, user: User, at: dt.datetime | None = None) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
-        read_at=at or timezone.now()
-    )
+def notifications_mark_all_read(
+    *, user: User, kind: str | None = None, at: dt.datetime | None = None
+) -> int:
+    """Mark the user's unread notifications read (only those of `kind` when given); returns
+    how many. Nobody else's are touched."""
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if kind is not None:
+        unread = unread.filter(kind=kind)
+    return unread.update(read_at=at or timezone.now())

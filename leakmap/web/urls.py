@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from leakmap.web.views import auth, crm_records, deals, inline, leads, lists, reports, today
+from leakmap.web.views import (
+    activities,
+    auth,
+    crm_records,
+    deals,
+    inline,
+    leads,
+    lists,
+    reports,
+    today,
+)
 from leakmap.web.views import settings as settings_views
 
 urlpatterns = [
@@ -42,6 +52,9 @@ urlpatterns = [
     path("deals/<int:pk>/undo-move/", deals.deal_undo_move, name="deal_undo_move"),
     path("deals/<int:pk>/activity/", deals.deal_log_activity, name="deal_log_activity"),
     path("views/<int:pk>/delete/", lists.saved_view_delete, name="saved_view_delete"),
+    path("tasks/", activities.task_list, name="task_list"),
+    path("tasks/calendar/", activities.task_calendar, name="task_calendar"),
+    path("tasks/<int:pk>/done/", activities.task_done, name="task_done"),
     path("reports/", reports.report_index, name="report_index"),
     path("reports/weekly/", reports.weekly, name="weekly"),
     path("reports/diagnosis/", reports.diagnosis, name="diagnosis"),

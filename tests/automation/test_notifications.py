@@ -9,6 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from leakmap.automation.context_processors import notifications as bell_context
 from leakmap.automation.models import Notification
@@ -122,3 +123,87 @@ def test_it_writes_a_notification_in_the_recipients_language(clock, only_rule, r
     run_rules(as_of=T0 + days(7) + dt.timedelta(seconds=1))
     titles = list(Notification.objects.order_by("id").values_list("recipient__username", "title"))
     assert titles[0] == ("alice", "“大单”在初步接洽阶段已停留 7 天")
+
+
+# --- Grouped: a hundred unread stay readable --------------------------------------------------
+
+
+@pytest.fixture
+def flood(rep, teammate):
+    """107 unread over three days and three kinds (one unnamed), as a rep found them."""
+    now = timezone.now()
+    plan = [("no_follow_up", "Silent", 60), ("stage_sla", "Slow", 40), ("from_a_script", "X", 7)]
+    made = []
+    for kind, title, n in plan:
+        for i in range(n):
+            made.append(
+                notification_create(
+                    recipient=rep, kind=kind, title=f"{title} {i}", at=now - days(i % 3)
+                )
+            )
+    notification_create(recipient=teammate, kind="no_follow_up", title="Bob's", at=now)
+    return made
+
+
+def test_it_groups_a_page_by_day_and_kind_with_unread_counts(client, web_settings, rep, flood):
+    client.force_login(rep)
+    response = client.get("/notifications/")
+    assert response.status_code == 200
+    context = response.context
+    assert context["unread_total"] == 107
+    kinds = {k["kind"]: (str(k["label"]), k["unread"]) for k in context["kinds"]}
+    assert kinds == {
+        "no_follow_up": ("Deal without follow-up", 60),
+        "stage_sla": ("Deal over its stage's SLA", 40),
+        "from_a_script": ("Other", 7),  # no key reaches the page
+    }
+    page = response.content.decode()
+    assert "from_a_script" not in page.replace('kind=from_a_script"', "")
+    # The first page holds the 50 newest; they are grouped by local day, newest day first.
+    # Today's 37 (every third of each kind), then the newest 13 of yesterday.
+    days_shown = context["days"]
+    assert [str(d["label"]) for d in days_shown] == ["Today", "Yesterday"]
+    today = [(str(g["label"]), len(g["items"]), g["folded"]) for g in days_shown[0]["kinds"]]
+    assert sorted(today) == [
+        ("Deal over its stage's SLA", 14, True),
+        ("Deal without follow-up", 20, True),
+        ("Other", 3, False),
+    ]
+    assert sum(len(g["items"]) for g in days_shown[1]["kinds"]) == 13
+    assert page.count("<details") == 3  # today's two large kinds and yesterday's
+    second = client.get("/notifications/", {"page": 2}).context["days"]
+    two_days_ago = timezone.localdate() - dt.timedelta(days=2)
+    assert [d["day"] for d in second] == [two_days_ago + dt.timedelta(days=1), two_days_ago]
+
+
+def test_it_filters_by_kind_and_marks_only_that_kind_of_mine_read(
+    client, web_settings, rep, teammate, flood
+):
+    client.force_login(rep)
+    response = client.get("/notifications/", {"kind": "stage_sla"})
+    shown = [n.title for d in response.context["days"] for g in d["kinds"] for n in g["items"]]
+    assert len(shown) == 40 and all(t.startswith("Slow ") for t in shown)
+    page = response.content.decode()
+    assert 'name="kind" value="stage_sla"' in page  # "mark all read" is scoped to the kind
+
+    back = "/notifications/?kind=stage_sla"
+    response = client.post("/notifications/read-all/", {"kind": "stage_sla", "next": back})
+    assert response["Location"] == back
+    unread = Notification.objects.filter(read_at__isnull=True)
+    assert unread.filter(recipient=rep, kind="stage_sla").count() == 0
+    assert unread.filter(recipient=rep).count() == 67
+    assert unread.filter(recipient=teammate).count() == 1
+
+
+def test_it_refuses_an_unknown_kind_by_name(client, web_settings, rep, flood):
+    client.force_login(rep)
+    response = client.get("/notifications/", {"kind": "nonsense"})
+    assert response.status_code == 400
+    assert "nonsense" in response.content.decode()
+
+
+def test_it_marks_all_read_only_with_csrf(rep, flood):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(rep)
+    assert client.post("/notifications/read-all/").status_code == 403
+    assert Notification.objects.filter(recipient=rep, read_at__isnull=True).count() == 107

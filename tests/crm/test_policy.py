@@ -276,6 +276,9 @@ SELF = {
     "contact_view_create",
 }
 READ_PREFIXES = ("", "leads/", "deals/", "accounts/", "contacts/", "reports/", "notifications/")
+# The task list and the week calendar are pages to read; tasks/<pk>/… write on an activity.
+READ_PREFIXES += ("tasks/",)
+RECORD_PREFIXES["tasks/<int:pk>/"] = "activity"
 
 
 def classify(name: str, pattern: str) -> tuple[str, str | None]:
@@ -319,6 +322,8 @@ def web_url(pattern: str, world: World) -> str:
         values["pk"] = world.record(kind).pk
     elif pattern.startswith("views/"):
         values["pk"] = world.saved_view.pk
+    elif pattern.startswith("tasks/"):
+        values["pk"] = world.activity.pk
     elif pattern.startswith("settings/users/"):
         values["pk"] = owner.pk
     elif pattern.startswith("settings/stages/"):
