@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from leakmap.web.views import auth, crm_records, deals, leads, reports, today
+from leakmap.web.views import auth, crm_records, deal_new, deals, leads, reports, search, today
 from leakmap.web.views import settings as settings_views
 
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth.LogoutView.as_view(), name="logout"),
     path("language/", auth.set_language, name="set_language"),
     path("", today.today, name="home"),
+    path("search/", search.search, name="search"),
     path("accounts/", crm_records.account_list, name="account_list"),
     path("accounts/<int:pk>/", crm_records.account_detail, name="account_detail"),
     path("contacts/", crm_records.contact_list, name="contact_list"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("leads/<int:pk>/disqualify/", leads.lead_disqualify, name="lead_disqualify"),
     path("deals/", deals.deal_board, name="deal_board"),
     path("deals/list/", deals.deal_list, name="deal_list"),
+    path("deals/new/", deal_new.deal_create, name="deal_create"),
     path("deals/export.<str:fmt>", deals.deal_export, name="deal_export"),
     path("deals/<int:pk>/", deals.deal_detail, name="deal_detail"),
     path("deals/<int:pk>/edit/", deals.deal_edit, name="deal_edit"),
