@@ -59,22 +59,21 @@ def needing_attention(deals, stages, now: dt.datetime, *, by_stage: bool = False
     return rows
 
 
-def current_over_sla_q(now: dt.datetime) -> Q:
+def current_over_sla_q(stages, now: dt.datetime) -> Q:
     """crm.rules' over-SLA test on the deals' current stage: open, and in that stage strictly
-    longer than its SLA. One term per open stage with an SLA, each on the (stage,
+    longer than its SLA. One term per open stage of `stages` with an SLA, each on the (stage,
     stage_entered_at) index."""
     q = Q(pk__in=[])
-    for stage_id, sla_days in Stage.objects.filter(
-        kind=StageKind.OPEN, sla_days__isnull=False
-    ).values_list("pk", "sla_days"):
-        q |= Q(stage_id=stage_id) & rules.over_sla_q("stage_entered_at", now, sla_days)
+    for stage in stages:
+        if stage.kind == StageKind.OPEN and stage.sla_days is not None:
+            q |= Q(stage_id=stage.pk) & rules.over_sla_q("stage_entered_at", now, stage.sla_days)
     return q
 
 
-def over_sla_deals(deals, now: dt.datetime) -> tuple[list, int]:
+def over_sla_deals(deals, stages, now: dt.datetime) -> tuple[list, int]:
     """The first LIST_LIMIT of `deals` over their stage's SLA, longest in the stage first, each
-    told why (display only), and how many there are in all."""
-    over = deals.filter(current_over_sla_q(now))
+    told why (display only), and how many there are in all (counted only past the list)."""
+    over = deals.filter(current_over_sla_q(stages, now))
     rows = list(
         over.select_related("stage", "account").order_by("stage_entered_at", "pk")[:LIST_LIMIT]
     )
@@ -103,7 +102,7 @@ def today(request):
         .order_by("next_follow_up")[:LIST_LIMIT]
     )
     attention = needing_attention(mine, stages, now)
-    over_sla, over_sla_count = over_sla_deals(mine, now)
+    over_sla, over_sla_count = over_sla_deals(mine, stages, now)
     new_leads = (
         selectors.visible_leads(user)
         .filter(owner=user, status=LeadStatus.NEW)
