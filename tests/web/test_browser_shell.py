@@ -238,3 +238,27 @@ def test_a_rep_creates_a_deal_from_the_board(live_server, browser, people, langu
     )
     assert deal.account.name == "苏州新客户" and deal.contact.phone == "13911112222"
     at_each_width(page, f"{base}/deals/new/", f"deal-new-{language}")
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_deal_and_lead_pages_fit_a_phone(live_server, browser, people, language):
+    rep = people(language)["rep"]
+    lead = LeadFactory(owner=rep, name="张伟", company="上海云帆科技有限公司", email="zw@example.com")
+    deal = make_deal(owner=rep, name="云帆 ERP 二期采购项目", amount=1200000, stage_key="proposal")
+    base = live_server.url
+    page = browser.new_page(locale=LOCALES[language], viewport={"width": 375, "height": 800})
+    sign_in(page, base, "alice")
+    for url, name in ((f"/deals/{deal.pk}/", "deal"), (f"/leads/{lead.pk}/", "lead")):
+        page.goto(f"{base}{url}")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .map(e => e.tagName + '.' + e.className).slice(0, 8)"""
+        )
+        shot(page, f"{name}-detail-{language}-375")
+        assert fits(page), (url, wide)
+        # The call log's form starts within the first screen and a half.
+        top = page.evaluate(
+            "document.querySelector('form[action$=\"/activity/\"]').getBoundingClientRect().top"
+        )
+        assert top < 1.5 * 800, (url, top)
