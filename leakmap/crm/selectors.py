@@ -81,9 +81,11 @@ def email_is(queryset: QuerySet, address: str) -> QuerySet:
     return queryset.alias(email_lower=Lower("email")).filter(email_lower=address.strip().lower())
 
 
-# Part of a phone number or an e-mail address: three characters or more, no space, ASCII
-# ("138001", "8000", "example.com", "@acme").
-PARTIAL_CONTACT = re.compile(r"[\x21-\x7e]{3,}")
+# Part of an e-mail address: no space, ASCII, three characters or more, with an "@" or a dot
+# ("example.com", "@acme"). Part of a phone: three digits or more ("138001", "8000").
+EMAIL_PART = re.compile(r"[\x21-\x7e]*[@.][\x21-\x7e]*")
+PHONE_PART_DIGITS = 3
+WHOLE_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 # With more matches than this a partial term counts as common (crm.text_search's rule).
 PARTIAL_PROBE = 500
 
@@ -93,24 +95,28 @@ def search(queryset: QuerySet, q: str, text_fields: tuple[str, ...]) -> QuerySet
     index (a customer on the phone: ~10 ms instead of a scan of a million leads); other text
     is a substring of `text_fields`, found through the text index (crm.text_search).
 
-    On records with a phone and an e-mail (leads, contacts), a term that is not a whole one
-    also finds the records whose phone or e-mail contains it: a phone-like term or an address
-    that matches no record exactly is looked for as a part, and a short ASCII term ("8000",
-    "example.com") is looked for in names, phones and e-mails at once."""
+    On records with a phone and an e-mail (leads, contacts), part of one finds them too: a
+    run of digits is also looked for inside phones, and a term with an "@" or a dot inside
+    e-mail addresses: a phone-like term when no record has that whole number, an address
+    only when it is not a whole one."""
     q = q.strip()
     has_contact = _has_contact_columns(queryset.model)
     if "@" in q and " " not in q:
-        exact = email_is(queryset, q)
-        if not has_contact or exact.exists():
-            return exact
-        return queryset.filter(_partial_q(queryset, ("email",), q))
+        # A whole address is looked up (an index); part of one ("zw@", "@acme") is looked for.
+        if not has_contact or WHOLE_EMAIL.fullmatch(q):
+            return email_is(queryset, q)
+        return queryset.filter(_partial_q(queryset, "email", q))
     if looks_like_phone(q):
         exact = queryset.filter(phone=q)
         if not has_contact or exact.exists():
             return exact
     found = containing(queryset, q, text_fields)
-    if has_contact and PARTIAL_CONTACT.fullmatch(q):
-        found = found | queryset.filter(_partial_q(queryset, ("phone", "email"), q))
+    if not has_contact:
+        return found
+    if PHONE.fullmatch(q) and sum(c.isdigit() for c in q) >= PHONE_PART_DIGITS:
+        found = found | queryset.filter(_partial_q(queryset, "phone", q))
+    elif len(q) >= 3 and EMAIL_PART.fullmatch(q):
+        found = found | queryset.filter(_partial_q(queryset, "email", q))
     return found
 
 
@@ -119,14 +125,12 @@ def _has_contact_columns(model) -> bool:
     return {"phone", "email"} <= names
 
 
-def _partial_q(queryset: QuerySet, columns: tuple[str, ...], q: str) -> Q:
-    """`q` inside one of `columns`, ignoring case. No text index holds phones or e-mails, so
-    the rows the caller may see are read once, up to PARTIAL_PROBE matches: a rare term gives
-    their ids; a common one (every generated address ends in example.com) its condition,
-    which the caller's ordered walk satisfies within the first rows."""
-    condition = Q()
-    for column in columns:
-        condition |= Q(**{f"{column}__icontains": q})
+def _partial_q(queryset: QuerySet, column: str, q: str) -> Q:
+    """`q` inside `column`, ignoring case. No text index holds phones or e-mails, so the rows
+    the caller may see are read once, up to PARTIAL_PROBE matches (for phones SQLite reads
+    only the phone index): a rare term gives their ids; a common one (every generated address
+    ends in example.com) its condition, which the caller's ordered walk meets early."""
+    condition = Q(**{f"{column}__icontains": q})
     ids = list(
         queryset.order_by().filter(condition).values_list("pk", flat=True)[: PARTIAL_PROBE + 1]
     )

@@ -172,6 +172,7 @@ def _kinds(page: str) -> set[str]:
         ("8000", {"deals"}),  # part of a deal's name (and of no phone here)
         ("example.com", {"leads"}),  # part of an e-mail address
         ("zw@example.com", {"leads"}),  # a whole address
+        ("zw@", {"leads"}),  # the start of an address
         ("13800112345", {"leads"}),  # a whole phone number
         ("云帆", {"leads", "deals"}),
     ],
