@@ -52,7 +52,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 
-from leakmap.analytics.filters import ReportFilters, Scope, resolve
+from leakmap.analytics.filters import ReportFilters, Scope, Unindexed, resolve
 from leakmap.crm.models import (
     SECONDS_PER_CENTIDAY,
     Activity,
@@ -483,14 +483,13 @@ def whole_sum(field: str, **extra) -> Cast:
     return Cast(Sum(field, **extra), BigIntegerField())
 
 
-def unindexed(column: str) -> ExpressionWrapper:
-    """`column + 0`: the same integer, but no longer something an index can serve, so that the
-    planner scans (the narrow covering index, or the table) instead of walking this column's
-    index with a row lookup per match. For queries that read most rows (see deal_states)."""
-    return ExpressionWrapper(F(column) + 0, output_field=IntegerField())
+def unindexed(column: str) -> Unindexed:
+    """An integer column no index can serve (filters.Unindexed). For queries that read most
+    rows (see deal_states)."""
+    return Unindexed(F(column), IntegerField())
 
 
-def group_key(scope: Scope, column: str) -> F | ExpressionWrapper:
+def group_key(scope: Scope, column: str) -> F | Unindexed:
     """A column of deal_states to group by. Now, the plain column: the covering indexes of the
     deals now (deal_lost_cover, deal_report_cover) hold their groups in order. As of a past
     moment, `+ 0`: grouped on a plain column, SQLite walks that column's index and looks up

@@ -24,11 +24,19 @@ from leakmap.crm.models import Source
 
 
 class Unindexed(Func):
-    """The same datetime, but on SQLite (`+column`) no longer something an index can serve: for
-    range filters of queries that read most rows. PostgreSQL's planner weighs that itself."""
+    """The same value, but no longer something an index can serve, so that the planner scans
+    (a narrow covering index, or the table) instead of walking this column's index with a row
+    lookup per match: for queries that read most rows. SQLite: unary `+`. PostgreSQL: an
+    integer gets `+ 0` (grouped reads of most deals otherwise walk its index); a datetime
+    range is left as it is, the planner weighs that itself."""
 
-    template = "%(expressions)s"
-    output_field = DateTimeField()
+    def __init__(self, expression, output_field):
+        super().__init__(expression, output_field=output_field)
+
+    def as_sql(self, compiler, connection, **extra):
+        integer = self.output_field.get_internal_type().endswith("IntegerField")
+        template = "(%(expressions)s + 0)" if integer else "%(expressions)s"
+        return super().as_sql(compiler, connection, template=template, **extra)
 
     def as_sqlite(self, compiler, connection, **extra):
         return super().as_sql(compiler, connection, template="+%(expressions)s", **extra)
@@ -97,7 +105,7 @@ class Scope:
         q = Q()
         created = F(f"{prefix}created_at")
         if scan:
-            created = Unindexed(created)
+            created = Unindexed(created, DateTimeField())
         if self.start is not None:
             q &= Q(GreaterThanOrEqual(created, self.start))
         if self.end is not None:

@@ -38,25 +38,19 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from leakmap.accounts.models import Team, User
-from leakmap.crm import services
+from leakmap.crm import services, tallies
 from leakmap.crm.models import (
     Account,
     Activity,
     Contact,
     Deal,
-    DealTally,
     Lead,
     LeadStatus,
-    LeadTally,
-    LostTally,
-    ReachTally,
     Spend,
     Stage,
     StageChange,
     StageKind,
-    StayTally,
     TallySwitch,
-    WholeSecondsBetween,
     whole_seconds,
 )
 
@@ -370,63 +364,6 @@ def indexes_deferred(model, *, keep: Sequence[str] = ()):
             cursor.execute(sql)
 
 
-# The tallies counted anew, as their SQLite triggers count them (migrations 0018, 0019, 0021,
-# 0022):
-# per switch, each tally's table and the statement that fills it.
-_WITHIN_DAY = WholeSecondsBetween.sql_text("sqlite", "l.first_contacted_at", "l.created_at")
-TALLY_RECOUNTS = {
-    "leads": [
-        (
-            "crm_leadtally",
-            "INSERT INTO crm_leadtally"
-            " (owner_key, source_key, status, converted, contacted_within_day, n, latest_at)"
-            " SELECT COALESCE(l.owner_id, 0), COALESCE(l.source_id, 0), l.status,"
-            f" l.converted_at IS NOT NULL, COALESCE({_WITHIN_DAY} < 86400, 0), count(*),"
-            " NULLIF(max(max(COALESCE(l.converted_at, ''), COALESCE(l.first_contacted_at, ''))),"
-            " '') FROM crm_lead AS l GROUP BY 1, 2, 3, 4, 5",
-        )
-    ],
-    "deals": [
-        (
-            "crm_dealtally",
-            "INSERT INTO crm_dealtally (owner_key, stage_id, reached_order, lead_source_key,"
-            " has_lead, n, amount_cents, follow_ups, cycle_seconds, cycle_n)"
-            " SELECT COALESCE(d.owner_id, 0), d.stage_id, d.reached_order,"
-            " COALESCE(d.lead_source_id, 0), d.lead_id IS NOT NULL, count(*),"
-            " sum(CAST(ROUND(d.amount * 100) AS INTEGER)), sum(d.follow_up_count),"
-            " COALESCE(sum(d.cycle_seconds), 0), count(d.cycle_seconds)"
-            " FROM crm_deal AS d GROUP BY 1, 2, 3, 4, 5",
-        ),
-        (
-            "crm_losttally",
-            "INSERT INTO crm_losttally (owner_key, stage_id, reached_order, lost_reason_key, n,"
-            " with_notes, with_competitor)"
-            " SELECT COALESCE(d.owner_id, 0), d.stage_id, d.reached_order,"
-            " COALESCE(d.lost_reason_id, 0), count(*),"
-            " sum(CASE WHEN d.lost_notes <> '' THEN 1 ELSE 0 END), count(d.competitor_id)"
-            " FROM crm_deal AS d GROUP BY 1, 2, 3, 4",
-        ),
-    ],
-    # Each a walk of the sorted index whose condition it repeats (~0.3 s at a million leads).
-    "history": [
-        (
-            "crm_staytally",
-            "INSERT INTO crm_staytally (to_stage_id, stay_centidays, n, seconds)"
-            " SELECT h.to_stage_id, h.stay_centidays, count(*), sum(h.stay_seconds)"
-            " FROM crm_stagechange AS h WHERE h.stay_seconds IS NOT NULL"
-            " GROUP BY h.to_stage_id, h.stay_centidays",
-        ),
-        (
-            "crm_reachtally",
-            "INSERT INTO crm_reachtally (reached_before, to_stage_id, reach_hours, n)"
-            " SELECT h.reached_before, h.to_stage_id, h.reach_hours, count(*)"
-            " FROM crm_stagechange AS h WHERE (h.reach_seconds > 0 OR h.reach_seconds < 0)"
-            " GROUP BY h.reached_before, h.to_stage_id, h.reach_hours",
-        ),
-    ],
-}
-
-
 @contextlib.contextmanager
 def tallies_recounted(*, leads: bool = False, deals: bool = False, history: bool = False):
     """Around a bulk write that rewrites most leads', deals' or history entries' counted
@@ -446,11 +383,8 @@ def tallies_recounted(*, leads: bool = False, deals: bool = False, history: bool
         )
         yield
         flush_writes()
-        with connection.cursor() as cursor:
-            for kind in (k for k, wanted in paused.items() if wanted):
-                for table, recount in TALLY_RECOUNTS[kind]:
-                    cursor.execute(f"DELETE FROM {table}")
-                    cursor.execute(recount)
+        for kind in (k for k, wanted in paused.items() if wanted):
+            tallies.recount(tallies.paused_by(kind))
         TallySwitch.objects.filter(pk=1).update(**{f"{k}_paused": False for k in paused})
 
 
@@ -493,8 +427,8 @@ def vacuum_after_import() -> None:
         # rows end up among a million dead versions, which every read crosses. VACUUM frees
         # that space for reuse but reads still cross it; FULL rewrites these small tables
         # compactly (locking each for its turn).
-        tallies = (LeadTally, DealTally, LostTally, StayTally, ReachTally)
-        cursor.execute(f"VACUUM (FULL, ANALYZE) {', '.join(qn(m._meta.db_table) for m in tallies)}")
+        tables = ", ".join(qn(t.table) for t in tallies.TALLIES)
+        cursor.execute(f"VACUUM (FULL, ANALYZE) {tables}")
 
 
 def _sparse_tables(cursor) -> list[str]:

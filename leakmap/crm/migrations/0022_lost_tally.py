@@ -4,7 +4,7 @@ tally and 0019's deal tally (read 0018's docstring for why triggers, and why row
 SQLite and statement triggers on PostgreSQL). The diagnosis of the whole company reads its
 deals lost after negotiation from here: ~75 ms of row lookups at a million leads before.
 SQLite's triggers share the deal tally's switch (TallySwitch.deals_paused): an import that
-recounts one recounts both (bulk.TALLY_RECOUNTS["deals"]). The SQL is written out here on
+recounts one recounts both (crm.tallies.paused_by("deals")). The SQL is written out here on
 purpose.
 """
 

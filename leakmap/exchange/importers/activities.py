@@ -103,24 +103,12 @@ class ActivitiesImporter(Importer):
             a, row = r["activity"], r["row"]
             deal = lead = None
             if r["deal"]:
-                deal = deals.get(r["deal"])
+                deal = self.referenced(deals, r["deal"], row, "deal_external_id")
                 if deal is None:
-                    self.error(
-                        row,
-                        "deal_external_id",
-                        r["deal"],
-                        _("no deal with this external_id in the database"),
-                    )
                     continue
             if r["lead"]:
-                lead = leads.get(r["lead"])
+                lead = self.referenced(leads, r["lead"], row, "lead_external_id")
                 if lead is None:
-                    self.error(
-                        row,
-                        "lead_external_id",
-                        r["lead"],
-                        _("no lead with this external_id in the database"),
-                    )
                     continue
             if deal:
                 a.deal_id = deal[0]

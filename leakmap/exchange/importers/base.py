@@ -207,6 +207,19 @@ class Importer:
         self.bad_rows.add(n)
         self.errors.append(f"{self.name}:{n}: column {col}: value {shown(value)!r}: {message}")
 
+    def referenced(self, found: dict[str, tuple], key: str, row: Row | int, column: str):
+        """What `found` (an `_existing` or References lookup) holds for the external id `key`
+        of `column` ("deal_external_id" or "lead_external_id"), or None after recording the
+        row's error: the record it names is not in the database."""
+        value = found.get(key)
+        if value is None:
+            if column == "deal_external_id":
+                message = _("no deal with this external_id in the database")
+            else:
+                message = _("no lead with this external_id in the database")
+            self.error(row, column, key, message)
+        return value
+
     def cells_ok(self, n: int, cells: list[str]) -> bool:
         """Whether every cell of a row is text the databases can store and not longer than
         MAX_CELL_CHARS; each cell that is not is an error (limits.cell_problem). One look at

@@ -140,14 +140,8 @@ class DealsImporter(Importer):
             deal, row = r["deal"], r["row"]
             before = len(self.errors)
             if r["lead"]:
-                lead = leads.get(r["lead"])
+                lead = self.referenced(leads, r["lead"], row, "lead_external_id")
                 if lead is None:
-                    self.error(
-                        row,
-                        "lead_external_id",
-                        r["lead"],
-                        _("no lead with this external_id in the database"),
-                    )
                     continue
                 lead_id, owner_id, source_id, industry_id, lead_created = lead
                 deal.lead_id = lead_id

@@ -45,12 +45,7 @@ class StageHistoryImporter(Importer):
             deal = deals.get(ext)
             if deal is None:
                 for e in entries:
-                    self.error(
-                        e[1],
-                        "deal_external_id",
-                        ext,
-                        _("no deal with this external_id in the database"),
-                    )
+                    self.referenced(deals, ext, e[1], "deal_external_id")
                 continue
             deal_id, stage_id, created_at, closed_at = deal
             entries.sort(key=lambda e: (e[0], e[1]))
