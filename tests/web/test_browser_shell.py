@@ -243,7 +243,9 @@ def test_a_rep_creates_a_deal_from_the_board(live_server, browser, people, langu
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
 def test_the_deal_and_lead_pages_fit_a_phone(live_server, browser, people, language):
     rep = people(language)["rep"]
-    lead = LeadFactory(owner=rep, name="张伟", company="上海云帆科技有限公司", email="zw@example.com")
+    lead = LeadFactory(
+        owner=rep, name="张伟", company="上海云帆科技有限公司", email="zw@example.com"
+    )
     deal = make_deal(owner=rep, name="云帆 ERP 二期采购项目", amount=1200000, stage_key="proposal")
     base = live_server.url
     page = browser.new_page(locale=LOCALES[language], viewport={"width": 375, "height": 800})
