@@ -264,3 +264,31 @@ def test_the_deal_and_lead_pages_fit_a_phone(live_server, browser, people, langu
             "document.querySelector('form[action$=\"/activity/\"]').getBoundingClientRect().top"
         )
         assert top < 1.5 * 800, (url, top)
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_list_filters_fold_on_a_phone_so_the_rows_come_first(
+    live_server, browser, people, language
+):
+    rep = people(language)["rep"]
+    for i in range(3):
+        LeadFactory(owner=rep, name=f"线索 {i}")
+    base = live_server.url
+    page = browser.new_page(locale=LOCALES[language], viewport={"width": 375, "height": 800})
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/leads/")
+    fold = page.locator(".filters-fold")
+    assert fold.inner_text() == {"zh-hans": "筛选", "en": "Filters"}[language]
+    assert not page.locator("form.filters").is_visible()
+    first_row = page.locator("table tbody tr").first
+    assert first_row.bounding_box()["y"] < 800  # a row in the first screen
+    assert fits(page)
+    fold.click()
+    assert page.locator("form.filters").is_visible()
+    shot(page, f"lead-list-filters-open-{language}-375")
+    # Filters in use stay in sight; on a wide screen there is nothing to fold.
+    page.goto(f"{base}/leads/?q=%E7%BA%BF%E7%B4%A2")
+    assert page.locator("form.filters").is_visible()
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{base}/leads/")
+    assert page.locator("form.filters").is_visible() and not fold.is_visible()
