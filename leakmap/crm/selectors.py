@@ -114,10 +114,19 @@ def search(queryset: QuerySet, q: str, text_fields: tuple[str, ...]) -> QuerySet
     if not has_contact:
         return found
     if PHONE.fullmatch(q) and sum(c.isdigit() for c in q) >= PHONE_PART_DIGITS:
-        found = found | queryset.filter(_partial_q(queryset, "phone", q))
+        partial = _partial_q(queryset, "phone", q)
     elif len(q) >= 3 and EMAIL_PART.fullmatch(q):
-        found = found | queryset.filter(_partial_q(queryset, "email", q))
-    return found
+        partial = _partial_q(queryset, "email", q)
+    else:
+        return found
+    if "pk__in" not in dict(partial.children):
+        return found | queryset.filter(partial)  # a common part: the ordered walk meets it
+    # Few rows hold the part: one list of ids with the names' matches when those are few too.
+    # `pk IN (a) OR pk IN (b)` led SQLite to walk the list's order over every row instead.
+    named = list(found.order_by().values_list("pk", flat=True)[: PARTIAL_PROBE + 1])
+    if len(named) > PARTIAL_PROBE:
+        return found | queryset.filter(partial)
+    return queryset.filter(pk__in={*named, *dict(partial.children)["pk__in"]})
 
 
 def _has_contact_columns(model) -> bool:
