@@ -46,6 +46,16 @@ PAGES = [
     ("Lead search, a name", "/leads/?q=%E9%AD%8F%E6%B6%9B%E5%88%9A"),
     # 苏州智联物流, a company's name (652 leads): more than the index is asked for.
     ("Lead search, a company", "/leads/?q=%E8%8B%8F%E5%B7%9E%E6%99%BA%E8%81%94%E7%89%A9%E6%B5%81"),
+    # The header's search over every kind: part of a phone, part of every generated e-mail
+    # address, a number, one common character, a whole name, and text nothing has.
+    ("Global search, part of a phone", "/search/?q=138001"),
+    ("Global search, part of an e-mail", "/search/?q=example.com"),
+    ("Global search, 4 digits", "/search/?q=8000"),
+    ("Global search, 1 character", "/search/?q=%E6%9D%8E"),
+    ("Global search, a name", "/search/?q=%E9%AD%8F%E6%B6%9B%E5%88%9A"),
+    ("Global search, no match", "/search/?q=zzq"),
+    ("Global search, digits no phone has", "/search/?q=0000000"),
+    ("Lead search, part of a phone", "/leads/?q=138001"),
     ("Deal kanban", "/deals/"),
     ("Deal list", "/deals/list/"),
     ("Deal list, sorted by amount, descending", "/deals/list/?sort=-amount"),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -44,6 +43,17 @@ class WebFormAdminForm(forms.ModelForm):
             "min_fill_seconds",
             "is_active",
         ]
+        # How api.webforms.lead_owner_plan uses the two fields together.
+        help_texts = {
+            "owner": _(
+                "Gets the form's leads. With the assignment rules on, gets only those no rule "
+                "assigns; with neither, unassigned leads wait for a manager."
+            ),
+            "use_assignment_rules": _(
+                "Let the lead assignment rules pick the owner. A form without an owner always "
+                "uses them."
+            ),
+        }
 
 
 @admin.register(WebForm)
@@ -53,11 +63,21 @@ class WebFormAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embed_snippet", "created_at"]
 
+    def get_object(self, request, object_id, from_field=None):
+        # The snippet's URLs need the request's host (webforms.public_url); a read-only
+        # field's callable is only given the object, so the object carries it.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.shown_to = request
+        return obj
+
     @admin.display(description=_("embed snippet"))
     def embed_snippet(self, obj: WebForm) -> str:
         if obj.pk is None:
             return _("Save the form to get its snippet.")
-        url = settings.SITE_URL + reverse("api-web-form", args=[obj.slug])
+        url = webforms.public_url(
+            reverse("api-web-form", args=[obj.slug]), getattr(obj, "shown_to", None)
+        )
         html = render_to_string("api/_form.html", webforms.form_context(obj, action=url))
         return format_html(
             "<p>{}</p><textarea readonly rows='18' cols='100' style='font-family:monospace'>{}"

@@ -130,8 +130,6 @@ class WebForm(models.Model):
         unknown = [f for f in self.fields or [] if f not in FORM_FIELDS]
         if unknown:
             errors["fields"] = _("Unknown fields: %(f)s") % {"f": ", ".join(unknown)}
-        if self.owner_id and self.use_assignment_rules:
-            errors["use_assignment_rules"] = _("Choose an owner or the assignment rules, not both.")
         for origin in _split_lines(self.allowed_origins):
             scheme, _sep, rest = origin.partition("://")
             if scheme not in ("http", "https") or not rest or "/" in rest:

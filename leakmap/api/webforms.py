@@ -67,6 +67,14 @@ class Outcome:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+def public_url(path: str, request=None) -> str:
+    """`path` as an absolute URL other sites can reach: under LEAKMAP_SITE_URL when it is set,
+    else under the host the request came to (never the development default's port)."""
+    if settings.SITE_URL_CONFIGURED or request is None:
+        return settings.SITE_URL + path
+    return request.build_absolute_uri(path)
+
+
 def sign_timestamp(form: WebForm, now: float | None = None) -> str:
     """The anti-bot token of a served form: which form, and when it was served, signed (so a
     token served with form A is refused on form B, and its age cannot be forged)."""
@@ -214,6 +222,19 @@ def _summary(form: WebForm, values: dict, utm: dict, referrer: str) -> str:
     return "\n".join(lines)
 
 
+def lead_owner_plan(form: WebForm) -> dict:
+    """How a form's new lead gets its owner (lead_create's keywords; the owner itself goes in
+    LeadInput only for a form that names an owner and not the rules).
+
+    A form with an owner and "use assignment rules" off gives every lead to that owner. Any
+    other form sends its leads through the assignment rules, so a form left at its defaults
+    (no owner) still reaches a rep; when no rule assigns, the form's owner gets the lead if it
+    names one, else the lead stays unassigned, where managers see it (their Today lists it)."""
+    if form.owner_id and not form.use_assignment_rules:
+        return {"use_assignment_rules": False}
+    return {"use_assignment_rules": True, "fallback_owner": form.owner}
+
+
 def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
     """Turn a checked submission into a lead or an activity. Raises ValidationError."""
     values, errors = clean(form, data)
@@ -249,11 +270,11 @@ def submit(form: WebForm, data, *, query, referer_header: str) -> Outcome:
                 region=values.get("region", ""),
                 budget=values.get("budget"),
                 source=form.source,
-                owner=form.owner,
+                owner=form.owner if form.owner_id and not form.use_assignment_rules else None,
                 utm=utm,
                 referrer=referrer,
             ),
-            use_assignment_rules=form.use_assignment_rules,
+            **lead_owner_plan(form),
         )
         if message:
             owner = _activity_owner(lead, form)

@@ -79,6 +79,9 @@ ALLOWED_HOSTS = [
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("LEAKMAP_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 SITE_URL = envstr("LEAKMAP_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset, links shown in a page (a web form's embed code) are built from the address the page
+# was requested at, which is the server's real one; mails, which have no request, use SITE_URL.
+SITE_URL_CONFIGURED = bool(envstr("LEAKMAP_SITE_URL", ""))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -259,6 +259,47 @@ class DealForm(forms.Form):
             self.fields["owner"] = _owner_field(user)
 
 
+class DealCreateForm(forms.Form):
+    """A deal made directly (not from a lead). The account and the contact are named: one the
+    user can see under that exact name is used, else a new one is created (views.deal_new)."""
+
+    name = forms.CharField(label=_("Deal name"), max_length=200)
+    account_name = forms.CharField(
+        label=_("Account"),
+        max_length=200,
+        required=False,
+        help_text=_("An account you can see with exactly this name is used; else it is created."),
+    )
+    contact_name = forms.CharField(label=_("Contact"), max_length=200, required=False)
+    contact_phone = forms.CharField(label=_("Contact's phone"), max_length=50, required=False)
+    contact_email = forms.EmailField(label=_("Contact's e-mail"), required=False)
+    amount = forms.DecimalField(label=_("Amount"), max_digits=14, decimal_places=2, min_value=0)
+    stage = StageChoiceField(queryset=Stage.objects.none(), label=_("Stage"))
+    expected_close_date = forms.DateField(
+        label=_("Expected close date"), required=False, widget=DATE
+    )
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.filter(is_active=True), label=_("Source"), required=False
+    )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = open_stages()
+        self.fields["stage"].empty_label = None
+        # Whom this user may give a deal to (crm.policy): a rep their team and manager.
+        self.fields["owner"] = _owner_field(user)
+        self.fields["owner"].initial = user.pk
+        self.order_fields(["name", "amount", "stage", "expected_close_date", "owner"])
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("contact_phone") or data.get("contact_email")) and not data.get(
+            "contact_name"
+        ):
+            self.add_error("contact_name", _("Name the contact whose phone or e-mail this is."))
+        return data
+
+
 class DealMoveForm(forms.Form):
     stage = forms.ModelChoiceField(queryset=Stage.objects.all(), label=_("Stage"))
 
@@ -268,6 +309,8 @@ class LostForm(forms.Form):
     lost_reason = forms.ModelChoiceField(
         queryset=LostReason.objects.filter(is_active=True),
         label=_("Lost reason"),
+        # Required here too (crm.services.deal_close_lost refuses a loss without one), so the
+        # shared field include marks it with `*` and the form names it before the service runs.
         error_messages={"required": _("Closing a deal as lost requires a lost reason.")},
     )
     competitor = forms.ModelChoiceField(

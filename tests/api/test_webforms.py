@@ -313,3 +313,21 @@ def test_it_lets_an_admin_create_a_form_in_the_admin(admin_user, rep):
     )
     assert both.status_code == 200
     assert not WebForm.objects.filter(slug="x").exists()
+
+
+def test_the_embed_snippet_points_at_the_servers_address_not_a_default_port(
+    form, admin_user, settings
+):
+    client = Client(HTTP_HOST="crm.example.org")
+    settings.ALLOWED_HOSTS = ["crm.example.org"]
+    client.force_login(admin_user)
+    settings.SITE_URL_CONFIGURED = False
+    page = client.get(f"/admin/api/webform/{form.pk}/change/").content.decode()
+    assert "http://crm.example.org/api/forms/trial/" in page
+    assert ":8000" not in page
+
+    settings.SITE_URL_CONFIGURED = True
+    settings.SITE_URL = "https://leads.example.net"
+    page = client.get(f"/admin/api/webform/{form.pk}/change/").content.decode()
+    assert "https://leads.example.net/api/forms/trial/" in page
+    assert "crm.example.org/api/forms" not in page

@@ -1,5 +1,6 @@
 """The lead intake decides a new lead's owner once (crm.services.lead_create): the owner
-given, else the assignment rules when the channel asks, else none. lead.created only notifies."""
+given, else the assignment rules when the channel asks, else the channel's fallback owner, else
+none. lead.created only notifies."""
 
 from __future__ import annotations
 
@@ -34,13 +35,57 @@ def submit(form: WebForm, email: str) -> Lead:
     return outcome.lead
 
 
-def test_it_leaves_a_web_form_lead_unassigned_without_owner_or_rules(
-    web_form, django_capture_on_commit_callbacks
+def test_a_web_form_at_its_defaults_gives_its_leads_to_the_rules(
+    web_form, rep, django_capture_on_commit_callbacks
 ):
+    assert web_form.owner is None and not web_form.use_assignment_rules
     with django_capture_on_commit_callbacks(execute=True):
         lead = submit(web_form, "a@example.com")
-    # Committed, and every lead.created subscriber has run: still nobody's, for managers to see.
+    # A form nobody configured still reaches a rep: the assignment rules decide.
+    assert Lead.objects.get(pk=lead.pk).owner == rep
+    assert LeadAssignment.objects.get().lead == lead
+
+
+def test_a_web_form_lead_no_rule_takes_goes_to_the_forms_owner(
+    web_form, manager, django_capture_on_commit_callbacks
+):
+    AssignmentRule.objects.all().delete()
+    web_form.owner = manager
+    web_form.use_assignment_rules = True
+    web_form.full_clean()  # an owner with the rules on is the fallback, not a contradiction
+    web_form.save()
+    seen = []
+
+    def receiver(sender=None, *, lead, **kwargs):
+        seen.append(lead.owner)
+
+    events.lead_created.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            lead = submit(web_form, "a@example.com")
+    finally:
+        events.lead_created.disconnect(receiver)
+    assert Lead.objects.get(pk=lead.pk).owner == manager
+    assert seen == [manager]
+
+
+def test_a_web_form_lead_no_rule_takes_and_no_owner_waits_for_a_manager(
+    web_form, django_capture_on_commit_callbacks
+):
+    AssignmentRule.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        lead = submit(web_form, "a@example.com")
     assert Lead.objects.get(pk=lead.pk).owner is None
+
+
+def test_a_web_form_with_an_owner_and_the_rules_off_gives_that_owner_every_lead(
+    web_form, manager, django_capture_on_commit_callbacks
+):
+    web_form.owner = manager
+    web_form.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        lead = submit(web_form, "a@example.com")
+    assert Lead.objects.get(pk=lead.pk).owner == manager
     assert not LeadAssignment.objects.exists()
 
 

@@ -589,8 +589,8 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
 
     # Every page: session, user, and the notification bell's unread COUNT (automation's context
     # processor). Today then adds: pipeline, stages, due tasks, due deal follow-ups, deals
-    # needing attention (their ids, then their rows), new leads.
-    with django_assert_num_queries(3 + 7):
+    # needing attention (their ids, then their rows), deals over their SLA, new leads.
+    with django_assert_num_queries(3 + 8):
         response = client.get("/")
     assert [d.pk for d in response.context["attention"]] == [deal.pk]
     # session, user, bell, one page of leads (+1 row to know there is a next page), sources of

@@ -54,11 +54,14 @@ class LeadInput:
 
 
 @transaction.atomic
-def lead_create(data: LeadInput, *, use_assignment_rules: bool = False) -> Lead:
+def lead_create(
+    data: LeadInput, *, use_assignment_rules: bool = False, fallback_owner: User | None = None
+) -> Lead:
     """The lead intake of every channel that makes one lead (web, API, web forms): create it and
     decide its owner once. The owner given, else the assignment rules when the channel asks
-    for them (a web form's "use assignment rules"), else none: an unassigned lead, which
-    managers see. lead.created goes out with that owner; its subscribers only notify."""
+    for them (web forms), else `fallback_owner` (a web form's configured owner), else none: an
+    unassigned lead, which managers see. lead.created goes out with that owner; its
+    subscribers only notify."""
     if not data.name or not data.name.strip():
         raise ValidationError({"name": _("A lead needs a name.")})
     if data.budget is not None and data.budget < 0:
@@ -88,6 +91,8 @@ def lead_create(data: LeadInput, *, use_assignment_rules: bool = False) -> Lead:
     lead.save()
     if lead_intake_assign([lead.pk], use_assignment_rules=use_assignment_rules):
         lead.refresh_from_db(fields=["owner"])
+    elif lead.owner_id is None and fallback_owner is not None:
+        lead_assign(lead=lead, owner=fallback_owner)
     events.emit(events.lead_created, lead=lead)
     return lead
 

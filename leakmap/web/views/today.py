@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from leakmap.accounts.selectors import owner_filter
 from leakmap.analytics.stuck import stuck_now_q, stuck_reasons
-from leakmap.crm import selectors, services
+from leakmap.crm import rules, selectors, services
 from leakmap.crm.models import LeadStatus, Stage, StageKind
 from leakmap.web.views.common import local_day_bounds
 
@@ -59,6 +59,31 @@ def needing_attention(deals, stages, now: dt.datetime, *, by_stage: bool = False
     return rows
 
 
+def current_over_sla_q(stages, now: dt.datetime) -> Q:
+    """crm.rules' over-SLA test on the deals' current stage: open, and in that stage strictly
+    longer than its SLA. One term per open stage of `stages` with an SLA, each on the (stage,
+    stage_entered_at) index."""
+    q = Q(pk__in=[])
+    for stage in stages:
+        if stage.kind == StageKind.OPEN and stage.sla_days is not None:
+            q |= Q(stage_id=stage.pk) & rules.over_sla_q("stage_entered_at", now, stage.sla_days)
+    return q
+
+
+def over_sla_deals(deals, stages, now: dt.datetime) -> tuple[list, int]:
+    """The first LIST_LIMIT of `deals` over their stage's SLA, longest in the stage first, each
+    told why (display only), and how many there are in all (counted only past the list)."""
+    over = deals.filter(current_over_sla_q(stages, now))
+    rows = list(
+        over.select_related("stage", "account").order_by("stage_entered_at", "pk")[:LIST_LIMIT]
+    )
+    count = len(rows) if len(rows) < LIST_LIMIT else over.count()
+    for d in rows:
+        for key, value in stuck_reasons(d, now).items():
+            setattr(d, key, value)
+    return rows, count
+
+
 @login_required
 def today(request):
     user = request.user
@@ -77,6 +102,7 @@ def today(request):
         .order_by("next_follow_up")[:LIST_LIMIT]
     )
     attention = needing_attention(mine, stages, now)
+    over_sla, over_sla_count = over_sla_deals(mine, stages, now)
     new_leads = (
         selectors.visible_leads(user)
         .filter(owner=user, status=LeadStatus.NEW)
@@ -87,6 +113,8 @@ def today(request):
         "tasks": tasks,
         "follow_ups": follow_ups,
         "attention": attention,
+        "over_sla": over_sla,
+        "over_sla_count": over_sla_count,
         "new_leads": new_leads,
         "is_lead": user.is_manager or user.is_admin,
         "list_limit": LIST_LIMIT,
@@ -107,6 +135,12 @@ def today(request):
                 date_to=today_local,
                 viewer=user,
             )
+        )
+        # Leads no rule or form gave an owner (web forms without one): a manager hands them out.
+        context["unassigned_leads"] = (
+            selectors.visible_leads(user)
+            .filter(owner__isnull=True, status=LeadStatus.NEW)
+            .order_by("-created_at")[:LIST_LIMIT]
         )
         context["funnel"] = funnel_rows(scope, load_stages(), with_medians=False)
         context["funnel_days"] = FUNNEL_DAYS
