@@ -81,7 +81,7 @@ AVERAGE_4W = gettext_lazy("4-week average")
 CHANGE = pgettext_lazy("difference between two figures", "Change")
 
 SCOPE_TYPES = {
-    "owner": gettext_lazy("Rep"),
+    "owner": pgettext_lazy("scope of a finding", "Rep"),
     "source": gettext_lazy("Source"),
     "team": gettext_lazy("Team"),
     "period": gettext_lazy("Period"),
@@ -91,6 +91,22 @@ SCOPE_KEYS = {
     "current": gettext_lazy("this period"),
     "revenue_target": gettext_lazy("the revenue target"),
 }
+
+# The steps of a coaching sheet (analytics.diagnosis.COACHING_STEPS).
+COACHING_STEPS = {
+    "lead_to_deal": gettext_lazy("Lead → deal"),
+    "deal_to_proposal": gettext_lazy("Deal → proposal"),
+    "proposal_to_negotiation": gettext_lazy("Proposal → negotiation"),
+    "negotiation_to_won": gettext_lazy("Negotiation → won"),
+}
+
+
+def rate_with_sample(rate: float | None, reached: int, base: int) -> str:
+    """A rate with the counts it rests on: "35.0% (7/20)"; "–" without a base."""
+    if rate is None or not base:
+        return "–"
+    return f"{rate * 100:.1f}% ({reached:,}/{base:,})"
+
 
 # A Brier score read to three places is as precise as its sample allows.
 SCORE_PLACES = 3

@@ -252,7 +252,7 @@ def test_a_big_scopes_diagnosis_shows_the_chosen_reps_coaching_sheet_and_a_picke
     assert all(f'<option value="{r.username}"' in html for r in reps)
 
     picked = client.get(reverse("diagnosis"), {"coach": "r07"})
-    assert picked.context["coaching"][0].owner == "r07"
+    assert picked.context["coaching"][0]["sheet"].owner == "r07"
     assert 'value="r07" selected' in picked.content.decode()
 
     assert len(run_report("diagnosis", ReportFilters()).extra["coaching"]) == 14

@@ -446,6 +446,12 @@ def weekly(request):
         context["body"] = result.to_json()
         context["extra_tables"] = _extra_tables(result, names)
         context.update(_week_links(request, result))
+        # The picker shows the week on the page, the default one included.
+        if form.is_bound:
+            form.data = form.data.copy()
+            form.data["week"] = result.extra["week"]
+        else:
+            form.initial["week"] = result.extra["week"]
         context["stuck"] = [
             {
                 "row": r,
@@ -486,13 +492,31 @@ COACHING_SHEETS_SHOWN = 12
 FINDING_CARDS = 8
 
 
+def _sheet(sheet, viewer) -> dict:
+    """A coaching sheet as the page lays it out: each step's rate with its sample beside the
+    rest of the team's, the rep named in the third person unless the reader is the rep."""
+    return {
+        "sheet": sheet,
+        "is_reader": sheet.owner == viewer.username,
+        "steps": [
+            {
+                "label": labels.COACHING_STEPS.get(s.stage, s.stage),
+                "rep": labels.rate_with_sample(s.rate, s.reached, s.base),
+                "team": labels.rate_with_sample(s.team_rate, s.team_reached, s.team_base),
+                "behind": s.rate is not None and s.team_rate is not None and s.rate < s.team_rate,
+            }
+            for s in sheet.stages
+        ],
+    }
+
+
 def _coaching(request, sheets: list, findings: list) -> dict:
     """The per-rep coaching sheets to lay out. A team's fit on the page; for a bigger scope
     (a whole company of hundreds of reps) the page shows the rep picked in the `coach` picker
     and the reps the findings name, biggest revenue at stake first — one sheet is what a
     one-on-one needs, and hundreds of them make a page nobody reads."""
     if len(sheets) <= COACHING_SHEETS_SHOWN:
-        return {"coaching": sheets}
+        return {"coaching": [_sheet(s, request.user) for s in sheets]}
     by_owner = {s.owner: s for s in sheets}
     chosen = request.GET.get("coach", "")
     wanted = [chosen] + [f.scope.get("key") for f in findings if f.scope.get("type") == "owner"]
@@ -505,7 +529,7 @@ def _coaching(request, sheets: list, findings: list) -> dict:
         choices=[("", "—")] + sorted(((s.owner, s.name) for s in sheets), key=lambda c: c[1])
     ).render("coach", chosen, attrs={"id": "coach"})
     return {
-        "coaching": shown[:COACHING_SHEETS_SHOWN],
+        "coaching": [_sheet(s, request.user) for s in shown[:COACHING_SHEETS_SHOWN]],
         "coaching_total": len(sheets),
         "coach_picker": picker,
         "coach_hidden": [(k, v) for k, v in request.GET.items() if k != "coach"],
@@ -524,6 +548,7 @@ def diagnosis(request):
         "pages": REPORT_PAGES,
     }
     if result is not None:
+        names = labels.display_names()
         findings = sorted(result.rows, key=lambda f: f.revenue_at_stake, reverse=True)
         context["findings"] = [
             {
@@ -531,6 +556,7 @@ def diagnosis(request):
                 "category_label": CATEGORY_LABELS.get(f.category, f.category),
                 "severity_label": SEVERITY_LABELS.get(f.severity, SEVERITY_LABELS["low"]),
                 "metric_label": metric_label(f.metric),
+                "scope_label": labels.scope_label(f.scope, names),
                 "is_rate": f.metric.endswith(("_rate", "_share")),
                 "chart": to_jsonable(
                     {"metric": f.metric, "value": f.value, "benchmark": f.benchmark}
