@@ -355,6 +355,12 @@ def report_page(request, name: str):
         names = labels.display_names()
         # Stage keys in the breakdowns (the leak map's axis) shown by their labels.
         context["chart_labels"]["stages"] = names["stage"]
+        # Owners' names for the charts' axes: only the owners of the rows shown.
+        context["chart_labels"]["owners"] = {
+            row.owner: names["owner"].get(row.owner, row.owner)
+            for row in result.rows
+            if isinstance(getattr(row, "owner", None), str)
+        }
         context["table"] = _table(result, names)
         context["extra_tables"] = _extra_tables(result, names)
         if result.extra.get("brier_score") is not None:
