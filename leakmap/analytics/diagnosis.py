@@ -1116,7 +1116,10 @@ def diagnosis(scope: Scope) -> ReportResult:
 def diagnosis_summary(filters: ReportFilters | None = None, limit: int = 3) -> list[str]:
     """The top findings as lines of text (for `leakmap demo` and e-mails)."""
     result = diagnosis(resolve(filters or ReportFilters()))
+    from leakmap.analytics.labels import SEVERITIES
+
     lines = [
-        f"[{f.severity}] {f.summary} (¥{f.revenue_at_stake:,.0f})" for f in result.rows[:limit]
+        f"[{SEVERITIES.get(f.severity, f.severity)}] {f.summary} (¥{f.revenue_at_stake:,.0f})"
+        for f in result.rows[:limit]
     ]
     return lines or list(result.extra["notes"])

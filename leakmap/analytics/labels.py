@@ -74,6 +74,21 @@ STUCK_REASONS = {
 
 DIRECTIONS = {"up": "▲", "down": "▼", "flat": "="}
 
+# The diagnosis' leak points and severities (CONTRACT §5 codes).
+CATEGORIES = {
+    "lead_volume": gettext_lazy("Too few leads"),
+    "lead_quality": gettext_lazy("Leads that do not convert"),
+    "lead_conversion": gettext_lazy("Leads not turned into deals"),
+    "follow_up": gettext_lazy("Deals going cold mid-funnel"),
+    "negotiation": gettext_lazy("Deals dying in negotiation"),
+    "channel_mix": gettext_lazy("Spend on channels that do not pay"),
+}
+SEVERITIES = {
+    "high": gettext_lazy("High"),
+    "medium": gettext_lazy("Medium"),
+    "low": gettext_lazy("Low"),
+}
+
 # Weekly review columns: the reviewed week against the one before it and the four before it.
 WEEK = gettext_lazy("Reviewed week")
 WEEK_BEFORE = gettext_lazy("Week before")
@@ -161,6 +176,10 @@ def display(report: str, key: str, value: Any, names: dict) -> Any:
         return {stages.get(k, k): v for k, v in value.items()}
     if key == "reason" and report == "stuck":
         return str(STUCK_REASONS.get(value, value))
+    if report == "diagnosis" and key == "severity":
+        return str(SEVERITIES.get(value, value))
+    if report == "diagnosis" and key == "category":
+        return str(CATEGORIES.get(value, value))
     if key == "direction":
         return DIRECTIONS.get(value, value)
     if key == "days_since_follow_up":

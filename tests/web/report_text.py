@@ -8,9 +8,10 @@ import re
 from html import unescape
 
 # Stage keys that are never an English word on a page either.
-STAGE_KEYS = ("qualification", "needs_analysis", "proposal_review", "verbal")
-# Keys that are also English words: codes only on a Chinese page.
-STAGE_WORDS = ("proposal", "negotiation", "won", "lost")
+STAGE_KEYS = ("needs_analysis", "proposal_review")
+# Keys that are also English words ("the qualification checklist"): codes only on a Chinese
+# page.
+STAGE_WORDS = ("qualification", "proposal", "negotiation", "verbal", "won", "lost")
 CODES = (
     "over_sla",
     "no_follow_up",

@@ -52,20 +52,8 @@ REPORT_PAGES = {
     "cycle": gettext_lazy("Sales cycle"),
     "forecast": gettext_lazy("Forecast"),
 }
-CATEGORY_LABELS = {
-    "lead_volume": gettext_lazy("Too few leads"),
-    "lead_quality": gettext_lazy("Leads that do not convert"),
-    "lead_conversion": gettext_lazy("Leads not turned into deals"),
-    "follow_up": gettext_lazy("Deals going cold mid-funnel"),
-    "negotiation": gettext_lazy("Deals dying in negotiation"),
-    "channel_mix": gettext_lazy("Spend on channels that do not pay"),
-}
-SEVERITY_LABELS = {
-    "high": gettext_lazy("High"),
-    "medium": gettext_lazy("Medium"),
-    "low": gettext_lazy("Low"),
-}
-
+CATEGORY_LABELS = labels.CATEGORIES
+SEVERITY_LABELS = labels.SEVERITIES
 
 PRESET_LABELS = {
     "": gettext_lazy("All time"),
