@@ -402,7 +402,12 @@ def _xlsx(result) -> bytes:
         sheet = wb.create_sheet(table["key"][:31])
         sheet.append(xlsx_cells(sheet, table["keys"]))
         for row in table["rows"]:
-            sheet.append(xlsx_cells(sheet, [c["value"] for c in row]))
+            # A score is text on the page (rounded) and a number in the sheet.
+            sheet.append(
+                xlsx_cells(
+                    sheet, [float(c["value"]) if c["kind"] == "num" else c["value"] for c in row]
+                )
+            )
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
