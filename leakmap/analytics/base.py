@@ -105,6 +105,7 @@ class Column:
     label: str  # already translated
     kind: str = "text"  # text | int | money | rate | days | map
     total: bool = False  # summed in the table's totals line
+    hint: str = ""  # how the figure is worked out, shown on hover (already translated)
 
 
 @dataclass

@@ -38,8 +38,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count
-from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from leakmap.accounts.models import User
 from leakmap.analytics.base import (
@@ -81,10 +81,9 @@ CATEGORIES = (
 )
 
 
-def _t(zh: str, en: str) -> str:
-    """Texts live beside the logic in both languages; the active language picks one."""
-    lang = translation.get_language() or settings.LANGUAGE_CODE
-    return en if lang.startswith("en") else zh
+def _pct(rate: float) -> str:
+    """A rate as the findings print it: 12.5%."""
+    return f"{rate:.1%}"
 
 
 # --- Input: counts only ------------------------------------------------------------------------
@@ -147,6 +146,9 @@ class DiagnosisInput:
     # (made or missing) ends up won, the same figure wherever the diagnosis prices a deal.
     deal_won_rate: float | None
     target_leads: float | None = None  # leads needed in the current period to hit the target
+    # Username of who reads the findings: a rep reading their own is addressed as "you",
+    # anyone else reads the rep's name (None: the CLI, a reader who is no rep of the scope).
+    viewer: str | None = None
 
 
 @dataclass
@@ -246,12 +248,11 @@ def diagnose(inp: DiagnosisInput, alpha: float = ALPHA) -> tuple[list[Finding], 
     notes: list[str] = []
     if inp.closed < MIN_CLOSED_FOR_ANY_FINDING:
         notes.append(
-            _t(
-                f"只有 {inp.closed} 个已关闭商机,数据太少,无法把流失点与偶然波动区分开;"
-                f"至少需要 {MIN_CLOSED_FOR_ANY_FINDING} 个。",
-                f"Only {inp.closed} closed deals: too few to tell leaks from chance "
-                f"(at least {MIN_CLOSED_FOR_ANY_FINDING} needed).",
+            _(
+                "Only %(closed)s closed deals: too few to tell leaks from chance "
+                "(at least %(needed)s needed)."
             )
+            % {"closed": inp.closed, "needed": MIN_CLOSED_FOR_ANY_FINDING}
         )
         return [], notes
 
@@ -297,10 +298,9 @@ def diagnose(inp: DiagnosisInput, alpha: float = ALPHA) -> tuple[list[Finding], 
     )
     if not findings:
         notes.append(
-            _t(
-                "没有发现统计上显著的流失点:各销售、各渠道、各阶段的差异都在偶然波动范围内。",
+            _(
                 "No leak stands out: the differences between reps, sources and periods are "
-                "within what chance alone would produce.",
+                "within what chance alone would produce."
             )
         )
     return findings, notes
@@ -326,12 +326,11 @@ def _lead_volume(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                     per.current_leads + per.previous_leads,
                     p,
                     missing * lead_won * avg_won,
-                    _t(
-                        f"本期新线索 {per.current_leads} 条,按前几期的节奏应有约 {expected:.0f} 条,"
-                        f"漏斗入口变窄了。",
-                        f"{per.current_leads} new leads this period against about {expected:.0f} "
-                        "at the pace of the previous periods: the top of the funnel shrank.",
-                    ),
+                    _(
+                        "%(leads)s new leads this period against about %(expected)s at the "
+                        "pace of the previous periods: the top of the funnel shrank."
+                    )
+                    % {"leads": per.current_leads, "expected": f"{expected:.0f}"},
                     ACTIONS["lead_volume"](),
                     "lead_volume:period",
                 )
@@ -349,12 +348,11 @@ def _lead_volume(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                 per.current_leads,
                 p,
                 missing * lead_won * avg_won,
-                _t(
-                    f"要完成业绩目标,按当前转化率本期需要约 {inp.target_leads:.0f} 条线索,"
-                    f"实际只有 {per.current_leads} 条。",
-                    f"Reaching the revenue target at current conversion needs about "
-                    f"{inp.target_leads:.0f} leads this period; there were {per.current_leads}.",
-                ),
+                _(
+                    "Reaching the revenue target at current conversion needs about "
+                    "%(needed)s leads this period; there were %(leads)s."
+                )
+                % {"needed": f"{inp.target_leads:.0f}", "leads": per.current_leads},
                 ACTIONS["lead_volume"](),
                 "lead_volume:target",
             )
@@ -405,12 +403,11 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                     s.leads,
                     p_won,
                     (bench - rate) * s.leads * avg_won,
-                    _t(
-                        f"「{s.source}」的线索赢单率 {rate:.1%},其他渠道 {bench:.1%}:"
-                        f"线索看着多,却不成交。",
-                        f"Leads from {s.source} win {rate:.1%} against {bench:.1%} for the "
-                        "other sources: many leads that do not convert.",
-                    ),
+                    _(
+                        "Leads from %(source)s win %(rate)s (lead win rate) against %(bench)s "
+                        "for the other sources: many leads that do not convert."
+                    )
+                    % {"source": s.source, "rate": _pct(rate), "bench": _pct(bench)},
                     ACTIONS["lead_quality"](),
                     key_won,
                 )
@@ -430,11 +427,11 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                     s.leads,
                     proportion_p_value(s.deals, s.leads, rest_deals, rest_leads),
                     (bench_d - rate_d) * s.leads * deal_won * avg_won,
-                    _t(
-                        f"「{s.source}」只有 {rate_d:.1%} 的线索转成商机,其他渠道 {bench_d:.1%}。",
-                        f"Only {rate_d:.1%} of {s.source} leads became deals, against "
-                        f"{bench_d:.1%} for the other sources.",
-                    ),
+                    _(
+                        "Only %(rate)s of %(source)s leads became deals, against %(bench)s for "
+                        "the other sources."
+                    )
+                    % {"source": s.source, "rate": _pct(rate_d), "bench": _pct(bench_d)},
                     ACTIONS["lead_quality"](),
                     f"source_deal:{s.source}",
                 )
@@ -457,11 +454,10 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                     * (rules.lead_to_deal_rate(total_deals, total_leads) or 0.0)
                     * deal_won
                     * avg_won,
-                    _t(
-                        f"「{s.source}」有 {rate_q:.1%} 的线索被判为无效,其他渠道 {bench_q:.1%}。",
-                        f"{rate_q:.1%} of {s.source} leads were disqualified, against "
-                        f"{bench_q:.1%} elsewhere.",
-                    ),
+                    _(
+                        "%(rate)s of %(source)s leads were disqualified, against %(bench)s elsewhere."
+                    )
+                    % {"source": s.source, "rate": _pct(rate_q), "bench": _pct(bench_q)},
                     ACTIONS["lead_quality"](),
                     f"source_disq:{s.source}",
                 )
@@ -483,28 +479,56 @@ def _lead_quality_and_channels(inp: DiagnosisInput, avg_won: float) -> list[_Can
                         s.leads,
                         p_won,
                         gain,
-                        _t(
-                            f"「{s.source}」{'分摊投入' if s.spend_allocated else '投入'} "
-                            f"¥{float(s.spend):,.0f},每赢一单成本 "
-                            + (f"¥{cpw:,.0f}" if cpw else "无赢单")
-                            + f",每 1 元带来 ¥{returns[s.source]:.2f};「{best}」每 1 元带来 "
-                            f"¥{returns[best]:.2f}。把一半预算(¥{shift:,.0f})转到「{best}」,"
-                            f"按目前回报约多赢 ¥{gain:,.0f}。",
-                            (
-                                f"{s.source}'s allocated spend was {float(s.spend):,.0f} "
-                                if s.spend_allocated
-                                else f"{s.source} cost {float(s.spend):,.0f} "
-                            )
-                            + (f"({cpw:,.0f} per won deal)" if cpw else "(no won deal)")
-                            + f" and returned {returns[s.source]:.2f} per 1 spent; {best} returned "
-                            f"{returns[best]:.2f}. Moving half the budget ({shift:,.0f}) to {best} "
-                            f"would win about {gain:,.0f} more at current returns.",
-                        ),
+                        _channel_mix_summary(s, cpw, returns, best, shift, gain),
                         ACTIONS["channel_mix"](best),
                         key_won,
                     )
                 )
     return out
+
+
+def _channel_mix_summary(
+    s: SourceCounts, cpw: float | None, returns: dict, best: str, shift: float, gain: float
+) -> str:
+    figures = {
+        "source": s.source,
+        "spend": f"{float(s.spend):,.0f}",
+        "per_won": f"{cpw:,.0f}" if cpw else "",
+        "return": f"{returns[s.source]:.2f}",
+        "best": best,
+        "best_return": f"{returns[best]:.2f}",
+        "shift": f"{shift:,.0f}",
+        "gain": f"{gain:,.0f}",
+    }
+    if s.spend_allocated:
+        spent = _("%(source)s's allocated spend was %(spend)s") % figures
+    else:
+        spent = _("%(source)s cost %(spend)s") % figures
+    per_won = _("%(per_won)s per won deal") % figures if cpw else _("no won deal")
+    return _(
+        "%(spent)s (%(per_won_text)s) and returned %(return)s per 1 spent; %(best)s "
+        "returned %(best_return)s. Moving half the budget (%(shift)s) to %(best)s would win "
+        "about %(gain)s more at current returns."
+    ) % {**figures, "spent": spent, "per_won_text": per_won}
+
+
+def _best_peer(rep: RepCounts, peers: list[RepCounts]) -> RepCounts | None:
+    """The peer who follows up most per deal, when that is more than the rep and rests on at
+    least MIN_SAMPLE deals; None when no such peer exists (a rep is never shown a "best" peer
+    who does worse, or one with two deals)."""
+    mine = rep.follow_ups_per_deal
+    best = max(
+        (
+            p
+            for p in peers
+            if p.follow_ups_per_deal is not None
+            and p.deals >= MIN_SAMPLE
+            and (mine is None or p.follow_ups_per_deal > mine)
+        ),
+        key=lambda p: (p.follow_ups_per_deal, p.owner),
+        default=None,
+    )
+    return best
 
 
 def _peers(inp: DiagnosisInput) -> Callable[[RepCounts], list[RepCounts]]:
@@ -549,12 +573,11 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                         rep.leads,
                         p,
                         (bench - rate) * rep.leads * (inp.deal_won_rate or 0) * avg_won,
-                        _t(
-                            f"{rep.name} 的线索只有 {rate:.1%} 转成商机,团队其他人 {bench:.1%}:"
-                            f"线索囤在手里没有推进。",
-                            f"{rep.name} turned {rate:.1%} of leads into deals against "
-                            f"{bench:.1%} for the rest of the team: leads are being hoarded.",
-                        ),
+                        _(
+                            "%(name)s turned %(rate)s of leads into deals against %(bench)s for "
+                            "the rest of the team: leads are being hoarded."
+                        )
+                        % {"name": rep.name, "rate": _pct(rate), "bench": _pct(bench)},
                         ACTIONS["lead_conversion"](),
                         f"rep_l2d:{rep.owner}",
                     )
@@ -576,12 +599,11 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                         * (rules.lead_to_deal_rate(inp.deals, inp.leads) or 0.0)
                         * (inp.deal_won_rate or 0)
                         * avg_won,
-                        _t(
-                            f"{rep.name} 只有 {rate:.1%} 的新线索在 24 小时内首次联系,"
-                            f"团队其他人 {bench:.1%}。",
-                            f"{rep.name} contacted {rate:.1%} of new leads within 24 hours, "
-                            f"against {bench:.1%} for the rest of the team.",
-                        ),
+                        _(
+                            "%(name)s contacted %(rate)s of new leads within 24 hours, against "
+                            "%(bench)s for the rest of the team."
+                        )
+                        % {"name": rep.name, "rate": _pct(rate), "bench": _pct(bench)},
                         ACTIONS["lead_conversion"](),
                         f"rep_fast:{rep.owner}",
                     )
@@ -591,27 +613,37 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
         if rep.reached_proposal >= MIN_SAMPLE and pp >= MIN_SAMPLE:
             rate, bench, p = compare(rep.reached_negotiation, rep.reached_proposal, pn, pp)
             if rate < bench:
-                best = max(
-                    (r for r in peers if r.follow_ups_per_deal is not None),
-                    key=lambda r: (r.follow_ups_per_deal, r.owner),
-                    default=None,
-                )
-                mine = rep.follow_ups_per_deal or 0.0
-                cadence_zh = cadence_en = ""
-                if best is not None:
-                    cadence_zh = f"你平均每单跟进 {mine:.1f} 次,{best.name} 是 {best.follow_ups_per_deal:.1f} 次。"
-                    cadence_en = (
-                        f" You follow up {mine:.1f} times per deal; {best.name} does "
-                        f"{best.follow_ups_per_deal:.1f}."
+                best = _best_peer(rep, peers)
+                figures = {
+                    "name": rep.name,
+                    "rate": _pct(rate),
+                    "bench": _pct(bench),
+                    "mine": f"{rep.follow_ups_per_deal or 0.0:.1f}",
+                    "peer": best.name if best else "",
+                    "theirs": f"{best.follow_ups_per_deal:.1f}" if best else "",
+                    "stuck": rep.stuck_over_sla,
+                }
+                summary = (
+                    _(
+                        "After the proposal only %(rate)s of %(name)s's deals reach negotiation, "
+                        "against %(bench)s for the rest of the team: deals go cold in the middle."
                     )
-                stuck_zh = (
-                    f"另有 {rep.stuck_over_sla} 个商机超过阶段时限。" if rep.stuck_over_sla else ""
+                    % figures
                 )
-                stuck_en = (
-                    f" {rep.stuck_over_sla} open deals are over their stage's time limit."
-                    if rep.stuck_over_sla
-                    else ""
-                )
+                if best is not None and rep.owner == inp.viewer:
+                    summary += (
+                        _(" You follow up %(mine)s times per deal; %(peer)s does %(theirs)s.")
+                        % figures
+                    )
+                elif best is not None:
+                    summary += (
+                        _(" %(name)s follows up %(mine)s times per deal; %(peer)s does %(theirs)s.")
+                        % figures
+                    )
+                if rep.stuck_over_sla:
+                    summary += (
+                        _(" %(stuck)s open deals are over their stage's time limit.") % figures
+                    )
                 out.append(
                     _Candidate(
                         "follow_up",
@@ -625,13 +657,7 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                         * rep.reached_proposal
                         * (inp.deals_reaching_negotiation_won_rate or 0)
                         * avg_won,
-                        _t(
-                            f"{rep.name} 发出方案后只有 {rate:.1%} 进入谈判,团队其他人 {bench:.1%}:"
-                            f"中段跟进不力,客户慢慢冷却。" + cadence_zh + stuck_zh,
-                            f"After the proposal only {rate:.1%} of {rep.name}'s deals reach "
-                            f"negotiation, against {bench:.1%} for the rest of the team: deals "
-                            "go cold in the middle." + cadence_en + stuck_en,
-                        ),
+                        summary,
                         ACTIONS["follow_up"](),
                         f"rep_p2n:{rep.owner}",
                     )
@@ -645,10 +671,36 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
             rate, bench, p = compare(rep.won, rep.closed_after_negotiation, pw, pcl)
             if rate < bench:
                 top = rep.lost_reasons[:3]
-                reasons_zh = "、".join(f"{r}({n} 单,{notes} 单有备注)" for r, n, notes, _c in top)
-                reasons_en = ", ".join(f"{r} ({n}, {notes} with notes)" for r, n, notes, _c in top)
+                reasons = _(", ").join(
+                    _("%(reason)s (%(deals)s, %(notes)s with notes)")
+                    % {"reason": r, "deals": n, "notes": notes}
+                    for r, n, notes, _c in top
+                )
                 with_rival = sum(c for _r, _n, _no, c in rep.lost_reasons)
                 lost_total = sum(n for _r, n, _no, _c in rep.lost_reasons)
+                figures = {
+                    "name": rep.name,
+                    "rate": _pct(rate),
+                    "bench": _pct(bench),
+                    "reasons": reasons,
+                    "rival": with_rival,
+                    "lost": lost_total,
+                }
+                summary = (
+                    _(
+                        "%(name)s wins %(rate)s of deals that reach negotiation, against "
+                        "%(bench)s for the rest of the team."
+                    )
+                    % figures
+                )
+                if top:
+                    summary += (
+                        _(
+                            " Top lost reasons: %(reasons)s; %(rival)s of %(lost)s lost to a "
+                            "competitor."
+                        )
+                        % figures
+                    )
                 out.append(
                     _Candidate(
                         "negotiation",
@@ -659,22 +711,7 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
                         rep.closed_after_negotiation,
                         p,
                         (bench - rate) * rep.closed_after_negotiation * avg_won,
-                        _t(
-                            f"{rep.name} 进入谈判的商机只赢下 {rate:.1%},团队其他人 {bench:.1%}。"
-                            + (
-                                f"主要输单原因:{reasons_zh};{with_rival}/{lost_total} 单输给竞品。"
-                                if top
-                                else ""
-                            ),
-                            f"{rep.name} wins {rate:.1%} of deals that reach negotiation, against "
-                            f"{bench:.1%} for the rest of the team."
-                            + (
-                                f" Top lost reasons: {reasons_en}; {with_rival} of {lost_total} "
-                                "lost to a competitor."
-                                if top
-                                else ""
-                            ),
-                        ),
+                        summary,
                         ACTIONS["negotiation"](),
                         f"rep_n2w:{rep.owner}",
                     )
@@ -684,99 +721,55 @@ def _rep_checks(inp: DiagnosisInput, avg_won: float) -> list[_Candidate]:
 
 ACTIONS = {
     "lead_volume": lambda: [
-        _t(
-            "加大投放和渠道拓展,优先扩大回报最高的渠道。",
-            "Invest in more lead generation, starting with the best-returning channels.",
-        ),
-        _t(
-            "设计老客户转介绍奖励,扩大最优质的线索来源。",
-            "Start a referral reward for existing customers, the best leads there are.",
-        ),
-        _t(
-            "用内容和活动获客(公众号、展会、线上活动)。",
-            "Add content and events (WeChat articles, trade shows, webinars) to the lead mix.",
-        ),
+        _("Invest in more lead generation, starting with the best-returning channels."),
+        _("Start a referral reward for existing customers, the best leads there are."),
+        _("Add content and events (WeChat articles, trade shows, webinars) to the lead mix."),
     ],
     "lead_quality": lambda: [
-        _t(
-            "收紧该渠道的投放定向和表单字段,过滤低意向线索。",
-            "Tighten this channel's targeting and form fields to filter out low-intent leads.",
-        ),
-        _t(
-            "制定线索筛选标准(预算、需求、决策人),不合格的尽早判无效。",
-            "Write lead qualification rules (budget, need, decision maker) and disqualify early.",
-        ),
-        _t(
-            "把预算从低质量渠道迁移到高质量渠道。",
-            "Move budget from low-quality to high-quality channels.",
-        ),
+        _("Tighten this channel's targeting and form fields to filter out low-intent leads."),
+        _("Write lead qualification rules (budget, need, decision maker) and disqualify early."),
+        _("Move budget from low-quality to high-quality channels."),
     ],
     "lead_conversion": lambda: [
-        _t(
-            "新线索 24 小时内首次联系:开启自动分配和未联系提醒。",
-            "Contact every new lead within 24 hours: turn on assignment and first-contact reminders.",
+        _(
+            "Contact every new lead within 24 hours: turn on assignment and first-contact reminders."
         ),
-        _t(
-            "优化首轮沟通话术和线索筛选标准。",
-            "Improve the first-call script and the qualification checklist.",
-        ),
-        _t(
-            "「不记录不派新线索」:超期未跟进的销售暂停分配。",
-            "No records, no new leads: pause assignment for reps with overdue follow-ups.",
-        ),
+        _("Improve the first-call script and the qualification checklist."),
+        _("No records, no new leads: pause assignment for reps with overdue follow-ups."),
     ],
     "follow_up": lambda: [
-        _t(
-            "给每个商机设置下次跟进时间,超过 7 天未跟进自动提醒。",
-            "Give every deal a next follow-up date and a reminder after 7 days without one.",
-        ),
-        _t(
-            "制定方案后的标准跟进节奏(如 2/5/10 天)。",
-            "Set a standard follow-up cadence after the proposal (e.g. days 2, 5 and 10).",
-        ),
-        _t("阶段停留超时通知主管介入。", "Alert the manager when a deal overstays its stage."),
+        _("Give every deal a next follow-up date and a reminder after 7 days without one."),
+        _("Set a standard follow-up cadence after the proposal (e.g. days 2, 5 and 10)."),
+        _("Alert the manager when a deal overstays its stage."),
     ],
     "negotiation": lambda: [
-        _t(
-            "针对性的谈判技巧培训和输单复盘。",
-            "Negotiation coaching with a review of the lost deals.",
-        ),
-        _t(
-            "建立竞品对比话术库,在谈判中强调价值而非价格。",
-            "Build a competitor comparison playbook; sell value, not price.",
-        ),
-        _t(
-            "授权更灵活的报价策略,并要求输单时写明原因和竞品。",
-            "Allow more flexible pricing and require the reason and competitor on every loss.",
-        ),
+        _("Negotiation coaching with a review of the lost deals."),
+        _("Build a competitor comparison playbook; sell value, not price."),
+        _("Allow more flexible pricing and require the reason and competitor on every loss."),
     ],
     "channel_mix": lambda best: [
-        _t(f"把该渠道一半预算转到「{best}」。", f"Move half of this channel's budget to {best}."),
-        _t(
-            "按每赢一单成本而非线索数评估渠道。",
-            "Judge channels by cost per won deal, not by lead count.",
-        ),
-        _t("每月复盘渠道投入与赢单金额。", "Review channel spend against won revenue every month."),
+        _("Move half of this channel's budget to %(best)s.") % {"best": best},
+        _("Judge channels by cost per won deal, not by lead count."),
+        _("Review channel spend against won revenue every month."),
     ],
 }
 
 
 METRIC_LABELS = {
-    "leads": ("新线索数", "New leads"),
-    "lead_to_won_rate": ("线索赢单率", "Lead to won rate"),
-    "lead_to_deal_rate": ("线索转商机率", "Lead to deal rate"),
-    "disqualified_share": ("无效线索占比", "Share disqualified"),
-    "return_on_spend": ("每 1 元投入带来的赢单金额", "Won amount per 1 spent"),
-    "first_contact_within_24h": ("24 小时内首次联系占比", "First contact within 24 h"),
-    "proposal_to_negotiation_rate": ("方案→谈判转化率", "Proposal to negotiation rate"),
-    "negotiation_to_won_rate": ("谈判→赢单转化率", "Negotiation to won rate"),
+    "leads": gettext_lazy("New leads"),
+    "lead_to_won_rate": gettext_lazy("Lead win rate"),
+    "lead_to_deal_rate": gettext_lazy("Lead to deal rate"),
+    "disqualified_share": gettext_lazy("Share disqualified"),
+    "return_on_spend": gettext_lazy("Won amount per 1 spent"),
+    "first_contact_within_24h": gettext_lazy("First contact within 24 h"),
+    "proposal_to_negotiation_rate": gettext_lazy("Proposal to negotiation rate"),
+    "negotiation_to_won_rate": gettext_lazy("Negotiation to won rate"),
 }
 
 
 def metric_label(metric: str) -> str:
     """A finding's metric in the reader's language (the key itself stays in the JSON)."""
-    zh, en = METRIC_LABELS.get(metric, (metric, metric))
-    return _t(zh, en)
+    return str(METRIC_LABELS.get(metric, metric))
 
 
 # --- Counts from the database --------------------------------------------------------------------
@@ -940,6 +933,7 @@ def collect(scope: Scope) -> DiagnosisInput:
         else None,
         deal_won_rate=rules.win_rate(totals["won"], totals["deals"]),
         target_leads=target,
+        viewer=scope.filters.viewer.username if scope.filters.viewer is not None else None,
     )
 
 
@@ -993,11 +987,26 @@ def _target_leads(period: PeriodCounts, won: int, won_amount: Decimal, leads: in
 # --- The report ----------------------------------------------------------------------------------
 
 
+# The steps of a coaching sheet, in funnel order; their names for a reader are in
+# analytics.labels.COACHING_STEPS.
+COACHING_STEPS = (
+    "lead_to_deal",
+    "deal_to_proposal",
+    "proposal_to_negotiation",
+    "negotiation_to_won",
+)
+
+
 @dataclass
 class CoachingStage:
-    stage: str
+    stage: str  # one of COACHING_STEPS
     rate: float | None
     team_rate: float | None
+    # The counts behind the two rates: `reached` of `base`, so a reader sees the sample.
+    reached: int = 0
+    base: int = 0
+    team_reached: int = 0
+    team_base: int = 0
 
 
 @dataclass
@@ -1009,14 +1018,18 @@ class CoachingSheet:
     won: int
     stages: list[CoachingStage]
     follow_ups_per_deal: float | None
+    # The peer who follows up most per deal, only when more than the rep and over at least
+    # MIN_SAMPLE deals (None: no such peer, and the sheet says so).
     best_peer: str | None
     best_peer_follow_ups_per_deal: float | None
     top_lost_reasons: list[dict]
+    best_peer_deals: int | None = None
 
 
 def coaching(inp: DiagnosisInput) -> list[CoachingSheet]:
-    """Per rep, for one-on-ones: the rep's share of deals reaching each stage beside the rest of
-    the team's, follow-ups per deal beside the best peer's, top lost reasons with notes."""
+    """Per rep, for one-on-ones: the rep's share of deals reaching each step beside the rest of
+    the team's, with the counts behind both; follow-ups per deal beside the best peer's (see
+    _best_peer); top lost reasons with notes."""
     sheets = []
     peers_of = _peers(inp)
     for rep in inp.reps:
@@ -1027,29 +1040,19 @@ def coaching(inp: DiagnosisInput) -> list[CoachingSheet]:
         def peer(attr: str, peers: list[RepCounts] = peers) -> int:
             return sum(getattr(p, attr) for p in peers)
 
-        steps = [
-            ("lead→deal", (rep.converted, rep.leads), (peer("converted"), peer("leads"))),
+        counts = [
+            ((rep.converted, rep.leads), (peer("converted"), peer("leads"))),
+            ((rep.reached_proposal, rep.deals), (peer("reached_proposal"), peer("deals"))),
             (
-                "deal→proposal",
-                (rep.reached_proposal, rep.deals),
-                (peer("reached_proposal"), peer("deals")),
-            ),
-            (
-                "proposal→negotiation",
                 (rep.reached_negotiation, rep.reached_proposal),
                 (peer("reached_negotiation"), peer("reached_proposal")),
             ),
             (
-                "negotiation→won",
                 (rep.won, rep.closed_after_negotiation),
                 (peer("won"), peer("closed_after_negotiation")),
             ),
         ]
-        best = max(
-            (p for p in peers if p.follow_ups_per_deal is not None),
-            key=lambda p: (p.follow_ups_per_deal, p.owner),
-            default=None,
-        )
+        best = _best_peer(rep, peers)
         sheets.append(
             CoachingSheet(
                 owner=rep.owner,
@@ -1058,12 +1061,21 @@ def coaching(inp: DiagnosisInput) -> list[CoachingSheet]:
                 deals=rep.deals,
                 won=rep.won,
                 stages=[
-                    CoachingStage(name, x / n if n else None, px / pn if pn else None)
-                    for name, (x, n), (px, pn) in steps
+                    CoachingStage(
+                        step,
+                        x / n if n else None,
+                        px / pn if pn else None,
+                        reached=x,
+                        base=n,
+                        team_reached=px,
+                        team_base=pn,
+                    )
+                    for step, ((x, n), (px, pn)) in zip(COACHING_STEPS, counts, strict=True)
                 ],
                 follow_ups_per_deal=rep.follow_ups_per_deal,
                 best_peer=best.name if best else None,
                 best_peer_follow_ups_per_deal=best.follow_ups_per_deal if best else None,
+                best_peer_deals=best.deals if best else None,
                 top_lost_reasons=[
                     {"reason": r, "deals": n, "with_notes": notes, "with_competitor": c}
                     for r, n, notes, c in rep.lost_reasons[:3]
@@ -1104,7 +1116,10 @@ def diagnosis(scope: Scope) -> ReportResult:
 def diagnosis_summary(filters: ReportFilters | None = None, limit: int = 3) -> list[str]:
     """The top findings as lines of text (for `leakmap demo` and e-mails)."""
     result = diagnosis(resolve(filters or ReportFilters()))
+    from leakmap.analytics.labels import SEVERITIES
+
     lines = [
-        f"[{f.severity}] {f.summary} (¥{f.revenue_at_stake:,.0f})" for f in result.rows[:limit]
+        f"[{SEVERITIES.get(f.severity, f.severity)}] {f.summary} (¥{f.revenue_at_stake:,.0f})"
+        for f in result.rows[:limit]
     ]
     return lines or list(result.extra["notes"])

@@ -61,10 +61,70 @@ class ReportFilters:
     # report then says how many there are in ReportResult.total_rows. None = every row (the
     # CLI, the API and the downloads, as the contract's bodies have them).
     row_limit: int | None = None
+    # weekly: the Monday (local) of the ISO week to review; None = the last complete week
+    # before the clock. The other reports ignore it.
+    week: dt.date | None = None
 
 
 def local_tz() -> dt.tzinfo:
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def iso_week(value: str) -> dt.date:
+    """The Monday of an ISO week written `YYYY-Www` (what `<input type="week">` sends); ValueError
+    otherwise."""
+    year, sep, week = value.strip().upper().partition("-W")
+    if not sep or len(year) != 4 or not (1 <= len(week) <= 2):
+        raise ValueError(value)
+    return dt.date.fromisocalendar(int(year), int(week), 1)
+
+
+def iso_week_label(monday: dt.date) -> str:
+    """`YYYY-Www` of the week holding `monday`."""
+    year, week, _day = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+PERIOD_PRESETS = (
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "year_to_date",
+)
+
+
+def preset_period(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """(first day, last day) of a named period around `today` (a local date): this/last
+    calendar month or quarter, or the year to `today`. KeyError for an unknown name."""
+    quarter_start = dt.date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    month_start = today.replace(day=1)
+    if name == "this_month":
+        return month_start, _month_end(month_start)
+    if name == "last_month":
+        start = (month_start - dt.timedelta(days=1)).replace(day=1)
+        return start, month_start - dt.timedelta(days=1)
+    if name == "this_quarter":
+        return quarter_start, _month_end(_add_months(quarter_start, 2))
+    if name == "last_quarter":
+        start = _add_months(quarter_start, -3)
+        return start, quarter_start - dt.timedelta(days=1)
+    if name == "year_to_date":
+        return dt.date(today.year, 1, 1), today
+    raise KeyError(name)
+
+
+def _add_months(first_of_month: dt.date, months: int) -> dt.date:
+    index = first_of_month.year * 12 + first_of_month.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _month_end(first_of_month: dt.date) -> dt.date:
+    return _add_months(first_of_month, 1) - dt.timedelta(days=1)
+
+
+def local_today(now: dt.datetime | None = None) -> dt.date:
+    return (now or timezone.now()).astimezone(local_tz()).date()
 
 
 def local_midnight(day: dt.date) -> dt.datetime:

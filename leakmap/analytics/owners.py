@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
+from leakmap.analytics import labels
 from leakmap.analytics.base import (
     Column,
     ReportResult,
@@ -139,8 +140,13 @@ def owners(scope: Scope) -> ReportResult:
             Column("won", _("Won"), "int", total=True),
             Column("lost", _("Lost"), "int", total=True),
             Column("open", _("Open"), "int", total=True),
-            Column("win_rate", _("Win rate"), "rate"),
-            Column("close_rate", _("Close rate"), "rate"),
+            Column(
+                "win_rate",
+                str(labels.DEAL_WIN_RATE),
+                "rate",
+                hint=str(labels.DEAL_WIN_RATE_FORMULA),
+            ),
+            Column("close_rate", _("Close rate"), "rate", hint=str(labels.CLOSE_RATE_FORMULA)),
             Column("won_amount", _("Won amount"), "money", total=True),
             Column("avg_cycle_days", _("Average cycle (days)"), "days"),
             Column("avg_follow_ups_per_deal", _("Follow-ups per deal"), "days"),

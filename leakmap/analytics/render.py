@@ -15,6 +15,7 @@ import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from leakmap.analytics import labels
 from leakmap.analytics.base import Column, ReportResult, to_jsonable
 from leakmap.analytics.filters import local_tz
 from leakmap.exchange.cells import escape_formula
@@ -79,6 +80,8 @@ def fmt_value(value: Any, kind: str) -> str:
         return f"{float(value) * 100:.1f}%"
     if kind == "days":
         return f"{float(value):.1f}"
+    if kind == "score":
+        return f"{float(value):.{labels.SCORE_PLACES}f}"
     if kind == "int":
         return f"{int(value):,}"
     if kind == "map":
@@ -99,15 +102,23 @@ def _compact(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def _table(title: str, columns: list[Column], rows: list[Any], totals: bool = True):
+def _table(
+    title: str,
+    columns: list[Column],
+    rows: list[Any],
+    totals: bool = True,
+    shown: Any = None,
+):
+    """`shown(key, value)`: the value as a reader sees it (analytics.labels.display)."""
     from rich.table import Table
 
+    shown = shown or (lambda _key, value: value)
     table = Table(title=title, show_lines=False)
     for col in columns:
         table.add_column(col.label, justify="left" if col.kind in ("text", "map") else "right")
     for row in rows:
         get = row.get if isinstance(row, dict) else lambda k, r=row: getattr(r, k)
-        table.add_row(*[fmt_value(get(c.key), c.kind) for c in columns])
+        table.add_row(*[fmt_value(shown(c.key, get(c.key)), c.kind) for c in columns])
     if totals and rows and any(c.total for c in columns):
         cells = []
         for i, c in enumerate(columns):
@@ -123,25 +134,63 @@ def _table(title: str, columns: list[Column], rows: list[Any], totals: bool = Tr
     return table
 
 
-def _extra_columns(value: list) -> list[Column]:
+def _extra_columns(table: str, value: list) -> list[Column]:
+    """A breakdown's columns with the pages' headers and formats (analytics.labels)."""
     first = to_jsonable(value[0])
-    kinds = {"amount": "money", "share": "rate", "deals": "int"}
 
     def kind(key: str, sample: Any) -> str:
         if isinstance(sample, list | dict):
             return "nested"
-        if key.endswith("_rate") or key == "rate":
-            return "rate"
-        if isinstance(sample, float):
+        named = labels.kind_of(key)
+        if named == "text" and isinstance(sample, float):
             return "days"
-        return kinds.get(key, "text")
+        return named
 
-    return [Column(k, k, kind(k, v), total=k in ("deals", "amount")) for k, v in first.items()]
+    return [
+        Column(k, labels.column_label(table, k), kind(k, v), total=k in ("deals", "amount"))
+        for k, v in first.items()
+    ]
 
 
 # Body keys the table's own labels already say (the sources' spend header reads "Spend
-# (allocated)" when spend_basis is "allocated"): not printed again as a code.
-SAID_BY_LABELS = frozenset({"spend_basis"})
+# (allocated)" when spend_basis is "allocated"; the weekly header names its weeks): not
+# printed again.
+SAID_BY_LABELS = frozenset({"spend_basis", "weeks"})
+
+
+def _coaching_tables(console, sheets: list, names: dict) -> None:
+    """Each coaching sheet as the diagnosis page lays it out: a step's rate with its sample
+    beside the rest of the team's."""
+    from rich.table import Table
+
+    for sheet in sheets:
+        title = _("%(name)s · %(leads)s leads · %(deals)s deals · %(won)s won") % {
+            "name": sheet.name,
+            "leads": f"{sheet.leads:,}",
+            "deals": f"{sheet.deals:,}",
+            "won": f"{sheet.won:,}",
+        }
+        table = Table(title=title)
+        table.add_column(_("Step"))
+        table.add_column(sheet.name, justify="right")
+        table.add_column(_("Rest of team"), justify="right")
+        for s in sheet.stages:
+            table.add_row(
+                str(labels.COACHING_STEPS.get(s.stage, s.stage)),
+                labels.rate_with_sample(s.rate, s.reached, s.base),
+                labels.rate_with_sample(s.team_rate, s.team_reached, s.team_base),
+            )
+        console.print(table)
+        mine = fmt_value(sheet.follow_ups_per_deal, "days")
+        if sheet.best_peer:
+            peer = _("most in the team: %(peer)s, %(n)s (over %(deals)s deals)") % {
+                "peer": sheet.best_peer,
+                "n": fmt_value(sheet.best_peer_follow_ups_per_deal, "days"),
+                "deals": sheet.best_peer_deals,
+            }
+        else:
+            peer = _("no teammate with enough deals follows up more often")
+        console.print(f"{_('Follow-ups per deal')}: {mine} · {peer}")
 
 
 def render_table(result: ReportResult, width: int | None = None) -> str:
@@ -155,16 +204,40 @@ def render_table(result: ReportResult, width: int | None = None) -> str:
         f"{result.title or result.report} · {as_of_label} {as_of:%Y-%m-%d %H:%M} ({as_of.tzinfo}) · "
         f"{period.get('from') or '…'} → {period.get('to') or '…'}"
     )
-    console.print(_table("", result.columns, result.rows))
+    names = labels.display_names()
+
+    def shown(key: str, value: Any) -> Any:
+        return labels.display(result.report, key, value, names)
+
+    console.print(_table("", result.columns, result.rows, shown=shown))
     for key, value in result.extra.items():
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        if key in SAID_BY_LABELS:
+            continue
+        if key == "coaching":
+            _coaching_tables(console, value, names)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             for line in value:
                 console.print(line)
         elif isinstance(value, list) and value:
             rows = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
-            console.print(_table(key, _extra_columns(value), rows))
+            lookup = {"key": names["stage"]} if key == "by_stage" else names
+
+            def shown_extra(k: str, v: Any, lookup: dict = lookup) -> Any:
+                if k == "key":
+                    return lookup.get("key", {}).get(v, v) if isinstance(v, str) else v
+                return labels.display(result.report, k, v, lookup)
+
+            console.print(
+                _table(labels.table_title(key), _extra_columns(key, value), rows, shown=shown_extra)
+            )
         elif isinstance(value, dict):
-            console.print(f"{key}: " + json.dumps(to_jsonable(value), ensure_ascii=False))
-        elif not isinstance(value, list) and key not in SAID_BY_LABELS:
-            console.print(f"{key}: {to_jsonable(value)}")
+            label = labels.SCALAR_LABELS.get(key, key)
+            console.print(f"{label}: " + json.dumps(to_jsonable(value), ensure_ascii=False))
+        elif not isinstance(value, list):
+            label = labels.SCALAR_LABELS.get(key, key)
+            kind = labels.kind_of(key)
+            if kind == "days" and isinstance(value, int):
+                kind = "int"
+            text = fmt_value(value, kind) if kind != "text" else str(to_jsonable(value))
+            console.print(f"{label}: {text}")
     return console.file.getvalue()

@@ -27,6 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
 
+from leakmap.analytics import labels
 from leakmap.analytics.base import (
     CENT,
     MONEY_FIELD,
@@ -174,8 +175,18 @@ def sources(scope: Scope) -> ReportResult:
             Column("leads", _("Leads"), "int", total=True),
             Column("deals", _("Deals"), "int", total=True),
             Column("won", _("Won"), "int", total=True),
-            Column("win_rate", _("Win rate"), "rate"),
-            Column("lead_to_deal_rate", _("Lead to deal rate"), "rate"),
+            Column(
+                "win_rate",
+                str(labels.LEAD_WIN_RATE),
+                "rate",
+                hint=str(labels.LEAD_WIN_RATE_FORMULA),
+            ),
+            Column(
+                "lead_to_deal_rate",
+                _("Lead to deal rate"),
+                "rate",
+                hint=str(labels.LEAD_TO_DEAL_RATE_FORMULA),
+            ),
             Column("won_amount", _("Won amount"), "money", total=True),
             Column(
                 "spend", _("Spend (allocated)") if is_allocated else _("Spend"), "money", total=True

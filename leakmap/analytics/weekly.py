@@ -1,15 +1,18 @@
-"""weekly: this week against last week and the 4-week average, with the change marked.
+"""weekly: one week against the week before and the 4-week average, with the change marked.
 
-Weeks start Monday 00:00 in settings.TIME_ZONE. "This week" runs from the Monday of the clock's
-week to the clock (to date); "last week" is the full week before; the 4-week average is the mean
-of the four full weeks before this week (last week included). --from/--to do not apply (the
-weeks are the period, reported as such); owner/team/source/viewer do.
+Weeks start Monday 00:00 in settings.TIME_ZONE. The reviewed week ("this week" in the body) is
+the ISO week the filters name (`week`), by default the last complete week before the clock. Every
+week is compared over the same length: a complete week with complete weeks, and a week the clock
+is still in (chosen explicitly) with the same first days and hours of each week before it, so a
+Tuesday morning is never set against a whole week. "Last week" is the week before the reviewed
+one; the 4-week average is the mean of the four weeks before it (last week included).
+--from/--to do not apply (the week is the period, reported as such); owner/team/source/viewer do.
 
 Rows: new leads, deals created, entries into each open stage and into won/lost (a deal entering
 a stage that week, from its history), won and lost amounts (deals that closed that week and are
 still closed so at the clock). change = this − last; direction up / down / flat. Body keys:
-`by_owner` (per rep: leads, deals, won amount this week and last) and `top_lost_reasons`
-(this week's, by amount, 5 at most).
+`weeks` (start, end and whether complete, newest first), `by_owner` (per rep: leads, deals, won
+amount this week and last) and `top_lost_reasons` (the reviewed week's, by amount, 5 at most).
 
 Intuition: the week bounds are computed in Python as UTC datetimes; every figure is a COUNT/SUM
 filtered on `created_at`/`at`/`closed_at` within those bounds, each read from its own index
@@ -27,6 +30,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
 
+from leakmap.analytics import labels
 from leakmap.analytics.base import (
     MONEY_FIELD,
     Column,
@@ -39,7 +43,13 @@ from leakmap.analytics.base import (
     register,
     won_q,
 )
-from leakmap.analytics.filters import Scope, local_midnight, local_tz
+from leakmap.analytics.filters import (
+    ReportInputError,
+    Scope,
+    iso_week_label,
+    local_midnight,
+    local_tz,
+)
 from leakmap.crm.models import Lead, StageChange
 
 WEEKS = 5  # this week + the four before it
@@ -75,28 +85,43 @@ class ReasonWeek:
     amount: Decimal
 
 
-def week_bounds(now: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
-    """[(start, end)] for this week (to `now`) and the four full weeks before, newest first."""
-    local = now.astimezone(local_tz())
-    monday = local_midnight(local.date() - dt.timedelta(days=local.weekday()))
-    bounds = [(monday, now)]
-    for i in range(1, WEEKS):
-        start = local_midnight(monday.date() - dt.timedelta(weeks=i))
-        end = local_midnight(monday.date() - dt.timedelta(weeks=i - 1))
-        bounds.append((start, end))
+def last_complete_week(now: dt.datetime) -> dt.date:
+    """The Monday of the last week that ended before `now` (local time)."""
+    local = now.astimezone(local_tz()).date()
+    return local - dt.timedelta(days=local.weekday() + 7)
+
+
+def week_bounds(
+    now: dt.datetime, week: dt.date | None = None
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[(start, end)] for the reviewed week and the four before it, newest first, all of the
+    same length: the whole week, or, while the clock is inside it, the part up to the clock."""
+    monday = week if week is not None else last_complete_week(now)
+    monday -= dt.timedelta(days=monday.weekday())
+    start = local_midnight(monday)
+    if start > now:
+        raise ReportInputError(
+            _("The week of %(week)s has not started yet.") % {"week": monday.isoformat()}
+        )
+    length = min(local_midnight(monday + dt.timedelta(weeks=1)), now) - start
+    bounds = []
+    for i in range(WEEKS):
+        begin = local_midnight(monday - dt.timedelta(weeks=i))
+        bounds.append((begin, begin + length))
     return bounds
 
 
-def _in(field: str, bounds: tuple[dt.datetime, dt.datetime], last_inclusive: bool) -> Q:
+def _in(field: str, bounds: tuple[dt.datetime, dt.datetime], now: dt.datetime) -> Q:
     start, end = bounds
-    upper = f"{field}__lte" if last_inclusive else f"{field}__lt"
+    # A week cut at the clock includes the clock's own instant, as every report does.
+    upper = f"{field}__lte" if end == now else f"{field}__lt"
     return Q(**{f"{field}__gte": start, upper: end})
 
 
-def _weekly_aggs(field: str, bounds, agg, prefix: str, extra_q: Q | None = None) -> dict:
+def _weekly_aggs(field: str, bounds, now, agg, prefix: str, extra_q: Q | None = None) -> dict:
     out = {}
     for i, b in enumerate(bounds):
-        q = _in(field, b, i == 0)
+        q = _in(field, b, now)
         if extra_q is not None:
             q &= extra_q
         out[f"{prefix}{i}"] = agg(q)
@@ -130,7 +155,7 @@ def weekly(scope: Scope) -> ReportResult:
     scope = dataclasses.replace(
         scope, filters=dataclasses.replace(scope.filters, date_from=None, date_to=None)
     )
-    bounds = week_bounds(scope.now)
+    bounds = week_bounds(scope.now, scope.filters.week)
     count = lambda q: Count("id", filter=q)  # noqa: E731
     amount = lambda q: Sum("amount", filter=q, default=Decimal(0), output_field=MONEY_FIELD)  # noqa: E731
 
@@ -140,7 +165,7 @@ def weekly(scope: Scope) -> ReportResult:
     leads = (
         Lead.objects.filter(scope.lead_q(), created_at__gte=first)
         .order_by()
-        .aggregate(**_weekly_aggs("created_at", bounds, count, "n"))
+        .aggregate(**_weekly_aggs("created_at", bounds, scope.now, count, "n"))
     )
     # Deals created in the weeks and deals closed in them, each from its own index range (one
     # query with `created OR closed` made SQLite scan every deal).
@@ -148,10 +173,10 @@ def weekly(scope: Scope) -> ReportResult:
     created = states.filter(created_at__gte=first)
     closed = states.filter(st_closed__gte=first)
     d = {
-        **created.aggregate(**_weekly_aggs("created_at", bounds, count, "n")),
+        **created.aggregate(**_weekly_aggs("created_at", bounds, scope.now, count, "n")),
         **closed.aggregate(
-            **_weekly_aggs("st_closed", bounds, amount, "won", won_q(stages)),
-            **_weekly_aggs("st_closed", bounds, amount, "lost", lost_q(stages)),
+            **_weekly_aggs("st_closed", bounds, scope.now, amount, "won", won_q(stages)),
+            **_weekly_aggs("st_closed", bounds, scope.now, amount, "lost", lost_q(stages)),
         ),
     }
     # Every stage named, so that SQLite seeks the window in each stage's part of the
@@ -167,7 +192,9 @@ def weekly(scope: Scope) -> ReportResult:
         for g in in_window.order_by()
         .values("to_stage_id")
         .annotate(
-            **_weekly_aggs("at", bounds, lambda q: Count("deal_id", filter=q, distinct=True), "n")
+            **_weekly_aggs(
+                "at", bounds, scope.now, lambda q: Count("deal_id", filter=q, distinct=True), "n"
+            )
         )
     }
     rng = range(WEEKS)
@@ -197,16 +224,16 @@ def weekly(scope: Scope) -> ReportResult:
         )
         .order_by()
         .values("owner__username")
-        .annotate(**_weekly_aggs("created_at", two, count, "n"))
+        .annotate(**_weekly_aggs("created_at", two, scope.now, count, "n"))
     }
     deal_owner: dict[str, dict] = {}
     for part in (
         created.filter(created_at__gte=two[-1][0])
         .values("owner__username")
-        .annotate(**_weekly_aggs("created_at", two, count, "n")),
+        .annotate(**_weekly_aggs("created_at", two, scope.now, count, "n")),
         closed.filter(st_closed__gte=two[-1][0])
         .values("owner__username")
-        .annotate(**_weekly_aggs("st_closed", two, amount, "won", won_q(stages))),
+        .annotate(**_weekly_aggs("st_closed", two, scope.now, amount, "won", won_q(stages))),
     ):
         for g in part:
             deal_owner.setdefault(g["owner__username"], {}).update(g)
@@ -228,32 +255,43 @@ def weekly(scope: Scope) -> ReportResult:
 
     reasons = [
         ReasonWeek(g["lost_reason__name"], g["n"], money(g["amount"]))
-        for g in closed.filter(lost_q(stages) & _in("st_closed", bounds[0], True))
+        for g in closed.filter(lost_q(stages) & _in("st_closed", bounds[0], scope.now))
         .values("lost_reason__name")
         .annotate(n=Count("id"), amount=Sum("amount", default=Decimal(0), output_field=MONEY_FIELD))
         .order_by("-amount", "lost_reason__name")[:5]
     ]
-    start = bounds[-1][0].astimezone(local_tz()).date()
+    week_start, week_end = bounds[0]
+    complete = week_end - week_start == dt.timedelta(weeks=1)
+    # The last day in the reviewed week: its Sunday, or the clock's day while it runs.
+    last_day = (week_end - dt.timedelta(microseconds=1)).astimezone(local_tz()).date()
     return ReportResult(
         report="weekly",
         as_of=scope.now,
         period={
-            "from": start.isoformat(),
-            "to": scope.now.astimezone(local_tz()).date().isoformat(),
+            "from": week_start.astimezone(local_tz()).date().isoformat(),
+            "to": last_day.isoformat(),
         },
         rows=rows,
         extra={
-            "weeks": [{"start": b[0].astimezone(local_tz()).date().isoformat()} for b in bounds],
+            "week": iso_week_label(week_start.astimezone(local_tz()).date()),
+            "weeks": [
+                {
+                    "start": b[0].astimezone(local_tz()).date().isoformat(),
+                    "end": b[1].astimezone(local_tz()).isoformat(),
+                    "complete": complete,
+                }
+                for b in bounds
+            ],
             "by_owner": by_owner,
             "top_lost_reasons": reasons,
         },
-        title=_("This week"),
+        title=_("Weekly review"),
         columns=[
             Column("label", _("Metric")),
-            Column("this_week", _("This week")),
-            Column("last_week", _("Last week")),
-            Column("avg_4w", _("4-week average")),
-            Column("change", _("Change")),
+            Column("this_week", str(labels.WEEK)),
+            Column("last_week", str(labels.WEEK_BEFORE)),
+            Column("avg_4w", str(labels.AVERAGE_4W)),
+            Column("change", str(labels.CHANGE)),
             Column("direction", ""),
         ],
     )

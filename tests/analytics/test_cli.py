@@ -148,3 +148,63 @@ def test_it_leaves_numbers_alone_in_csv_even_negative_ones(db):
         ["'-5", "-5", "-5.0", "-0.25", "2026-01-05"],
         ["'@owner", "0", "0.0", "0.5", "2026-01-06"],
     ]
+
+
+# Codes the weekly body carries that a reader must never see in the terminal.
+WEEKLY_CODES = (
+    "by_owner",
+    "top_lost_reasons",
+    "leads_this_week",
+    "deals_last_week",
+    "won_amount_this_week",
+    " down ",
+    " up ",
+    "weeks",
+    "修改",
+)
+
+
+@pytest.mark.parametrize(
+    "lang, words",
+    [
+        ("zh-hans", ("变化", "所选周", "前一周", "按销售", "所选周线索", "所选周主要输单原因")),
+        ("en", ("Change", "Reviewed week", "Week before", "By rep", "Top lost reasons of")),
+    ],
+)
+def test_it_labels_the_weekly_review_in_the_terminal_as_the_page_does(company, lang, words):
+    from django.utils import translation
+
+    with translation.override(lang):
+        text = report("weekly", "--week", "2026-W03", "--as-of", "2026-01-20")
+    for word in words:
+        assert word in text
+    for code in WEEKLY_CODES:
+        assert code not in text
+    assert "▼" in text  # deals created: none against 6 the week before
+    # Owners by display name, the week in the header line.
+    assert "alice " not in text and "2026-01-12 → 2026-01-18" in text
+
+
+def test_it_prints_the_diagnosis_coaching_with_samples_and_step_names(company):
+    text = report("diagnosis")
+    assert "lead_to_deal" not in text and "lead→deal" not in text
+    assert "线索 → 商机" in text
+    # alice: 3 deals, none of them from a lead; the rest of the team has 3 as well.
+    assert "(0/3)" in text or "–" in text
+
+
+def test_it_reviews_the_chosen_week_and_refuses_a_bad_one(company):
+    body = json.loads(
+        report("weekly", "--week", "2026-W03", "--as-of", "2026-01-20", "--format", "json")
+    )
+    assert body["week"] == "2026-W03" and body["period"]["from"] == "2026-01-12"
+    default = json.loads(report("weekly", "--as-of", "2026-01-20", "--format", "json"))
+    assert default["week"] == "2026-W03"  # the last complete week before Tuesday 01-20
+    for args, message in (
+        (["weekly", "--week", "2026-3"], "2026-3"),
+        (["funnel", "--week", "2026-W03"], "--week"),
+        (["weekly", "--week", "2026-W05", "--as-of", "2026-01-20"], "2026-01-26"),
+    ):
+        with pytest.raises(CommandError) as err:
+            report(*args)
+        assert err.value.returncode == 2 and message in str(err.value)

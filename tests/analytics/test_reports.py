@@ -178,28 +178,54 @@ def test_it_forecasts_weighted_pipeline_and_checks_calibration(
     assert body["brier_score"] == pytest.approx(6.2475 / 21)
 
 
-def test_it_compares_this_week_with_last_week(company, django_assert_max_num_queries):
+def test_it_reviews_the_last_complete_week_by_default(company, django_assert_max_num_queries):
     # stages, leads, deals created, deals closed, stage entries, leads by owner, deals created
     # and closed by owner, lost reasons
     with django_assert_max_num_queries(9):
         body = report("weekly", as_of=day(8)).to_json()
     r = by(body["rows"], "metric")
-    # Weeks start Monday 00:00 Asia/Shanghai: this week from 2026-01-12, last week from 01-05.
-    assert body["weeks"][0]["start"] == "2026-01-12"
-    assert (r["deals_created"]["this_week"], r["deals_created"]["last_week"]) == (0, 6)
-    assert r["deals_created"]["avg_4w"] == 1.5
-    assert r["deals_created"]["change"] == -6 and r["deals_created"]["direction"] == "down"
-    assert r["entered:qualification"]["last_week"] == 5
-    assert r["entered:negotiation"]["last_week"] == 2
-    assert (r["entered:lost"]["this_week"], r["lost_amount"]["this_week"]) == (1, 3000.0)
-    assert r["lost_amount"]["direction"] == "up"
-    assert r["won_amount"]["last_week"] == 0.0  # D3's win was undone before the clock
-    assert body["top_lost_reasons"] == [{"key": "被竞争对手拿下", "deals": 1, "amount": 3000.0}]
-    assert {o["owner"]: o["deals_last_week"] for o in body["by_owner"]} == {
+    # The clock is Tuesday 2026-01-13 17:00 Asia/Shanghai: the last complete week is the one
+    # from Monday 01-05, compared whole with the whole week before it.
+    assert body["week"] == "2026-W02"
+    assert body["period"] == {"from": "2026-01-05", "to": "2026-01-11"}
+    assert body["weeks"][0]["start"] == "2026-01-05" and body["weeks"][0]["complete"]
+    assert body["weeks"][1]["end"] == "2026-01-05T00:00:00+08:00"
+    assert (r["deals_created"]["this_week"], r["deals_created"]["last_week"]) == (6, 0)
+    assert r["deals_created"]["avg_4w"] == 0 and r["deals_created"]["direction"] == "up"
+    assert r["entered:qualification"]["this_week"] == 5
+    assert r["entered:negotiation"]["this_week"] == 2
+    assert r["won_amount"]["this_week"] == 0.0  # D3's win was undone before the clock
+    assert r["entered:lost"]["this_week"] == 0 and body["top_lost_reasons"] == []
+    assert {o["owner"]: o["deals_this_week"] for o in body["by_owner"]} == {
         "alice": 3,
         "bob": 2,
         "mallory": 1,
     }
+
+
+def test_it_compares_a_running_week_with_the_same_hours_of_the_weeks_before(company):
+    import datetime as dt
+
+    body = report("weekly", as_of=day(8), week=dt.date(2026, 1, 12)).to_json()
+    r = by(body["rows"], "metric")
+    assert body["week"] == "2026-W03" and not body["weeks"][0]["complete"]
+    assert body["period"] == {"from": "2026-01-12", "to": "2026-01-13"}
+    # 1 day 17 hours of each week: the week before runs to Tuesday 01-06 17:00 local, which
+    # is day(1) itself (exclusive), so D2 and D6 made at that instant do not count.
+    assert body["weeks"][1]["end"] == "2026-01-06T17:00:00+08:00"
+    assert (r["deals_created"]["this_week"], r["deals_created"]["last_week"]) == (0, 3)
+    assert (r["entered:lost"]["this_week"], r["lost_amount"]["this_week"]) == (1, 3000.0)
+    assert r["lost_amount"]["direction"] == "up"
+    assert body["top_lost_reasons"] == [{"key": "被竞争对手拿下", "deals": 1, "amount": 3000.0}]
+
+
+def test_it_refuses_a_week_that_has_not_started(company):
+    import datetime as dt
+
+    from leakmap.analytics import ReportInputError
+
+    with pytest.raises(ReportInputError, match="2026-01-19"):
+        report("weekly", as_of=day(8), week=dt.date(2026, 1, 19))
 
 
 def test_it_ignores_history_after_as_of(company):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -25,6 +26,7 @@ from tests.factories import (
     make_deal,
     stage,
 )
+from tests.web.report_text import codes_in, page_text
 
 PAGES = ["funnel", "owners", "sources", "lost-reasons", "stage-time", "stuck", "cycle", "forecast"]
 
@@ -252,7 +254,160 @@ def test_a_big_scopes_diagnosis_shows_the_chosen_reps_coaching_sheet_and_a_picke
     assert all(f'<option value="{r.username}"' in html for r in reps)
 
     picked = client.get(reverse("diagnosis"), {"coach": "r07"})
-    assert picked.context["coaching"][0].owner == "r07"
+    assert picked.context["coaching"][0]["sheet"].owner == "r07"
     assert 'value="r07" selected' in picked.content.decode()
 
     assert len(run_report("diagnosis", ReportFilters()).extra["coaching"]) == 14
+
+
+# --- Filters: named periods, the as-of date, the week; labels instead of codes ----------------
+
+
+def _body(client, name, **params):
+    response = client.get(reverse("report", args=[name]), params)
+    assert response.status_code == 200, response.content.decode()[-600:]
+    return response
+
+
+@pytest.mark.parametrize(
+    "preset, as_of, period",
+    [
+        ("this_month", "2026-01-31", ("2026-01-01", "2026-01-31")),
+        ("last_month", "2026-02-10", ("2026-01-01", "2026-01-31")),
+        ("this_quarter", "2026-02-10", ("2026-01-01", "2026-03-31")),
+        ("last_quarter", "2026-04-02", ("2026-01-01", "2026-03-31")),
+        ("year_to_date", "2026-01-07", ("2026-01-01", "2026-01-07")),
+    ],
+)
+def test_it_works_out_a_named_period_from_the_as_of_date(
+    login, company, manager, preset, as_of, period
+):
+    response = _body(login(manager), "funnel", preset=preset, as_of=as_of)
+    body = response.context["body"]
+    assert (body["period"]["from"], body["period"]["to"]) == period
+    # The as-of date is the end of that day in the reporting time zone.
+    assert body["as_of"].startswith(f"{as_of}T23:59:59.999999+08:00")
+    html = response.content.decode()
+    # The date fields show the days the period covers, the period stays chosen.
+    assert f'name="date_from" value="{period[0]}"' in html
+    assert f'<option value="{preset}" selected>' in html
+
+
+def test_it_counts_only_what_had_happened_by_the_as_of_date(login, company, manager):
+    client = login(manager)
+    # Jan 7 local is before alice's win on day 10 and bob's loss on day 8.
+    early = {
+        r["step"]: r["count"]
+        for r in _body(client, "funnel", as_of="2026-01-07").context["body"]["rows"]
+    }
+    late = {
+        r["step"]: r["count"]
+        for r in _body(client, "funnel", as_of="2026-01-31").context["body"]["rows"]
+    }
+    assert (early["won"], late["won"]) == (0, 1)
+
+
+def test_it_marks_typed_dates_as_a_custom_period(login, company, manager):
+    html = _body(login(manager), "funnel", date_from="2026-01-01", date_to="2026-01-31")
+    assert '<option value="custom" selected>' in html.content.decode()
+
+
+@pytest.mark.parametrize(
+    "lang, words", [("zh-hans", ("结束日期", "开始日期")), ("en", ("end date", "start date"))]
+)
+def test_it_names_the_fields_of_a_backwards_period_not_the_cli_options(
+    login, company, rep, lang, words
+):
+    response = login(rep).get(
+        reverse("report", args=["funnel"]),
+        {"date_from": "2026-03-01", "date_to": "2026-01-01"},
+        HTTP_ACCEPT_LANGUAGE=lang,
+    )
+    assert response.status_code == 400
+    text = page_text(response.content.decode())
+    assert all(w in text for w in words) and "2026-03-01" in text
+    assert "--from" not in text and "--to" not in text
+
+
+def test_it_refuses_an_as_of_date_in_the_future_and_a_week_that_is_not_one(login, company, rep):
+    client = login(rep)
+    response = client.get(reverse("report", args=["funnel"]), {"as_of": "2999-01-01"})
+    assert response.status_code == 400 and "2999-01-01" in response.content.decode()
+    response = client.get(reverse("weekly"), {"week": "2026-53x"})
+    assert response.status_code == 400 and "2026-W05" in response.content.decode()
+    response = client.get(reverse("weekly"), {"week": "2999-W01"})
+    assert response.status_code == 400 and "2998-12-31" in response.content.decode()
+
+
+def test_its_weekly_review_defaults_to_the_last_complete_week_with_a_picker(
+    login, company, manager
+):
+    client = login(manager)
+    response = client.get(reverse("weekly"), {"as_of": "2026-01-14"})
+    assert response.status_code == 200
+    # Wednesday Jan 14: the last complete week is the one from Monday Jan 5.
+    assert response.context["week_label"] == "2026-W02"
+    assert response.context["body"]["period"] == {"from": "2026-01-05", "to": "2026-01-11"}
+    html = response.content.decode()
+    assert 'type="week" name="week" value="2026-W02"' in html
+    assert "week=2026-W01" in response.context["week_prev"]
+    assert "week=2026-W03" in response.context["week_next"]
+    assert "as_of=2026-01-14" in response.context["week_next"]  # the other filters stay
+    rows = {r["metric"]: r for r in response.context["body"]["rows"]}
+    assert (rows["deals_created"]["this_week"], rows["deals_created"]["last_week"]) == (3, 0)
+    # The running week: compared over the same days of the weeks before, and said so.
+    running = client.get(reverse("weekly"), {"as_of": "2026-01-14", "week": "2026-W03"})
+    assert running.context["week_next"] is None
+    assert 'data-testid="week-partial"' in running.content.decode()
+
+
+@pytest.mark.parametrize("lang", ["zh-hans", "en"])
+def test_no_report_page_shows_an_internal_code(login, company, manager, rep, teammate, lang):
+    rep.display_name, teammate.display_name = "艾丽丝", "鲍勃"
+    rep.save()
+    teammate.save()
+    client = login(manager)
+    urls = [reverse("report", args=[name]) for name in PAGES]
+    urls += [reverse("weekly") + "?as_of=2026-01-14", reverse("diagnosis"), reverse("report_index")]
+    for url in urls:
+        response = client.get(url, HTTP_ACCEPT_LANGUAGE=lang)
+        assert response.status_code == 200, url
+        text = page_text(response.content.decode())
+        assert codes_in(text, lang, usernames=("alice", "bob")) == [], url
+
+
+def test_it_names_the_two_win_rates_apart_with_their_formula(login, company, manager):
+    client = login(manager)
+    owners = client.get(reverse("report", args=["owners"])).content.decode()
+    sources = client.get(reverse("report", args=["sources"])).content.decode()
+    assert "商机赢单率" in owners and "线索赢单率" not in owners
+    assert "线索赢单率" in sources and "商机赢单率" not in sources
+    assert 'title="赢单数 ÷ 期间内新建商机数"' in owners
+    assert 'title="赢单数 ÷ 期间内新建线索数"' in sources
+    en = client.get(reverse("report", args=["sources"]), HTTP_ACCEPT_LANGUAGE="en")
+    assert "Lead win rate" in en.content.decode()
+
+
+def test_it_shows_probabilities_as_percentages_and_scores_rounded(login, company, manager):
+    html = login(manager).get(reverse("report", args=["forecast"])).content.decode()
+    assert '<td class="num">10.0%</td>' in html  # qualification's configured probability
+    scores = re.findall(r'<td class="num">(\d+\.\d+)</td>', html)
+    assert scores and all(len(s.split(".")[1]) <= 3 for s in scores)
+
+
+def test_its_coaching_sheet_shows_samples_and_names_the_rep_to_a_manager(
+    login, company, manager, rep
+):
+    rep.display_name = "艾丽丝"
+    rep.save()
+    response = login(manager).get(reverse("diagnosis"))
+    sheet = next(s for s in response.context["coaching"] if s["sheet"].owner == "alice")
+    assert not sheet["is_reader"]
+    steps = {s["label"]: s for s in sheet["steps"]}
+    # alice: 2 deals, 1 past the proposal stage.
+    assert steps["商机 → 方案"]["rep"] == "50.0% (1/2)"
+    html = response.content.decode()
+    assert '<th class="num">艾丽丝</th>' in html
+    own = login(rep).get(reverse("diagnosis"))
+    assert own.context["coaching"][0]["is_reader"]
+    assert '<th class="num">你</th>' in own.content.decode()

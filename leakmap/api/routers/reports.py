@@ -97,7 +97,25 @@ def _check_visible(user, params: ReportParams) -> None:
         raise ValidationError({"team": _("Unknown --team: %(v)s") % {"v": params.team}})
 
 
-@router.get("/reports/{name}", response={200: ReportOut, **ERRORS}, by_alias=True)
+REPORT_DESCRIPTION = """The report's CONTRACT §5 body, as `leakmap report NAME --format json` prints it.
+
+Two rates share the key `win_rate` and mean different things:
+
+- **owners** `win_rate` is the **Deal win rate** (商机赢单率): won deals ÷ deals created in the
+  period; `close_rate` is won ÷ (won + lost).
+- **sources** `win_rate` is the **Lead win rate** (线索赢单率): won deals ÷ leads created in the
+  period; `lead_to_deal_rate` is deals from those leads ÷ leads.
+
+Rates are fractions in [0, 1], unrounded. `weekly` reviews the last complete ISO week before
+`as_of` (weeks start Monday in the install's time zone), compared over equal lengths."""
+
+
+@router.get(
+    "/reports/{name}",
+    response={200: ReportOut, **ERRORS},
+    by_alias=True,
+    description=REPORT_DESCRIPTION,
+)
 def report(request, name: ReportName, params: Query[ReportParams]):
     from leakmap.analytics import ReportFilters, ReportInputError, run_report
 

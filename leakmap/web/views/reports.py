@@ -10,9 +10,11 @@ recomputed here or in the browser. A filter naming an owner or team the user may
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
@@ -21,9 +23,17 @@ from django.utils.translation import gettext_lazy
 
 from leakmap.accounts.models import Team
 from leakmap.accounts.selectors import visible_users
-from leakmap.analytics import ReportFilters, ReportInputError, run_report
+from leakmap.analytics import ReportFilters, ReportInputError, labels, run_report
 from leakmap.analytics.base import to_jsonable
 from leakmap.analytics.diagnosis import metric_label
+from leakmap.analytics.filters import (
+    PERIOD_PRESETS,
+    iso_week,
+    iso_week_label,
+    local_midnight,
+    local_today,
+    preset_period,
+)
 from leakmap.analytics.render import render_csv
 from leakmap.crm.models import Source
 from leakmap.web.forms import DATE, PersonChoiceField, QuickSelect
@@ -42,24 +52,47 @@ REPORT_PAGES = {
     "cycle": gettext_lazy("Sales cycle"),
     "forecast": gettext_lazy("Forecast"),
 }
-CATEGORY_LABELS = {
-    "lead_volume": gettext_lazy("Too few leads"),
-    "lead_quality": gettext_lazy("Leads that do not convert"),
-    "lead_conversion": gettext_lazy("Leads not turned into deals"),
-    "follow_up": gettext_lazy("Deals going cold mid-funnel"),
-    "negotiation": gettext_lazy("Deals dying in negotiation"),
-    "channel_mix": gettext_lazy("Spend on channels that do not pay"),
+CATEGORY_LABELS = labels.CATEGORIES
+SEVERITY_LABELS = labels.SEVERITIES
+
+PRESET_LABELS = {
+    "": gettext_lazy("All time"),
+    "this_month": gettext_lazy("This month"),
+    "last_month": gettext_lazy("Last month"),
+    "this_quarter": gettext_lazy("This quarter"),
+    "last_quarter": gettext_lazy("Last quarter"),
+    "year_to_date": gettext_lazy("Year to date"),
+    "custom": gettext_lazy("Custom dates"),
 }
-SEVERITY_LABELS = {
-    "high": gettext_lazy("High"),
-    "medium": gettext_lazy("Medium"),
-    "low": gettext_lazy("Low"),
-}
+assert set(PRESET_LABELS) == {"", "custom", *PERIOD_PRESETS}
+
+
+class WeekInput(forms.TextInput):
+    """<input type="week">: `YYYY-Www` whatever the page's language (a browser without a week
+    picker shows a text box that takes the same)."""
+
+    input_type = "week"
 
 
 class ReportFilterForm(forms.Form):
-    date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=DATE)
-    date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=DATE)
+    """The filters of every report page. Dates are local dates in the reporting time zone
+    (settings.TIME_ZONE); a named period is worked out from the as-of date (today without one)
+    and shown in the date fields, so the page says which days it covers."""
+
+    preset = forms.ChoiceField(
+        label=gettext_lazy("Period"),
+        required=False,
+        choices=list(PRESET_LABELS.items()),
+        widget=QuickSelect(attrs={"data-period-preset": ""}),
+    )
+    date_from = forms.DateField(label=gettext_lazy("Start date"), required=False, widget=DATE)
+    date_to = forms.DateField(label=gettext_lazy("End date"), required=False, widget=DATE)
+    week = forms.CharField(
+        label=gettext_lazy("Week"),
+        required=False,
+        widget=WeekInput(attrs={"placeholder": "2026-W01", "pattern": r"\d{4}-W\d{2}"}),
+    )
+    as_of = forms.DateField(label=gettext_lazy("As of"), required=False, widget=DATE)
     owner = PersonChoiceField(
         queryset=None, to_field_name="username", required=False, label=gettext_lazy("Owner")
     )
@@ -78,8 +111,9 @@ class ReportFilterForm(forms.Form):
         widget=QuickSelect,
     )
 
-    def __init__(self, *args, user, periods: bool = True, **kwargs):
+    def __init__(self, *args, user, periods: bool = True, weekly: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.time_zone = settings.TIME_ZONE
         self.fields["owner"].queryset = visible_users(user)
         self.fields["owner"].empty_label = _("Everyone I can see")
         teams = Team.objects.all()
@@ -88,12 +122,70 @@ class ReportFilterForm(forms.Form):
         self.fields["team"].queryset = teams
         self.fields["team"].empty_label = _("All teams")
         self.fields["source"].empty_label = _("All sources")
+        self.fields["as_of"].help_text = _("End of that day; empty: now")
         if not periods:
-            del self.fields["date_from"], self.fields["date_to"]
+            del self.fields["preset"], self.fields["date_from"], self.fields["date_to"]
+        if not weekly:
+            del self.fields["week"]
+
+    def clean_week(self):
+        value = self.cleaned_data.get("week") or ""
+        if not value:
+            return None
+        try:
+            return iso_week(value)
+        except ValueError:
+            raise forms.ValidationError(
+                _("Enter a week as year and week number, e.g. 2026-W05.")
+            ) from None
+
+    def clean_as_of(self):
+        day = self.cleaned_data.get("as_of")
+        if day is not None and day > local_today():
+            raise forms.ValidationError(
+                _("The as-of date %(day)s is in the future; choose today or earlier.")
+                % {"day": day.isoformat()}
+            )
+        return day
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        if preset in PERIOD_PRESETS:
+            day = data.get("as_of") or local_today()
+            data["date_from"], data["date_to"] = preset_period(preset, day)
+            # Shown in the date fields, so the page says which days the period covers.
+            shown = self.data.copy()
+            shown["date_from"] = data["date_from"].isoformat()
+            shown["date_to"] = data["date_to"].isoformat()
+            self.data = shown
+        elif "preset" in self.fields and (data.get("date_from") or data.get("date_to")):
+            data["preset"] = "custom"
+            if self.data.get("preset") != "custom":
+                shown = self.data.copy()
+                shown["preset"] = "custom"
+                self.data = shown
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error(
+                "date_to",
+                _("The end date %(to)s is before the start date %(from)s.")
+                % {"to": end.isoformat(), "from": start.isoformat()},
+            )
+        return data
+
+    def as_of_moment(self) -> dt.datetime | None:
+        """The end of the as-of day in the reporting time zone; None (now) for today or none."""
+        day = self.cleaned_data.get("as_of")
+        if day is None or day >= local_today():
+            return None
+        return local_midnight(day + dt.timedelta(days=1)) - dt.timedelta(microseconds=1)
 
 
-def _filters(request, periods: bool = True) -> tuple[ReportFilterForm, ReportFilters | None]:
-    form = ReportFilterForm(request.GET or None, user=request.user, periods=periods)
+def _filters(
+    request, periods: bool = True, weekly: bool = False
+) -> tuple[ReportFilterForm, ReportFilters | None]:
+    form = ReportFilterForm(request.GET or None, user=request.user, periods=periods, weekly=weekly)
     if not form.is_bound:
         return form, ReportFilters(viewer=request.user)
     if not form.is_valid():
@@ -106,6 +198,8 @@ def _filters(request, periods: bool = True) -> tuple[ReportFilterForm, ReportFil
     return form, ReportFilters(
         date_from=data.get("date_from"),
         date_to=data.get("date_to"),
+        as_of=form.as_of_moment(),
+        week=data.get("week"),
         owner=data["owner"].username if data["owner"] else None,
         team=data["team"].name if data["team"] else None,
         source=data["source"].name if data["source"] else None,
@@ -122,62 +216,33 @@ def _run(name: str, filters: ReportFilters, form: ReportFilterForm):
 
 
 def _cell(value, kind: str):
+    if kind == "score" and value is not None:
+        # Formatted here: the cell filter knows money, rates, counts and days.
+        value, kind = f"{float(value):.{labels.SCORE_PLACES}f}", "num"
     return {"value": value, "kind": kind}
 
 
-def _names() -> dict[str, dict[str, str]]:
-    """Display names for the keys reports use (stage keys, usernames): presentation only; the
-    downloads keep the contract's keys."""
-    from leakmap.accounts.models import User
-    from leakmap.crm.models import Stage
-
-    return {
-        "stage": {s.key: s.label for s in Stage.objects.filter(pipeline__is_default=True)},
-        "owner": {u.username: str(u) for u in User.objects.only("username", "display_name")},
-    }
-
-
-def _display(key: str, value, names: dict):
-    if key in names and isinstance(value, str):
-        return names[key].get(value, value)
-    return value
-
-
 def _table(result, names: dict) -> dict:
-    """The rows as the page shows them: columns from the report, cells with their kind."""
+    """The rows as the page shows them: columns from the report, cells with their kind, codes
+    as their labels (analytics.labels)."""
     columns = result.columns
     rows = []
     for row in result.rows:
         rows.append(
-            [_cell(_display(c.key, getattr(row, c.key, None), names), c.kind) for c in columns]
+            [
+                _cell(
+                    labels.display(result.report, c.key, getattr(row, c.key, None), names), c.kind
+                )
+                for c in columns
+            ]
         )
     return {"columns": columns, "rows": rows}
-
-
-EXTRA_COLUMN_LABELS = {
-    "key": gettext_lazy("Name"),
-    "deals": gettext_lazy("Deals"),
-    "amount": gettext_lazy("Amount"),
-    "stage": gettext_lazy("Stage"),
-    "reason": gettext_lazy("Lost reason"),
-    "owner": gettext_lazy("Owner"),
-    "leads_this_week": gettext_lazy("Leads this week"),
-    "leads_last_week": gettext_lazy("Leads last week"),
-    "deals_this_week": gettext_lazy("Deals this week"),
-    "deals_last_week": gettext_lazy("Deals last week"),
-    "won_amount_this_week": gettext_lazy("Won this week"),
-    "won_amount_last_week": gettext_lazy("Won last week"),
-    "probability": gettext_lazy("Configured probability"),
-    "closed": gettext_lazy("Closed deals"),
-    "won": gettext_lazy("Won"),
-    "historical_win_rate": gettext_lazy("Actual win rate"),
-    "brier_score": gettext_lazy("Brier score"),
-}
 
 
 def _extra_tables(result, names: dict | None = None) -> list[dict]:
     """Breakdowns the body carries besides its rows (by competitor, by stage, …)."""
     tables = []
+    names = names or {}
     for key, value in result.extra.items():
         if not isinstance(value, list) or not value or key in ("coaching", "notes", "weeks"):
             continue
@@ -188,48 +253,26 @@ def _extra_tables(result, names: dict | None = None) -> list[dict]:
         if any(isinstance(v, (dict, list)) for v in data[0].values()):
             continue
         keys = list(data[0].keys())
-        kinds = {k: _guess_kind(k) for k in keys}
-        names = names or {}
-        if key == "by_stage":
-            lookup = {"key": names.get("stage", {})}
-        else:
-            lookup = names
+        kinds = {k: labels.kind_of(k) for k in keys}
+        # by_stage's key is a stage key; every other breakdown's key is a name already.
+        lookup = {"key": names.get("stage", {})} if key == "by_stage" else names
+
+        def shown(k, v, lookup=lookup):
+            if k == "key":
+                return lookup.get("key", {}).get(v, v) if isinstance(v, str) else v
+            return labels.display(result.report, k, v, lookup)
+
         tables.append(
             {
                 "key": key,
-                "title": EXTRA_TITLES.get(key, key),
+                "title": labels.table_title(key),
                 "keys": keys,
-                "columns": [EXTRA_COLUMN_LABELS.get(k, k) for k in keys],
+                "columns": [labels.column_label(key, k) for k in keys],
                 "numeric": [kinds[k] != "text" for k in keys],
-                "rows": [
-                    [_cell(_display(k, d.get(k), lookup), kinds[k]) for k in keys] for d in data
-                ],
+                "rows": [[_cell(shown(k, d.get(k)), kinds[k]) for k in keys] for d in data],
             }
         )
     return tables
-
-
-EXTRA_TITLES = {
-    "by_competitor": gettext_lazy("By competitor"),
-    "by_industry": gettext_lazy("By industry"),
-    "by_stage": gettext_lazy("By stage lost at"),
-    "matrix": gettext_lazy("Leak map: stage lost at × reason"),
-    "calibration": gettext_lazy("Stage probability against what happened"),
-    "by_owner": gettext_lazy("By rep"),
-    "top_lost_reasons": gettext_lazy("Top lost reasons this week"),
-}
-
-
-def _guess_kind(key: str) -> str:
-    if "amount" in key or key in ("spend", "cost_per_lead", "cost_per_won"):
-        return "money"
-    if key.endswith("rate") or key.endswith("share"):
-        return "rate"
-    if key.endswith("days"):
-        return "days"
-    if key in ("deals", "won", "lost", "leads", "closed", "entered"):
-        return "int"
-    return "text"
 
 
 def _chart_labels() -> dict:
@@ -241,7 +284,7 @@ def _chart_labels() -> dict:
         "won": _("Won"),
         "lost": _("Lost"),
         "open": _("Open"),
-        "win_rate": _("Win rate"),
+        "win_rate": str(labels.DEAL_WIN_RATE),
         "won_amount": _("Won amount"),
         "spend": _("Spend"),
         "cost_per_won": _("Cost per won deal"),
@@ -253,8 +296,8 @@ def _chart_labels() -> dict:
         "pipeline": _("Pipeline amount"),
         "weighted": _("Weighted amount"),
         "days_in_stage": _("Days in stage"),
-        "this_week": _("This week"),
-        "last_week": _("Last week"),
+        "this_week": str(labels.WEEK),
+        "last_week": str(labels.WEEK_BEFORE),
         "value": _("This scope"),
         "benchmark": _("Benchmark"),
         "currency": "",
@@ -297,11 +340,19 @@ def report_page(request, name: str):
         if context["body"].get("spend_basis") == "allocated":
             # A narrowed scope's spend is its share of the company's (CONTRACT §4).
             context["chart_labels"]["spend"] = _("Spend (allocated)")
-        names = _names()
+        names = labels.display_names()
         # Stage keys in the breakdowns (the leak map's axis) shown by their labels.
         context["chart_labels"]["stages"] = names["stage"]
+        # Owners' names for the charts' axes: only the owners of the rows shown.
+        context["chart_labels"]["owners"] = {
+            row.owner: names["owner"].get(row.owner, row.owner)
+            for row in result.rows
+            if isinstance(getattr(row, "owner", None), str)
+        }
         context["table"] = _table(result, names)
         context["extra_tables"] = _extra_tables(result, names)
+        if result.extra.get("brier_score") is not None:
+            context["brier_score"] = _cell(result.extra["brier_score"], "score")["value"]
     return render(request, "web/reports/report.html", context, status=200 if result else 400)
 
 
@@ -310,7 +361,7 @@ def report_export(request, name: str, fmt: str):
     """CSV or XLSX of exactly the rows the page shows for the same query string."""
     if name not in REPORT_PAGES and name not in ("weekly", "diagnosis"):
         raise Http404
-    form, filters = _filters(request, periods=name != "weekly")
+    form, filters = _filters(request, periods=name != "weekly", weekly=name == "weekly")
     result = _run(name, filters, form) if filters else None
     if result is None:
         errors = "; ".join(e for errs in form.errors.values() for e in errs)
@@ -351,7 +402,12 @@ def _xlsx(result) -> bytes:
         sheet = wb.create_sheet(table["key"][:31])
         sheet.append(xlsx_cells(sheet, table["keys"]))
         for row in table["rows"]:
-            sheet.append(xlsx_cells(sheet, [c["value"] for c in row]))
+            # A score is text on the page (rounded) and a number in the sheet.
+            sheet.append(
+                xlsx_cells(
+                    sheet, [float(c["value"]) if c["kind"] == "num" else c["value"] for c in row]
+                )
+            )
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -373,7 +429,7 @@ def _number(text: str):
 
 @login_required
 def weekly(request):
-    form, filters = _filters(request, periods=False)
+    form, filters = _filters(request, periods=False, weekly=True)
     result = _run("weekly", filters, form) if filters else None
     stuck = _run("stuck", dataclasses.replace(filters, row_limit=15), form) if filters else None
     context = {
@@ -385,23 +441,72 @@ def weekly(request):
         "pages": REPORT_PAGES,
     }
     if result is not None:
-        names = _names()
+        names = labels.display_names()
         context["body"] = result.to_json()
         context["extra_tables"] = _extra_tables(result, names)
-        context["week_start"] = result.extra["weeks"][0]["start"]
+        context.update(_week_links(request, result))
+        # The picker shows the week on the page, the default one included.
+        if form.is_bound:
+            form.data = form.data.copy()
+            form.data["week"] = result.extra["week"]
+        else:
+            form.initial["week"] = result.extra["week"]
         context["stuck"] = [
             {
                 "row": r,
-                "stage": _display("stage", r.stage, names),
-                "owner": _display("owner", r.owner, names),
+                "stage": labels.display("stuck", "stage", r.stage, names),
+                "owner": labels.display("stuck", "owner", r.owner, names),
+                "days_since_follow_up": labels.display(
+                    "stuck", "days_since_follow_up", r.days_since_follow_up, names
+                ),
             }
             for r in context["stuck"]
         ]
     return render(request, "web/reports/weekly.html", context, status=200 if result else 400)
 
 
+def _week_links(request, result) -> dict:
+    """The reviewed week as the page names it, and the links to the weeks either side (none
+    after the week the clock is in)."""
+    monday = iso_week(result.extra["week"])
+    weeks = result.extra["weeks"]
+
+    def link(day: dt.date) -> str:
+        query = request.GET.copy()
+        query["week"] = iso_week_label(day)
+        return "?" + query.urlencode()
+
+    later = monday + dt.timedelta(weeks=1)
+    return {
+        "week_label": result.extra["week"],
+        "week_start": monday,
+        "week_end": dt.date.fromisoformat(result.period["to"]),
+        "week_complete": weeks[0]["complete"],
+        "week_prev": link(monday - dt.timedelta(weeks=1)),
+        "week_next": link(later) if local_midnight(later) <= result.as_of else None,
+    }
+
+
 COACHING_SHEETS_SHOWN = 12
 FINDING_CARDS = 8
+
+
+def _sheet(sheet, viewer) -> dict:
+    """A coaching sheet as the page lays it out: each step's rate with its sample beside the
+    rest of the team's, the rep named in the third person unless the reader is the rep."""
+    return {
+        "sheet": sheet,
+        "is_reader": sheet.owner == viewer.username,
+        "steps": [
+            {
+                "label": labels.COACHING_STEPS.get(s.stage, s.stage),
+                "rep": labels.rate_with_sample(s.rate, s.reached, s.base),
+                "team": labels.rate_with_sample(s.team_rate, s.team_reached, s.team_base),
+                "behind": s.rate is not None and s.team_rate is not None and s.rate < s.team_rate,
+            }
+            for s in sheet.stages
+        ],
+    }
 
 
 def _coaching(request, sheets: list, findings: list) -> dict:
@@ -410,7 +515,7 @@ def _coaching(request, sheets: list, findings: list) -> dict:
     and the reps the findings name, biggest revenue at stake first — one sheet is what a
     one-on-one needs, and hundreds of them make a page nobody reads."""
     if len(sheets) <= COACHING_SHEETS_SHOWN:
-        return {"coaching": sheets}
+        return {"coaching": [_sheet(s, request.user) for s in sheets]}
     by_owner = {s.owner: s for s in sheets}
     chosen = request.GET.get("coach", "")
     wanted = [chosen] + [f.scope.get("key") for f in findings if f.scope.get("type") == "owner"]
@@ -423,7 +528,7 @@ def _coaching(request, sheets: list, findings: list) -> dict:
         choices=[("", "—")] + sorted(((s.owner, s.name) for s in sheets), key=lambda c: c[1])
     ).render("coach", chosen, attrs={"id": "coach"})
     return {
-        "coaching": shown[:COACHING_SHEETS_SHOWN],
+        "coaching": [_sheet(s, request.user) for s in shown[:COACHING_SHEETS_SHOWN]],
         "coaching_total": len(sheets),
         "coach_picker": picker,
         "coach_hidden": [(k, v) for k, v in request.GET.items() if k != "coach"],
@@ -442,6 +547,7 @@ def diagnosis(request):
         "pages": REPORT_PAGES,
     }
     if result is not None:
+        names = labels.display_names()
         findings = sorted(result.rows, key=lambda f: f.revenue_at_stake, reverse=True)
         context["findings"] = [
             {
@@ -449,6 +555,7 @@ def diagnosis(request):
                 "category_label": CATEGORY_LABELS.get(f.category, f.category),
                 "severity_label": SEVERITY_LABELS.get(f.severity, SEVERITY_LABELS["low"]),
                 "metric_label": metric_label(f.metric),
+                "scope_label": labels.scope_label(f.scope, names),
                 "is_rate": f.metric.endswith(("_rate", "_share")),
                 "chart": to_jsonable(
                     {"metric": f.metric, "value": f.value, "benchmark": f.benchmark}

@@ -1,5 +1,7 @@
 """`leakmap report NAME [--from D] [--to D] [--as-of T] [--owner U] [--team T] [--source S]
-[--format table|json|csv]` — thin over analytics.run_report and analytics.render."""
+[--format table|json|csv] [--week YYYY-Www]` — thin over analytics.run_report and
+analytics.render. `--week` picks the weekly review's ISO week (default: the last complete
+week before the clock)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from leakmap.analytics.filters import ReportFilters, ReportInputError, local_tz
+from leakmap.analytics.filters import ReportFilters, ReportInputError, iso_week, local_tz
 from leakmap.analytics.render import FORMATS, render
 
 
@@ -42,6 +44,20 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
     return parsed
 
 
+def parse_week(value: str | None, report: str) -> dt.date | None:
+    if value is None:
+        return None
+    if report != "weekly":
+        raise CommandError(_("--week applies only to the weekly report."), returncode=2)
+    try:
+        return iso_week(value)
+    except ValueError:
+        raise CommandError(
+            _("--week: not an ISO week (YYYY-Www, e.g. 2026-W05): %(value)s") % {"value": value},
+            returncode=2,
+        ) from None
+
+
 class Command(BaseCommand):
     help = "Print a report: funnel, owners, sources, lost-reasons, stage-time, stuck, cycle, forecast, weekly, diagnosis"
 
@@ -54,6 +70,10 @@ class Command(BaseCommand):
         parser.add_argument("--team")
         parser.add_argument("--source")
         parser.add_argument("--format", default="table")
+        parser.add_argument(
+            "--week",
+            help="weekly: the ISO week to review, YYYY-Www (default: the last complete week)",
+        )
         parser.add_argument(
             "--no-follow-up-days",
             dest="no_follow_up_days",
@@ -79,6 +99,7 @@ class Command(BaseCommand):
             source=opts["source"],
             viewer=None,
             no_follow_up_days=opts["no_follow_up_days"],
+            week=parse_week(opts["week"], opts["name"]),
         )
         try:
             result = run_report(opts["name"], filters)

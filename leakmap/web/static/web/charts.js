@@ -117,7 +117,8 @@
     },
     cycle: function (body, L) {
       var rows = body.rows;
-      return bars(rows.map(function (r) { return r.owner; }), [
+      var owners = L.owners || {};
+      return bars(rows.map(function (r) { return owners[r.owner] || r.owner; }), [
         { name: L.mean, type: "bar", data: rows.map(function (r) { return r.mean_days; }) },
         { name: L.median, type: "bar", data: rows.map(function (r) { return r.median_days; }) },
         { name: L.p90, type: "bar", data: rows.map(function (r) { return r.p90_days; }) },
