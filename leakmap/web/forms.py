@@ -299,10 +299,10 @@ class StageForm(forms.Form):
     probability = forms.IntegerField(label=_("Win probability %"), min_value=0, max_value=100)
     sla_days = forms.IntegerField(
         label=_("SLA days"),
-        min_value=1,
+        min_value=0,
         max_value=365,
         required=False,
-        help_text=_("A deal longer than this in the stage is flagged as stuck."),
+        help_text=_("A deal longer than this in the stage is flagged as stuck (empty: no SLA)."),
     )
     entry_criteria_zh = forms.CharField(
         label=_("Entry criteria (Chinese)"),
