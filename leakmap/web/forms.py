@@ -11,6 +11,7 @@ from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from leakmap.accounts.models import Role, Team, User
@@ -326,7 +327,7 @@ class StageForm(forms.Form):
         from leakmap.crm.models import Deal
 
         self.fields["required_fields"].choices = [
-            (f, Deal._meta.get_field(f).verbose_name) for f in REQUIRABLE_FIELDS
+            (f, capfirst(Deal._meta.get_field(f).verbose_name)) for f in REQUIRABLE_FIELDS
         ]
 
 

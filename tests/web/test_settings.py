@@ -88,8 +88,12 @@ def test_it_generates_a_unique_key_and_never_shows_it(login, admin_user):
     for key in ("site_visit", "needs_analysis", "proposal_review"):
         assert key not in page
     # Required fields by their names, not their codes.
-    assert "expected_close_date" not in page
-    assert "Industry" in page or "行业" in page
+    row = page.split('data-stage="Site visit"', 1)[1].split("</tr>", 1)[0]
+    assert "金额, 行业" in row
+    client.post(reverse("set_language"), {"language": "en"})
+    page = client.get(reverse("settings_stages")).content.decode()
+    row = page.split('data-stage="Site visit"', 1)[1].split("</tr>", 1)[0]
+    assert "Amount, Industry" in row
 
 
 @pytest.mark.parametrize(
