@@ -124,7 +124,7 @@ class WebFormForm(forms.Form):
     )
     fields = forms.MultipleChoiceField(
         label=_("Fields shown"),
-        choices=list(FORM_FIELDS.items()),
+        choices=[(k, v) for k, v in FORM_FIELDS.items() if k != "name"],
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=_("The name is always asked."),

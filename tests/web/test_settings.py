@@ -619,3 +619,48 @@ def test_a_manager_of_another_team_reads_the_same_rules(login, admin_user):
     other = UserFactory(username="m2", role="manager", team=TeamFactory(name="北方组"))
     AssignmentRule.objects.create(name="华北轮转", team=other.team)
     assert "华北轮转" in login(other).get("/settings/assignment/").content.decode()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_it_lets_an_admin_open_every_new_settings_page(login, admin_user, team, language):
+    form = WebForm.objects.create(name="官网", slug="site", use_assignment_rules=True)
+    hook = Webhook.objects.create(url="https://hooks.example.com/x", events=["lead.created"])
+    rule = AssignmentRule.objects.create(name="华东轮转", team=team)
+    client = login(admin_user)
+    client.post(reverse("set_language"), {"language": language})
+    urls = [
+        "/settings/",
+        "/settings/stages/new/",
+        "/settings/rules/",
+        "/settings/assignment/",
+        "/settings/assignment/new/",
+        f"/settings/assignment/{rule.pk}/",
+        "/settings/web-forms/",
+        "/settings/web-forms/new/",
+        f"/settings/web-forms/{form.pk}/",
+        "/settings/webhooks/",
+        "/settings/webhooks/new/",
+        f"/settings/webhooks/{hook.pk}/",
+    ]
+    urls += [f"/settings/rules/{pk}/" for pk in Rule.objects.values_list("pk", flat=True)]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        # No rule key, event code or field code as visible text.
+        for code in ("no_follow_up", "stage_sla", "lead.created", "gate_max_open_issues"):
+            assert f">{code}<" not in page, (url, code)
+
+
+def test_it_keeps_at_least_one_lost_reason_active(login, admin_user):
+    from leakmap.crm.models import LostReason
+
+    client = login(admin_user)
+    reasons = list(LostReason.objects.filter(is_active=True).order_by("pk"))
+    *others, last = reasons
+    for reason in others:
+        client.post(f"/settings/lost-reasons/{reason.pk}/", {"name": reason.name})
+    response = client.post(f"/settings/lost-reasons/{last.pk}/", {"name": last.name})
+    assert response.status_code == 422
+    assert "is_active" in response.context["form"].errors
+    assert LostReason.objects.filter(is_active=True).get() == last

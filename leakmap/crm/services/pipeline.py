@@ -318,6 +318,19 @@ def lookup_save(
         clash = clash.exclude(pk=instance.pk)
     if clash.exists():
         raise ValidationError({"name": _("“%(n)s” already exists.") % {"n": name}})
+    if model is LostReason and not is_active:
+        others = LostReason.objects.filter(is_active=True)
+        if instance is not None:
+            others = others.exclude(pk=instance.pk)
+        if not others.exists():
+            raise ValidationError(
+                {
+                    "is_active": _(
+                        "At least one lost reason must stay active: a deal cannot be closed as "
+                        "lost without one."
+                    )
+                }
+            )
     obj = instance or model()
     obj.name = name
     obj.is_active = is_active
