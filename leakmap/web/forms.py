@@ -13,6 +13,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from leakmap.accounts.models import Role, Team, User
 from leakmap.accounts.selectors import visible_users
@@ -332,7 +333,7 @@ class StageForm(forms.Form):
 
 
 class LookupForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("thing", "Name"), max_length=100)
     is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
 
 

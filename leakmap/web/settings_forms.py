@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from leakmap.accounts.models import Team, User
 from leakmap.api.models import FORM_FIELDS, WEBHOOK_EVENTS
@@ -70,7 +71,7 @@ class RuleForm(forms.Form):
 
 
 class AssignmentRuleForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("thing", "Name"), max_length=100)
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.order_by("name"))
     sequence = forms.IntegerField(
         label=_("Sequence"),
@@ -115,7 +116,7 @@ class AssignmentRuleForm(forms.Form):
 
 
 class WebFormForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("thing", "Name"), max_length=100)
     slug = forms.CharField(
         label=_("Address"),
         max_length=50,

@@ -664,3 +664,17 @@ def test_it_keeps_at_least_one_lost_reason_active(login, admin_user):
     assert response.status_code == 422
     assert "is_active" in response.context["form"].errors
     assert LostReason.objects.filter(is_active=True).get() == last
+
+
+@pytest.mark.parametrize(
+    "url", ["/settings/competitors/", "/settings/assignment/", "/settings/web-forms/"]
+)
+def test_it_heads_a_name_column_as_the_name_of_a_thing_not_a_person(login, admin_user, team, url):
+    from leakmap.crm.models import Competitor
+
+    Competitor.objects.create(name="销售易")
+    AssignmentRule.objects.create(name="华东轮转", team=team)
+    WebForm.objects.create(name="官网", slug="site", use_assignment_rules=True)
+    page = login(admin_user).get(url).content.decode()
+    assert "<th>名称</th>" in page
+    assert "<th>姓名</th>" not in page  # a web form's fields may still ask a person's 姓名
