@@ -1,7 +1,8 @@
 """The doors' own records: API tokens, web-to-lead forms, webhooks and their delivery outbox.
 
-Writes go through `leakmap.api.services` (tokens, deliveries) and the Django admin (forms and
-webhooks are admin configuration); the funnel's record itself is only written by crm services.
+Writes go through `leakmap.api.tokens` (tokens), `leakmap.api.webhooks` (deliveries) and
+`leakmap.api.services` (web forms and webhooks, from the settings pages); the funnel's record
+itself is only written by crm services.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Workflow rules, the ledger that makes them fire exactly once, lead assignment, notifications.
 
-Admins edit `Rule` and `AssignmentRule` rows in the admin; the rule engine (`rules.py`) reads
-them on every run, so a change takes effect at the next run without a restart.
+Admins edit `Rule` and `AssignmentRule` rows on the settings pages (through
+`automation.services`); the rule engine (`rules.py`) reads them on every run, so a change takes
+effect at the next run without a restart.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from leakmap.accounts.models import Role, Team, User
 from leakmap.accounts.selectors import visible_users
@@ -354,10 +356,10 @@ class StageForm(forms.Form):
     probability = forms.IntegerField(label=_("Win probability %"), min_value=0, max_value=100)
     sla_days = forms.IntegerField(
         label=_("SLA days"),
-        min_value=1,
+        min_value=0,
         max_value=365,
         required=False,
-        help_text=_("A deal longer than this in the stage is flagged as stuck."),
+        help_text=_("A deal longer than this in the stage is flagged as stuck (empty: no SLA)."),
     )
     entry_criteria_zh = forms.CharField(
         label=_("Entry criteria (Chinese)"),
@@ -381,12 +383,12 @@ class StageForm(forms.Form):
         from leakmap.crm.models import Deal
 
         self.fields["required_fields"].choices = [
-            (f, Deal._meta.get_field(f).verbose_name) for f in REQUIRABLE_FIELDS
+            (f, capfirst(Deal._meta.get_field(f).verbose_name)) for f in REQUIRABLE_FIELDS
         ]
 
 
 class LookupForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("thing", "Name"), max_length=100)
     is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
 
 

@@ -16,6 +16,7 @@ from leakmap.web.views import (
     today,
 )
 from leakmap.web.views import settings as settings_views
+from leakmap.web.views import settings_automation as rules_views
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -66,7 +67,13 @@ urlpatterns = [
     path("reports/<slug:name>/export.<str:fmt>", reports.report_export, name="report_export"),
     path("settings/", settings_views.settings_index, name="settings_index"),
     path("settings/stages/", settings_views.stage_list, name="settings_stages"),
+    path("settings/stages/new/", settings_views.stage_create, name="settings_stage_create"),
     path("settings/stages/<int:pk>/", settings_views.stage_edit, name="settings_stage_edit"),
+    path(
+        "settings/stages/<int:pk>/delete/",
+        settings_views.stage_delete,
+        name="settings_stage_delete",
+    ),
     path("settings/stages/<int:pk>/move/", settings_views.stage_move, name="settings_stage_move"),
     path("settings/users/", settings_views.user_list, name="settings_users"),
     path("settings/users/new/", settings_views.user_create, name="settings_user_create"),
@@ -75,6 +82,42 @@ urlpatterns = [
     path("settings/addresses/unlock/", auth.address_unlock, name="settings_address_unlock"),
     path("settings/teams/new/", settings_views.team_create, name="settings_team_create"),
     path("settings/spend/", settings_views.spend_list, name="settings_spend"),
+    path("settings/rules/", rules_views.rule_list, name="settings_rules"),
+    path("settings/rules/install/", rules_views.rule_install, name="settings_rule_install"),
+    path("settings/rules/<int:pk>/", rules_views.rule_edit, name="settings_rule_edit"),
+    path("settings/rules/<int:pk>/switch/", rules_views.rule_toggle, name="settings_rule_toggle"),
+    path("settings/assignment/", rules_views.assignment_list, name="settings_assignment"),
+    path(
+        "settings/assignment/new/",
+        rules_views.assignment_create,
+        name="settings_assignment_create",
+    ),
+    path(
+        "settings/assignment/<int:pk>/",
+        rules_views.assignment_edit,
+        name="settings_assignment_edit",
+    ),
+    path(
+        "settings/assignment/<int:pk>/switch/",
+        rules_views.assignment_toggle,
+        name="settings_assignment_toggle",
+    ),
+    path("settings/web-forms/", rules_views.webform_list, name="settings_webforms"),
+    path("settings/web-forms/new/", rules_views.webform_create, name="settings_webform_create"),
+    path("settings/web-forms/<int:pk>/", rules_views.webform_edit, name="settings_webform_edit"),
+    path(
+        "settings/web-forms/<int:pk>/switch/",
+        rules_views.webform_toggle,
+        name="settings_webform_toggle",
+    ),
+    path("settings/webhooks/", rules_views.webhook_list, name="settings_webhooks"),
+    path("settings/webhooks/new/", rules_views.webhook_create, name="settings_webhook_create"),
+    path("settings/webhooks/<int:pk>/", rules_views.webhook_edit, name="settings_webhook_edit"),
+    path(
+        "settings/webhooks/<int:pk>/switch/",
+        rules_views.webhook_toggle,
+        name="settings_webhook_toggle",
+    ),
     path("settings/<slug:kind>/", settings_views.lookup_list, name="settings_lookup"),
     path("settings/<slug:kind>/<int:pk>/", settings_views.lookup_edit, name="settings_lookup_edit"),
 ]

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from leakmap.accounts.models import Role, SavedView
 from leakmap.api.api import api
-from leakmap.api.models import WebForm
+from leakmap.api.models import WebForm, Webhook
 from leakmap.api.tokens import token_create
-from leakmap.automation.models import Notification
+from leakmap.automation.models import AssignmentRule, Notification, Rule
 from leakmap.crm import selectors, services
-from leakmap.crm.models import Account, Activity, Contact, Deal, Lead, StageChange
+from leakmap.crm.models import Account, Activity, Contact, Deal, Lead, Source, Stage, StageChange
 from tests.factories import LeadFactory, TeamFactory, UserFactory, make_deal
 
 ACTORS = ("owner", "teammate", "outsider", "manager", "other_manager", "admin", "anonymous")
@@ -46,6 +46,8 @@ class World:
     notification: Notification
     webform: WebForm
     saved_view: SavedView
+    webhook: Webhook
+    assignment_rule: AssignmentRule
 
     def record(self, kind: str):
         return getattr(self, kind)
@@ -88,24 +90,28 @@ def world(db) -> World:
     saved_view = SavedView.objects.create(
         owner=owner, kind="lead", name="新线索", query="status=new"
     )
+    webhook = Webhook.objects.create(url="https://hooks.example.com/in", events=["deal.won"])
+    assignment_rule = AssignmentRule.objects.create(name="A组轮转", team=team_a)
     return World(
-        users, lead, deal, account, contact, activity, token, notification, webform, saved_view
+        users,
+        lead,
+        deal,
+        account,
+        contact,
+        activity,
+        token,
+        notification,
+        webform,
+        saved_view,
+        webhook,
+        assignment_rule,
     )
 
 
 def snapshot() -> dict:
     """Every row a write could touch, as stored."""
-    models = (
-        Lead,
-        Deal,
-        Account,
-        Contact,
-        Activity,
-        StageChange,
-        Notification,
-        WebForm,
-        SavedView,
-    )
+    models = (Lead, Deal, Account, Contact, Activity, StageChange, Notification, WebForm)
+    models += (SavedView, Webhook, AssignmentRule, Rule, Stage, Source)
     rows = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
     from leakmap.api.models import ApiToken
 
@@ -328,6 +334,14 @@ def web_url(pattern: str, world: World) -> str:
         values["pk"] = owner.pk
     elif pattern.startswith("settings/stages/"):
         values["pk"] = world.deal.stage_id
+    elif pattern.startswith("settings/rules/"):
+        values["pk"] = Rule.objects.order_by("pk").values_list("pk", flat=True).first()
+    elif pattern.startswith("settings/assignment/"):
+        values["pk"] = world.assignment_rule.pk
+    elif pattern.startswith("settings/web-forms/"):
+        values["pk"] = world.webform.pk
+    elif pattern.startswith("settings/webhooks/"):
+        values["pk"] = world.webhook.pk
     elif pattern.startswith("settings/"):
         values["pk"] = world.lead.source_id
 

@@ -615,8 +615,6 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
 @pytest.mark.parametrize(
     "url",
     [
-        "/settings/",
-        "/settings/stages/",
         "/settings/users/",
         "/settings/spend/",
         "/settings/sources/",
@@ -625,6 +623,13 @@ def test_it_renders_the_main_pages_within_their_query_budgets(
 def test_it_keeps_settings_for_admins(request, login, who, url):
     user = request.getfixturevalue(who)
     assert login(user).get(url).status_code == 403
+
+
+@pytest.mark.parametrize("url", ["/settings/", "/settings/stages/"])
+def test_it_lets_managers_read_the_pipeline_but_not_reps(login, rep, manager, url):
+    """Managers read the stages (tests/web/test_settings.py holds that they cannot change them)."""
+    assert login(rep).get(url).status_code == 403
+    assert login(manager).get(url).status_code == 200
 
 
 def test_it_lets_an_admin_open_every_settings_page(login, admin_user):

@@ -88,8 +88,11 @@ from leakmap.crm.services.pipeline import (
     lookup_save,
     source_get_or_create,
     spend_set,
+    stage_create,
+    stage_delete,
     stage_reorder,
     stage_update,
+    stage_use_count,
 )
 
 __all__ = [
@@ -144,7 +147,10 @@ __all__ = [
     "lookup_save",
     "source_get_or_create",
     "spend_set",
+    "stage_create",
+    "stage_delete",
     "stage_entries_refresh_facts",
     "stage_reorder",
     "stage_update",
+    "stage_use_count",
 ]

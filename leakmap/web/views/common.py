@@ -79,6 +79,25 @@ def admin_required(view):
     return wrapper
 
 
+def settings_reader_required(view):
+    """Settings pages a manager may read: the stages, the workflow and the assignment rules
+    decide how their team is measured and fed. Reading is GET/HEAD; anything else, and every
+    other role, is an admin's (403). Views show their edit controls to admins only."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            from django.contrib.auth.views import redirect_to_login
+
+            return redirect_to_login(request.get_full_path())
+        reading = request.method in ("GET", "HEAD")
+        if not (request.user.is_admin or (reading and request.user.is_manager)):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def local_day_bounds(day: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
     """Start and end (exclusive) of a calendar day in the install's time zone, as aware times."""
     tz = timezone.get_current_timezone()

@@ -1,6 +1,7 @@
 """Settings for admins: pipeline stages, lookup lists, users and teams, channel spend.
 
-Everyone else gets 403 (admin_required). Each page is a thin view over one service call.
+Managers may read the stages (settings_reader_required); everyone else gets 403
+(admin_required). Each page is a thin view over one service call.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from leakmap.web.forms import (
     UserCreateForm,
     UserEditForm,
 )
-from leakmap.web.views.common import admin_required, apply_errors
+from leakmap.web.views.common import admin_required, apply_errors, settings_reader_required
 
 LOOKUPS = {
     "sources": ("source", gettext_lazy("Lead sources"), LookupForm),
@@ -39,15 +40,49 @@ LOOKUPS = {
 }
 
 
-@admin_required
+@settings_reader_required
 def settings_index(request):
     return render(request, "web/settings/index.html", {"lookups": LOOKUPS})
 
 
-@admin_required
+@settings_reader_required
 def stage_list(request):
-    stages = Stage.objects.filter(pipeline=services.default_pipeline()).order_by("order")
-    return render(request, "web/settings/stages.html", {"stages": stages})
+    stages = list(Stage.objects.filter(pipeline=services.default_pipeline()).order_by("order"))
+    field_labels = dict(StageForm().fields["required_fields"].choices)
+    for s in stages:
+        s.required_labels = [field_labels[f] for f in s.required_fields or [] if f in field_labels]
+    return render(
+        request,
+        "web/settings/stages.html",
+        {"stages": stages, "can_edit": request.user.is_admin},
+    )
+
+
+def _stage_form_page(request, form, stage=None):
+    return render(
+        request,
+        "web/settings/stage_form.html",
+        {"stage": stage, "form": form},
+        status=422 if form.errors else 200,
+    )
+
+
+@admin_required
+def stage_create(request):
+    form = StageForm(request.POST or None, initial={"probability": 50, "sla_days": 14})
+    if request.method == "POST" and form.is_valid():
+        try:
+            stage = services.stage_create(pipeline=services.default_pipeline(), **form.cleaned_data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                _("Stage “%(s)s” added after the last open stage; move it with the arrows.")
+                % {"s": stage.label},
+            )
+            return redirect("settings_stages")
+    return _stage_form_page(request, form)
 
 
 @admin_required
@@ -55,6 +90,9 @@ def stage_edit(request, pk: int):
     stage = get_object_or_404(Stage, pk=pk)
     fields = StageForm.base_fields
     form = StageForm(request.POST or None, initial={f: getattr(stage, f) for f in fields})
+    if stage.is_closed:
+        # Won and lost have no SLA, and their probability is fixed by their kind.
+        form.fields["sla_days"].disabled = True
     if request.method == "POST" and form.is_valid():
         try:
             services.stage_update(stage=stage, **form.cleaned_data)
@@ -63,12 +101,21 @@ def stage_edit(request, pk: int):
         else:
             messages.success(request, _("Stage “%(s)s” saved.") % {"s": stage.label})
             return redirect("settings_stages")
-    return render(
-        request,
-        "web/settings/stage_form.html",
-        {"stage": stage, "form": form},
-        status=422 if form.errors else 200,
-    )
+    return _stage_form_page(request, form, stage)
+
+
+@admin_required
+@require_POST
+def stage_delete(request, pk: int):
+    stage = get_object_or_404(Stage, pk=pk)
+    label = stage.label
+    try:
+        services.stage_delete(stage=stage)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("settings_stages")
+    messages.success(request, _("Stage “%(s)s” removed.") % {"s": label})
+    return redirect("settings_stages")
 
 
 @admin_required
