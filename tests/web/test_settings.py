@@ -678,3 +678,11 @@ def test_it_heads_a_name_column_as_the_name_of_a_thing_not_a_person(login, admin
     page = login(admin_user).get(url).content.decode()
     assert "<th>名称</th>" in page
     assert "<th>姓名</th>" not in page  # a web form's fields may still ask a person's 姓名
+
+
+def test_the_header_links_settings_for_whoever_may_open_them(login, admin_user, manager, rep):
+    for user, shown in ((admin_user, True), (manager, True), (rep, False)):
+        page = login(user).get("/").content.decode()
+        assert ('href="/settings/"' in page) is shown, user.username
+        if shown:
+            assert login(user).get("/settings/").status_code == 200
