@@ -130,6 +130,7 @@ def leakmap(url: str, *args: str, check: bool = True, env: dict | None = None, *
         "DJANGO_SETTINGS_MODULE": "leakmap.config.settings",
         "LEAKMAP_SECRET_KEY": "test-only",
         "LEAKMAP_RULES_INTERVAL": "0",
+        "LEAKMAP_LANGUAGE": "en",  # messages asserted in English; zh-hans is the default
         "PYTHONPATH": str(ROOT),
         **(env or {}),
     }
@@ -316,6 +317,13 @@ def test_backup_names_a_missing_directory_and_writes_nothing(databases, tmp_path
         source, "-m", "leakmap", "backup", str(tmp_path / "no" / "such" / "b.bin"), check=False
     )
     assert refused.returncode == 2 and "is not a directory" in refused.stderr
+    in_chinese = leakmap(
+        source,
+        *("-m", "leakmap", "backup", str(tmp_path / "no" / "such" / "b.bin")),
+        check=False,
+        env={"LEAKMAP_LANGUAGE": "zh-hans"},
+    )
+    assert in_chinese.returncode == 2 and "不是目录" in in_chinese.stderr
     assert not (tmp_path / "no").exists()
 
 

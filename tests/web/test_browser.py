@@ -253,7 +253,7 @@ def test_it_gives_a_manager_the_diagnosis_weekly_review_and_reports(live_server,
     # Switch to English: the choice sticks to the user and the next page speaks it.
     page.click(".langswitch button")
     page.wait_for_url(f"{base}/deals/")
-    assert page.inner_text(".mainnav").split()[:3] == ["Today", "Leads", "Deals"]
+    assert page.inner_text(".mainnav").split()[:4] == ["Today", "Tasks", "Leads", "Deals"]
     people["manager"].refresh_from_db()
     assert people["manager"].language == "en"
     shot(page, "deal-board-team-en")

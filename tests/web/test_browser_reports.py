@@ -98,6 +98,8 @@ def test_the_report_pages_in_a_browser(live_server, browser, people, locale, wid
     as_of = today - dt.timedelta(days=40)
     first = as_of.replace(day=1)
     page.goto(f"{base}/reports/funnel/")
+    if page.locator(".filters-fold").is_visible():  # on a phone the filters fold away
+        page.click(".filters-fold")
     page.fill("input[name=date_from]", "2026-01-01")
     page.dispatch_event("input[name=date_from]", "change")
     assert page.locator("select[name=preset]").input_value() == "custom"

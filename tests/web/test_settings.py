@@ -459,11 +459,6 @@ def test_it_creates_a_web_form_that_reaches_someone(login, admin_user, rep):
     base = {"name": "Expo 2026", "fields": ["email", "phone"], "min_fill_seconds": "3"}
     nobody = client.post(reverse("settings_webform_create"), base)
     assert nobody.status_code == 422 and "owner" in nobody.context["form"].errors
-    both = client.post(
-        reverse("settings_webform_create"),
-        {**base, "owner": rep.pk, "use_assignment_rules": "on"},
-    )
-    assert both.status_code == 422
     assert not WebForm.objects.exists()
 
     response = client.post(
@@ -481,6 +476,13 @@ def test_it_creates_a_web_form_that_reaches_someone(login, admin_user, rep):
     # The public address as the admin reached the server, not the development port.
     assert "http://testserver/api/forms/expo-2026/" in page
     assert ":8000" not in page
+    # An owner with the rules on is the fallback when no rule assigns (api.webforms).
+    both = client.post(
+        reverse("settings_webform_create"),
+        {**base, "name": "Expo B", "owner": rep.pk, "use_assignment_rules": "on"},
+    )
+    assert both.status_code == 302
+    assert WebForm.objects.get(slug="expo-b").owner == rep
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,11 @@ def move(client, deal: Deal, key: str, **data):
 
 
 def inputs(html: str) -> dict[str, str]:
-    """name → type of the visible inputs and selects of a form."""
+    """name → type of the visible inputs and selects of a form (of a whole page: of its main
+    content, not the header's search box)."""
+    main = re.search(r"<main\b.*</main>", html, re.S)
     found = {}
-    for tag in re.findall(r"<(?:input|select)\b[^>]*>", html):
+    for tag in re.findall(r"<(?:input|select)\b[^>]*>", main.group(0) if main else html):
         name = re.search(r'name="([^"]+)"', tag)
         kind = re.search(r'type="([^"]+)"', tag)
         kind = kind.group(1) if kind else "select"
