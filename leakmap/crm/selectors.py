@@ -15,7 +15,7 @@ from django.db.models.functions import Lower
 from leakmap.accounts.models import User
 from leakmap.accounts.selectors import owner_filter
 from leakmap.crm.models import Account, Activity, Contact, Deal, Lead
-from leakmap.crm.text_search import containing
+from leakmap.crm.text_search import containing, few_containing
 
 
 def visible_leads(user: User) -> QuerySet[Lead]:
@@ -135,14 +135,11 @@ def _has_contact_columns(model) -> bool:
 
 
 def _partial_q(queryset: QuerySet, column: str, q: str) -> Q:
-    """`q` inside `column`, ignoring case. No text index holds phones or e-mails, so the rows
-    the caller may see are read once, up to PARTIAL_PROBE matches (for phones SQLite reads
-    only the phone index): a rare term gives their ids; a common one (every generated address
-    ends in example.com) its condition, which the caller's ordered walk meets early."""
-    condition = Q(**{f"{column}__icontains": q})
-    ids = list(
-        queryset.order_by().filter(condition).values_list("pk", flat=True)[: PARTIAL_PROBE + 1]
-    )
-    if len(ids) > PARTIAL_PROBE:
-        return condition
+    """`q` inside `column` (a phone or an e-mail), ignoring case: a rare part gives the ids
+    the text index holds it in (crm.text_search, migration 0029); a common one (every
+    generated address ends in example.com) its condition, which the caller's ordered walk
+    meets early."""
+    ids = few_containing(queryset.model, q, (column,))
+    if ids is None:
+        return Q(**{f"{column}__icontains": q})
     return Q(pk__in=ids)

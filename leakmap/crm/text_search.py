@@ -7,7 +7,7 @@ million leads). So the matches are first looked for, at most PROBE of them: with
 than that, the list is those rows, sorted; with more, the term is common, and the ordered
 walk finds a page of them after a few hundred rows.
 
-The look-up reads the text index of migrations 0025-0027 (SQLite: FTS5 trigram tables;
+The look-up reads the text index of migrations 0025-0027 and 0029 (SQLite: FTS5 trigram tables;
 PostgreSQL: pg_trgm GIN indexes). A term of three characters or more is a phrase of its
 trigrams. A term of one or two characters has no trigram. On SQLite it is found through the
 trigrams that start with it: every indexed value ends in two END characters, so each of its
@@ -30,12 +30,13 @@ from django.db.models.functions import Cast, Upper
 
 from leakmap.crm.models import Account, Contact, Deal, Lead
 
-# The searched columns of each model (migration 0025 indexes them).
-INDEXED: dict[type[Model], tuple[str, ...]] = {
-    Lead: ("name", "company"),
-    Deal: ("name",),
-    Account: ("name",),
-    Contact: ("name",),
+# The searched columns of each model, per text index: on SQLite each is its own FTS5 table,
+# `<table>_<suffix>` (migrations 0025-0026: names; 0029: phones and e-mails).
+INDEXED: dict[type[Model], dict[str, tuple[str, ...]]] = {
+    Lead: {"text": ("name", "company"), "phone_email_text": ("phone", "email")},
+    Deal: {"text": ("name",)},
+    Account: {"text": ("name",)},
+    Contact: {"text": ("name",), "phone_email_text": ("phone", "email")},
 }
 TRIGRAM = 3
 # More matches than this and the term counts as common (see the module's docstring).
@@ -90,12 +91,13 @@ def _few_containing_at_paths(model: type[Model], q: str, fields: tuple[str, ...]
 def few_containing(model: type[Model], q: str, columns: tuple[str, ...]) -> list[int] | None:
     """The ids of `model`'s rows with `q` in one of `columns`, read from the text index; None
     when the index cannot tell (see the module's docstring) or there are over PROBE."""
-    if not set(columns) <= set(INDEXED[model]):
+    suffix = next((k for k, held in INDEXED[model].items() if set(columns) <= set(held)), None)
+    if suffix is None:
         raise ValueError(f"{model.__name__} has no text index on {columns}")
     if connection.vendor == "sqlite":
         if END in q:
             return None  # it would match the ends of values
-        table = f"{model._meta.db_table}_text"
+        table = f"{model._meta.db_table}_{suffix}"
         if len(q) >= TRIGRAM:
             phrases = [q]
         else:

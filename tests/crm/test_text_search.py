@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from leakmap.crm import selectors, services, text_search
 from leakmap.crm.models import Account, Deal, Lead
 from leakmap.crm.text_search import containing, few_containing
-from tests.factories import LeadFactory, make_deal
+from tests.factories import T0, LeadFactory, make_deal
 
 # Letters in both cases, CJK, a space, the characters LIKE and FTS5 treat specially, and ß,
 # which Python upper-cases to SS and PostgreSQL leaves as it is.
@@ -74,7 +74,7 @@ def test_it_reads_terms_from_the_index(rep):
     if connection.vendor == "sqlite":
         assert few_containing(Lead, "\x01", ("name",)) is None  # what ends the index's values
     with pytest.raises(ValueError, match="no text index"):
-        few_containing(Lead, "acme", ("email",))
+        few_containing(Lead, "acme", ("title",))
 
 
 @pytest.mark.skipif("connection.vendor != 'sqlite'")
@@ -245,3 +245,82 @@ def test_postgresql_answers_a_short_term_from_the_character_indexes(rep):
         condition = text_search._characters_and_contains("王伟", (column,))
         plan = _bitmap_plan(model._base_manager.filter(condition).values("pk"))
         assert f"{model._meta.db_table}_{column}_chars" in plan, plan
+
+
+# --- Phones and e-mails (migration 0029) ----------------------------------------------------------
+
+
+def test_part_of_a_phone_or_an_address_is_found_through_the_index(rep):
+    from leakmap.crm.models import Contact
+
+    zhang = LeadFactory(owner=rep, name="张三", phone="13800138000", email="Zhang@Acme.example.com")
+    LeadFactory(owner=rep, name="李四", phone="13912345678", email="li@other.cn")
+    contact = Contact.objects.create(
+        name="王五", phone="021-8000-1234", email="wang@acme.cn", created_at=T0
+    )
+    for model, column, q, want in (
+        (Lead, "phone", "138001", [zhang.pk]),
+        (Lead, "phone", "8000", [zhang.pk]),
+        (Lead, "email", "acme.example", [zhang.pk]),
+        (Lead, "email", "ZHANG@", [zhang.pk]),
+        (Contact, "phone", "8000-1", [contact.pk]),
+        (Contact, "email", "acme.cn", [contact.pk]),
+        (Lead, "phone", "555", []),
+    ):
+        assert few_containing(model, q, (column,)) == want, (model, column, q)
+        assert ids(containing(model.objects.all(), q, (column,))) == ids(
+            _scan(model.objects.all(), q, (column,))
+        )
+    # The index follows a changed number and a deleted lead.
+    Lead.objects.filter(pk=zhang.pk).update(phone="13700000000")
+    assert few_containing(Lead, "138001", ("phone",)) == []
+    assert few_containing(Lead, "37000", ("phone",)) == [zhang.pk]
+    Lead.objects.filter(pk=zhang.pk).delete()
+    assert few_containing(Lead, "37000", ("phone",)) == []
+
+
+def test_a_list_finds_part_of_a_phone_without_reading_every_phone(client, rep):
+    LeadFactory(owner=rep, name="张三", phone="13800138000")
+    with CaptureQueriesContext(connection) as queries:
+        found = selectors.search(Lead.objects.all(), "138001", ("name", "company"))
+        assert list(found.values_list("phone", flat=True)) == ["13800138000"]
+    sql = " ".join(q["sql"] for q in queries)
+    if connection.vendor == "sqlite":
+        assert "crm_lead_text MATCH" in sql and "phone" in sql
+    assert "LIKE '%138001%'" not in sql.replace('"', "")
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_migration_0029_goes_back_and_forward_with_rows(rep):
+    phone_email = importlib.import_module("leakmap.crm.migrations.0029_text_search_phone_email")
+    before = LeadFactory(owner=rep, name="王伟", phone="13800138000")
+    with connection.cursor() as cursor:
+        for sql in phone_email._sqlite_backward("crm_lead"):
+            cursor.execute(sql)
+        during = LeadFactory(owner=rep, name="李雷", phone="13800139999")
+        assert few_containing(Lead, "李雷", ("name",)) == [during.pk]
+        for sql in phone_email._sqlite_forward("crm_lead", ("phone", "email")):
+            cursor.execute(sql)
+    assert sorted(few_containing(Lead, "13800", ("phone",))) == [before.pk, during.pk]
+
+
+def test_a_name_search_does_not_read_the_phones_and_addresses(rep):
+    """The names' index holds no e-mail: an address's part searched among names is as quick
+    to refuse as any other text nobody's name holds."""
+    LeadFactory(owner=rep, name="张三", email="zhang@example.com")
+    assert few_containing(Lead, "example.com", ("name", "company")) == []
+    assert few_containing(Lead, "example.com", ("email",)) != []
+    with pytest.raises(ValueError, match="no text index"):
+        few_containing(Lead, "example", ("name", "email"))
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_postgresql_answers_part_of_a_phone_or_address_from_trigram_indexes(rep):
+    from leakmap.crm.models import Contact
+
+    LeadFactory(owner=rep, name="张三", phone="13800138000", email="zhang@acme.cn")
+    Contact.objects.create(name="王五", phone="13800138000", email="wang@acme.cn", created_at=T0)
+    for model in (Lead, Contact):
+        for column, q in (("phone", "138001"), ("email", "acme.cn")):
+            plan = _bitmap_plan(_scan(model.objects.order_by(), q, (column,)).values("pk"))
+            assert f"{model._meta.db_table}_{column}_trgm" in plan, plan
