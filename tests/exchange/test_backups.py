@@ -58,9 +58,8 @@ STATE = textwrap.dedent(
     with connection.cursor() as cursor:
         # SQLite's FTS5 search index: its shadow tables' layout depends on the history of
         # inserts, not only on the rows; it is checked by searching below.
-        text_index = ("crm_lead_text", "crm_deal_text", "crm_account_text", "crm_contact_text")
         for table in sorted(connection.introspection.table_names()):
-            if table.startswith(text_index):
+            if table.endswith("_text") or "_text_" in table:
                 continue
             where, params = "", []
             columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
@@ -74,14 +73,15 @@ STATE = textwrap.dedent(
         cursor.execute("SELECT name FROM crm_lead WHERE name LIKE 'burst-%%' ORDER BY name")
         burst = [r[0] for r in cursor.fetchall()]
     differences = {t.table: len(tallies.differences(t)) for t in tallies.TALLIES}
-    # The search index, by searching: every lead is found by a part of its name.
+    # The search indexes, by searching: every lead is found by a part of its name and phone.
     from leakmap.crm.models import Lead
     from leakmap.crm.text_search import containing
     names = dict(Lead.objects.values_list("id", "name"))
-    unfound = [
-        i for i, name in names.items()
-        if i not in set(containing(Lead.objects.all(), name[2:], ("name",)).values_list("id", flat=True))
-    ]
+    phones = dict(Lead.objects.values_list("id", "phone"))
+    def found(q, column):
+        return set(containing(Lead.objects.all(), q, (column,)).values_list("id", flat=True))
+    unfound = [i for i, name in names.items() if i not in found(name[2:], "name")]
+    unfound += [i for i, phone in phones.items() if i not in found(phone[3:], "phone")]
     print(json.dumps({"tables": out, "burst": burst, "tally_differences": differences,
                       "unfound": unfound}))
     """
