@@ -128,19 +128,26 @@ def backup(path: str | Path) -> Outcome:
 
 
 def _backup_sqlite(partial: Path) -> None:
-    source = sqlite3.connect(_sqlite_path(), timeout=30)
+    partial.unlink(missing_ok=True)
+    _copy_sqlite(_sqlite_path(), str(partial))
+
+
+def _copy_sqlite(source_name: str, target_name: str) -> None:
+    """Every page of one SQLite database into another, in one step of the online backup API:
+    the source is read under one read transaction (one moment, writers go on), the target's
+    pages are replaced in one write transaction (all or none)."""
     try:
-        partial.unlink(missing_ok=True)
-        copy = sqlite3.connect(partial)
+        source = sqlite3.connect(source_name, timeout=30, uri=source_name.startswith("file:"))
         try:
-            # pages=-1: every page in one step, under one read transaction — one moment.
-            source.backup(copy, pages=-1)
+            target = sqlite3.connect(target_name, timeout=30)
+            try:
+                source.backup(target, pages=-1)
+            finally:
+                target.close()
         finally:
-            copy.close()
+            source.close()
     except sqlite3.Error as exc:
         raise BackupError(f"SQLite: {exc}") from exc
-    finally:
-        source.close()
 
 
 # --- Restore -----------------------------------------------------------------------------------
@@ -253,20 +260,9 @@ def restore(path: str | Path, *, force: bool = False) -> Outcome:
 
 
 def _restore_sqlite(path: Path) -> None:
-    target_path = _sqlite_path()
+    target_name = _sqlite_path()
     _connection().close()
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        target = sqlite3.connect(target_path, timeout=30)
-        try:
-            # One step: the target's pages are replaced in one write transaction, all or none.
-            source.backup(target, pages=-1)
-        finally:
-            target.close()
-    except sqlite3.Error as exc:
-        raise BackupError(f"SQLite: {exc}") from exc
-    finally:
-        source.close()
+    _copy_sqlite(f"file:{path}?mode=ro", target_name)
 
 
 def _migrate_forward() -> tuple[str, ...]:
