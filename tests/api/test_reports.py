@@ -41,6 +41,25 @@ def test_it_serves_the_cli_body_for_an_admin(rep, teammate, outsider, admin_user
     assert body["period"] == {"from": None, "to": None}
 
 
+def test_every_report_serves_the_whole_cli_body_with_its_own_keys(
+    rep, teammate, outsider, admin_user
+):
+    """The keys some reports add to CONTRACT §5's (weekly's week and by_owner, lost-reasons'
+    by_competitor, …) reach the API's body too."""
+    _book(rep, teammate, outsider)
+    client = api_as(admin_user)
+    as_of = dt.datetime.fromisoformat(AS_OF)
+    for name in ("weekly", "lost-reasons", "owners", "stuck", "diagnosis"):
+        body = client.get(f"/reports/{name}", as_of=AS_OF).json()
+        cli = run_report(name, ReportFilters(as_of=as_of, viewer=None)).to_json()
+        assert body == cli, name
+    assert {"week", "weeks", "by_owner"} <= set(body_of(client, "weekly"))
+
+
+def body_of(client, name: str) -> dict:
+    return client.get(f"/reports/{name}", as_of=AS_OF).json()
+
+
 def test_it_limits_reports_to_what_the_caller_may_see(rep, teammate, outsider, manager):
     _book(rep, teammate, outsider)
     mine = api_as(rep).get("/reports/funnel", as_of=AS_OF).json()
@@ -90,3 +109,14 @@ def test_it_filters_by_period_and_source(rep, teammate, outsider, admin_user):
     ).json()
     assert _row(january, "leads")["count"] == 6
     assert january["period"] == {"from": "2026-01-01", "to": "2026-01-31"}
+
+
+def test_it_reviews_the_week_asked_for_and_names_a_bad_one(rep):
+    client = api_as(rep)
+    chosen = client.get("/reports/weekly", week="2026-W05", as_of=AS_OF)
+    assert chosen.status_code == 200 and chosen.json()["week"] == "2026-W05"
+    default = client.get("/reports/weekly", as_of=AS_OF).json()
+    assert default["week"] == "2026-W08"  # the last complete week before 2026-03-01 (a Sunday)
+    assert fields_of(client.get("/reports/weekly", week="2026-05")) == {"week"}
+    assert fields_of(client.get("/reports/weekly", week="2026-W60")) == {"week"}
+    assert fields_of(client.get("/reports/funnel", week="2026-W05")) == {"week"}

@@ -8,7 +8,7 @@ from typing import Literal
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from leakmap.accounts.selectors import visible_users
 from leakmap.api.routers.common import ERRORS
@@ -51,6 +51,11 @@ class ReportParams(Schema):
     team: Text(100, 1) | None = None
     source: Text(100, 1) | None = None
     no_follow_up_days: int | None = Field(None, ge=1, le=3650, description="stuck only")
+    week: Text(8, 1) | None = Field(
+        None,
+        description="weekly only: the ISO week to review, YYYY-Www (default: the last complete"
+        " week before as_of)",
+    )
 
 
 class Period(Schema):
@@ -60,8 +65,10 @@ class Period(Schema):
     to: str | None
 
 
-class ReportOut(Schema):
-    """CONTRACT §5: every body has these keys; some reports add more (by_competitor, …)."""
+class ReportOut(BaseModel):
+    """CONTRACT §5: every body has these keys; some reports add more (by_competitor, …).
+    A plain pydantic model: ninja's Schema reads its input through the declared fields only,
+    which dropped those extra keys."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -88,6 +95,21 @@ def _as_of(value: str | None) -> dt.datetime | None:
     return parsed
 
 
+def _week(value: str | None, name: str) -> dt.date | None:
+    from leakmap.analytics.filters import iso_week
+
+    if value is None:
+        return None
+    if name != "weekly":
+        raise ValidationError({"week": _("week applies only to the weekly report.")})
+    try:
+        return iso_week(value)
+    except ValueError:
+        raise ValidationError(
+            {"week": _("Not an ISO week (YYYY-Www, e.g. 2026-W05): %(v)s") % {"v": value}}
+        ) from None
+
+
 def _check_visible(user, params: ReportParams) -> None:
     # A name the caller may not see is answered exactly like one that does not exist.
     people = visible_users(user)
@@ -106,8 +128,9 @@ Two rates share the key `win_rate` and mean different things:
 - **sources** `win_rate` is the **Lead win rate** (线索赢单率): won deals ÷ leads created in the
   period; `lead_to_deal_rate` is deals from those leads ÷ leads.
 
-Rates are fractions in [0, 1], unrounded. `weekly` reviews the last complete ISO week before
-`as_of` (weeks start Monday in the install's time zone), compared over equal lengths."""
+Rates are fractions in [0, 1], unrounded. `weekly` reviews the ISO week `week` (default: the
+last complete week before `as_of`; weeks start Monday in the install's time zone), compared
+over equal lengths."""
 
 
 @router.get(
@@ -122,6 +145,7 @@ def report(request, name: ReportName, params: Query[ReportParams]):
     user = request.auth
     _check_visible(user, params)
     filters = ReportFilters(
+        week=_week(params.week, name),
         date_from=params.date_from,
         date_to=params.date_to,
         as_of=_as_of(params.as_of),
